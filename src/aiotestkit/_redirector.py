@@ -1,0 +1,114 @@
+"""An aiohttp client session whose every connection goes to the test's own servers."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Protocol, runtime_checkable
+
+import aiohttp
+
+from ._resolver import FakeResolver
+from ._tls import CertificateAuthority, default_certificate_authority
+
+__all__ = ["AiohttpRedirector", "StartedServer"]
+
+
+@runtime_checkable
+class StartedServer(Protocol):
+    """Anything with the ``host`` and ``port`` it listens on, as aiohttp's test servers."""
+
+    host: str
+    port: int | None
+
+
+class AiohttpRedirector:
+    """A :class:`aiohttp.ClientSession` that reaches only the servers the test adds.
+
+    Its connector resolves host names through a :class:`aiotestkit.FakeResolver` and
+    trusts the test certificate authority (with verification on), so client code
+    that takes an injected session talks to local test servers under the real host
+    names, over real TLS, and reaches nothing else.
+
+    Args:
+        certificate_authority: the authority the session trusts;
+            :func:`aiotestkit.default_certificate_authority` by default.
+
+    Example:
+        >>> async with AiohttpRedirector() as redirector:
+        ...     redirector.add_server("api.kraken.com", 443, server)
+        ...     kraken = Kraken(session=redirector.session)
+    """
+
+    def __init__(self, *, certificate_authority: CertificateAuthority | None = None) -> None:
+        self.certificate_authority = certificate_authority or default_certificate_authority()
+        self.resolver = FakeResolver()
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The client session to inject into the code under test.
+
+        Raises:
+            RuntimeError: if the redirector was not opened (``async with``) or is closed.
+        """
+        if self._session is None or self._session.closed:
+            raise RuntimeError(
+                "the redirector's session is not open; use 'async with AiohttpRedirector()' "
+                "or the aiohttp_redirector fixture"
+            )
+        return self._session
+
+    def add_server(self, host: str, port: int, target: int | StartedServer) -> None:
+        """Send the session's connections for ``host:port`` to ``target``.
+
+        Args:
+            host: the host name the client uses (str), e.g. ``"api.kraken.com"``.
+            port: the port the client uses (int), e.g. 443 for ``https://``.
+            target: the local port (int), or a started server with ``host`` and
+                ``port`` attributes (any aiohttp test server).
+
+        Raises:
+            ValueError: if ``target`` is a server that is not started.
+            TypeError: if ``target`` is neither a port nor a server.
+
+        Example:
+            >>> redirector.add_server("api.kraken.com", 443, server)
+        """
+        if isinstance(target, int) and not isinstance(target, bool):
+            self.resolver.add(host, port, target)
+            return
+        if not isinstance(target, StartedServer):
+            raise TypeError(
+                f"target must be a port number or a started server, got {type(target).__name__}"
+            )
+        if target.port is None:
+            raise ValueError(f"{target!r} is not started; start it before adding it")
+        self.resolver.add(host, port, target.port, target_host=target.host)
+
+    async def open(self) -> None:
+        """Create the session; ``async with`` calls this for you. Needs a running loop."""
+        if self._session is not None:
+            return
+        connector = aiohttp.TCPConnector(
+            resolver=self.resolver,
+            use_dns_cache=False,
+            ssl=self.certificate_authority.client_context(),
+        )
+        self._session = aiohttp.ClientSession(connector=connector)
+
+    async def close(self) -> None:
+        """Close the session and its connections. Calling it again does nothing."""
+        if self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> AiohttpRedirector:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

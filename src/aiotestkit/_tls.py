@@ -1,0 +1,233 @@
+"""The test certificate authority: real TLS for tests, on trustme.
+
+Certificates are issued by :mod:`trustme`; this module only caches them and turns them
+into ready :class:`ssl.SSLContext` objects, including a server context that picks its
+certificate from the host name the client sends (SNI), so one server can stand in for
+any host over verified TLS.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+import threading
+
+import trustme
+
+__all__ = ["CertificateAuthority", "default_certificate_authority"]
+
+_LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def _normalize_hostname(hostname: str) -> str:
+    """Return ``hostname`` in the form certificates and SNI use (IDNA, lower case)."""
+    hostname = hostname.rstrip(".")
+    try:
+        return str(ipaddress.ip_address(hostname))
+    except ValueError:
+        pass
+    if not hostname.isascii():
+        hostname = hostname.encode("idna").decode("ascii")
+    return hostname.lower()
+
+
+class CertificateAuthority(trustme.CA):
+    """A :class:`trustme.CA` that caches leaf certificates and builds SSL contexts.
+
+    Leaf certificates are issued once per set of host names and reused, so a test
+    suite pays for key generation once per host, not once per test. Every context it
+    builds verifies certificates: nothing here turns verification off.
+
+    Args:
+        **kwargs: passed to :class:`trustme.CA` (for example ``key_type``).
+
+    Example:
+        >>> ca = CertificateAuthority()
+        >>> server_context = ca.server_context("api.example.com")
+        >>> client_context = ca.client_context()
+        >>> client_context.verify_mode == ssl.CERT_REQUIRED
+        True
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._leaf_certificates: dict[tuple[str, ...], trustme.LeafCert] = {}
+        self._sni_contexts: dict[str, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def leaf_certificate(self, *hostnames: str) -> trustme.LeafCert:
+        """Return a certificate for ``hostnames``, issued on first use and cached.
+
+        Args:
+            *hostnames: DNS names or IP addresses (str) the certificate is valid for;
+                none means ``localhost``, ``127.0.0.1`` and ``::1``.
+
+        Returns:
+            The :class:`trustme.LeafCert`, the same object for the same names.
+
+        Raises:
+            ValueError: if a host name is empty.
+
+        Example:
+            >>> ca = CertificateAuthority()
+            >>> ca.leaf_certificate("a.example") is ca.leaf_certificate("A.example")
+            True
+        """
+        names = tuple(_normalize_hostname(name) for name in (hostnames or _LOCAL_NAMES))
+        if not all(names):
+            raise ValueError(f"host names must not be empty, got {hostnames!r}")
+        with self._lock:
+            leaf = self._leaf_certificates.get(names)
+            if leaf is None:
+                leaf = self.issue_cert(*names)
+                self._leaf_certificates[names] = leaf
+            return leaf
+
+    def server_context(self, *hostnames: str) -> ssl.SSLContext:
+        """Return a new server context that presents a certificate for ``hostnames``.
+
+        Args:
+            *hostnames: names the certificate is valid for; none means
+                ``localhost``, ``127.0.0.1`` and ``::1``. To test that a client
+                rejects a certificate for the wrong host, pass another name.
+
+        Returns:
+            A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
+
+        Example:
+            >>> ca = CertificateAuthority()
+            >>> ca.server_context("api.example.com").protocol == ssl.PROTOCOL_TLS_SERVER
+            True
+        """
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.leaf_certificate(*hostnames).configure_cert(context)
+        return context
+
+    def sni_server_context(self) -> ssl.SSLContext:
+        """Return a server context that serves a certificate for whatever host the client asks.
+
+        The certificate is chosen from the server name the client sends in the TLS
+        handshake (SNI) and issued by this authority, so one server can stand in for
+        ``api.example.com`` and ``www.example.org`` alike. A client that sends no
+        name (it connected to an IP address) gets the certificate for ``localhost``,
+        ``127.0.0.1`` and ``::1``.
+
+        Returns:
+            A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
+
+        Example:
+            >>> ca = CertificateAuthority()
+            >>> ca.sni_server_context().sni_callback is not None
+            True
+        """
+        context = self.server_context()
+        context.sni_callback = self._select_certificate
+        return context
+
+    def _select_certificate(
+        self, ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        if not server_name:
+            return
+        with self._lock:
+            context = self._sni_contexts.get(server_name)
+        if context is None:
+            context = self.server_context(server_name)
+            with self._lock:
+                context = self._sni_contexts.setdefault(server_name, context)
+        ssl_object.context = context
+
+    def client_context(self) -> ssl.SSLContext:
+        """Return a new client context that trusts this authority and verifies host names.
+
+        Returns:
+            ``ssl.create_default_context()`` with this authority added to its trust
+            store: ``verify_mode`` is ``CERT_REQUIRED`` and ``check_hostname`` is on.
+
+        Example:
+            >>> CertificateAuthority().client_context().check_hostname
+            True
+        """
+        context = ssl.create_default_context()
+        self.configure_trust(context)
+        return context
+
+    def expired_server_context(self, *hostnames: str) -> ssl.SSLContext:
+        """Return a server context whose certificate for ``hostnames`` expired a day ago.
+
+        The certificate is issued by this (trusted) authority for the right names, so
+        the only thing wrong with it is its validity period: a client that accepts it
+        does not check expiry.
+
+        Args:
+            *hostnames: names the certificate is valid for; none means
+                ``localhost``, ``127.0.0.1`` and ``::1``.
+
+        Returns:
+            A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
+
+        Example:
+            >>> context = CertificateAuthority().expired_server_context("api.example.com")
+        """
+        now = datetime.datetime.now(datetime.timezone.utc)
+        leaf = self.issue_cert(
+            *(hostnames or _LOCAL_NAMES),
+            not_before=now - datetime.timedelta(days=30),
+            not_after=now - datetime.timedelta(days=1),
+        )
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        leaf.configure_cert(context)
+        return context
+
+    def untrusted_server_context(self, *hostnames: str) -> ssl.SSLContext:
+        """Return a server context whose certificate comes from an authority nobody trusts.
+
+        The certificate is valid and for the right names, but issued by a second,
+        unrelated authority: a client that accepts it does not verify the chain.
+
+        Args:
+            *hostnames: names the certificate is valid for; none means
+                ``localhost``, ``127.0.0.1`` and ``::1``.
+
+        Returns:
+            A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
+
+        Example:
+            >>> context = CertificateAuthority().untrusted_server_context("api.example.com")
+        """
+        return _untrusted_authority().server_context(*hostnames)
+
+
+_default_authority: CertificateAuthority | None = None
+_untrusted: CertificateAuthority | None = None
+_default_lock = threading.Lock()
+
+
+def default_certificate_authority() -> CertificateAuthority:
+    """Return the process-wide test certificate authority, creating it on first use.
+
+    Every aiotestkit server that is not given an SSL context, the
+    ``tls_certificate_authority`` fixture and every client context aiotestkit builds
+    share this authority, so they trust each other without configuration.
+
+    Returns:
+        The same :class:`CertificateAuthority` for the whole process.
+
+    Example:
+        >>> default_certificate_authority() is default_certificate_authority()
+        True
+    """
+    global _default_authority
+    with _default_lock:
+        if _default_authority is None:
+            _default_authority = CertificateAuthority()
+        return _default_authority
+
+
+def _untrusted_authority() -> CertificateAuthority:
+    global _untrusted
+    with _default_lock:
+        if _untrusted is None:
+            _untrusted = CertificateAuthority()
+        return _untrusted

@@ -1,0 +1,112 @@
+"""Exceptions and warnings raised by aiotestkit.
+
+Every exception derives from :class:`AiotestkitError` and also from the standard
+library type that callers already catch: a wait that ran out is a :class:`TimeoutError`,
+a refused network access is an :class:`OSError`, a misuse of a server is a
+:class:`RuntimeError`. Catch the standard type in code under test, the aiotestkit type
+in tests that want to be precise.
+"""
+
+from __future__ import annotations
+
+import errno
+
+__all__ = [
+    "AiotestkitError",
+    "AiotestkitWarning",
+    "NetworkAccessDenied",
+    "ReceiveTimeout",
+    "RequestNotPending",
+    "UnansweredRequestsWarning",
+]
+
+
+class AiotestkitError(Exception):
+    """Root of every exception that aiotestkit raises.
+
+    Example:
+        >>> issubclass(ReceiveTimeout, AiotestkitError)
+        True
+    """
+
+
+class ReceiveTimeout(AiotestkitError, TimeoutError):
+    """A test server waited longer than its timeout for the client.
+
+    Raised by ``receive_*`` methods such as
+    :meth:`aiotestkit.CaseControlledTestServer.receive_request` when nothing arrived
+    in time. The message names the server, the timeout in seconds and what was
+    waited for.
+
+    Example:
+        >>> isinstance(ReceiveTimeout("no request"), TimeoutError)
+        True
+    """
+
+
+class RequestNotPending(AiotestkitError, RuntimeError):
+    """A test tried to answer a request that the server is not holding.
+
+    Raised when a request is answered twice, when its client went away before the
+    answer, or when it was received by another server. The message says which.
+
+    Example:
+        >>> issubclass(RequestNotPending, RuntimeError)
+        True
+    """
+
+
+class NetworkAccessDenied(AiotestkitError, OSError):
+    """A connection or name resolution was refused because no test server is there.
+
+    It is an :class:`OSError` with ``errno`` set to ``ECONNREFUSED``, so client code
+    handles it exactly as it handles a real network failure, and libraries that wrap
+    ``OSError`` (aiohttp's ``ClientConnectorError``) keep the message.
+
+    Args:
+        message: what was refused and how to allow it.
+        host: the host name the client asked for.
+        port: the TCP port the client asked for.
+
+    Example:
+        >>> error = NetworkAccessDenied("no route", host="example.com", port=443)
+        >>> (error.errno == errno.ECONNREFUSED, error.host, error.port)
+        (True, 'example.com', 443)
+    """
+
+    def __init__(self, message: str, *, host: str, port: int) -> None:
+        super().__init__(errno.ECONNREFUSED, message)
+        self.host = host
+        self.port = port
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_network_access_denied, (self.strerror, self.host, self.port))
+
+
+def _rebuild_network_access_denied(message: str, host: str, port: int) -> NetworkAccessDenied:
+    return NetworkAccessDenied(message, host=host, port=port)
+
+
+class AiotestkitWarning(UserWarning):
+    """Root of every warning that aiotestkit emits.
+
+    Example:
+        >>> issubclass(UnansweredRequestsWarning, AiotestkitWarning)
+        True
+    """
+
+
+class UnansweredRequestsWarning(AiotestkitWarning):
+    """A case-controlled server closed while requests were still waiting for an answer.
+
+    The client of each such request saw its connection drop. The message lists the
+    requests (method and path). A test that means to leave requests unanswered can
+    expect it with ``pytest.warns(UnansweredRequestsWarning)``.
+
+    Example:
+        >>> issubclass(UnansweredRequestsWarning, UserWarning)
+        True
+    """
