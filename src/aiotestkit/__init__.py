@@ -11,6 +11,7 @@ from ._tls import CertificateAuthority as CertificateAuthority
 from ._tls import default_certificate_authority as default_certificate_authority
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import MockNotAwaited as MockNotAwaited
 from .errors import NetworkAccessDenied as NetworkAccessDenied
 from .errors import ReceiveTimeout as ReceiveTimeout
 from .errors import RequestNotPending as RequestNotPending
@@ -23,6 +24,7 @@ __all__ = [
     "CaseControlledTestServer",
     "CertificateAuthority",
     "FakeResolver",
+    "MockNotAwaited",
     "NetworkAccessDenied",
     "ReceiveTimeout",
     "RequestNotPending",

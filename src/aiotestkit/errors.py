@@ -14,6 +14,7 @@ import errno
 __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
+    "MockNotAwaited",
     "NetworkAccessDenied",
     "ReceiveTimeout",
     "RequestNotPending",
@@ -88,6 +89,19 @@ class NetworkAccessDenied(AiotestkitError, OSError):
 
 def _rebuild_network_access_denied(message: str, host: str, port: int) -> NetworkAccessDenied:
     return NetworkAccessDenied(message, host=host, port=port)
+
+
+class MockNotAwaited(AiotestkitError, AssertionError):
+    """An async mock was called but the coroutine of the call was never awaited.
+
+    Raised by :func:`aiotestkit.mock.assert_all_awaited`. The message names each
+    mock, its ``call_count`` and ``await_count``, and the calls never awaited: the
+    code under test is missing an ``await``.
+
+    Example:
+        >>> issubclass(MockNotAwaited, AssertionError)
+        True
+    """
 
 
 class AiotestkitWarning(UserWarning):
