@@ -139,7 +139,7 @@ async def test_answering_twice_raises() -> None:
         with pytest.raises(RequestNotPending, match="GET /once was answered already"):
             server.send_json(request, {})
         (await task).release()
-        with pytest.raises(RequestNotPending, match="GET /once.*answered already"):
+        with pytest.raises(RequestNotPending, match=r"GET /once.*answered already"):
             server.send_response(request)
 
 

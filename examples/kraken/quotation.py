@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -39,7 +39,7 @@ class Kraken(QuotationProvider):
     """Quotations from https://api.kraken.com."""
 
     TICKER_URL = "https://api.kraken.com/0/public/Ticker"
-    PAIRS = {
+    PAIRS: ClassVar[dict[str, str]] = {
         "btcusd": "XXBTZUSD",
         "btceur": "XXBTZEUR",
         "ethusd": "XETHZUSD",
