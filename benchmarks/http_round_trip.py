@@ -20,13 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 from aiotestkit import AiohttpRedirector, CaseControlledTestServer
 
 
 async def _round_trips(n: int, scheme: str, fresh_connections: bool) -> float:
-    async with AiohttpRedirector() as redirector, CaseControlledTestServer(scheme=scheme) as server:
+    async with (
+        AiohttpRedirector() as redirector,
+        CaseControlledTestServer(scheme=scheme) as server,
+    ):
         port = 443 if scheme == "https" else 80
         redirector.add_server("api.example.com", port, server)
         url = f"{scheme}://api.example.com/item"
@@ -40,7 +41,7 @@ async def _round_trips(n: int, scheme: str, fresh_connections: bool) -> float:
         return (time.perf_counter() - start) / n
 
 
-TEST_BODY = '''
+TEST_BODY = """
 import asyncio, pytest
 from aiotestkit import CaseControlledTestServer
 
@@ -53,16 +54,16 @@ async def test_get(i, aiohttp_redirector):
         server.send_json(await server.receive_request(), {{"ok": True}})
         async with await task as response:
             assert await response.json() == {{"ok": True}}
-'''
+"""
 
-EMPTY_BODY = '''
+EMPTY_BODY = """
 import pytest
 
 @pytest.mark.parametrize("i", range({n}))
 @pytest.mark.asyncio
 async def test_empty(i):
     pass
-'''
+"""
 
 INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 
