@@ -13,6 +13,7 @@ def test_public_names() -> None:
         "CaseControlledTestServer",
         "CertificateAuthority",
         "FakeResolver",
+        "MockNotAwaited",
         "NetworkAccessDenied",
         "ReceiveTimeout",
         "RequestNotPending",
@@ -26,3 +27,22 @@ def test_every_public_name_is_documented() -> None:
         doc = getattr(aiotestkit, name).__doc__
         assert doc, f"{name} has no docstring"
         assert "Example" in doc, f"{name}'s docstring has no example"
+
+
+def test_mock_module_public_names() -> None:
+    import aiotestkit.mock
+
+    assert aiotestkit.mock.__all__ == [
+        "AsyncPatch",
+        "AwaitableContextMock",
+        "assert_all_awaited",
+        "async_context_mock",
+        "async_iterator_mock",
+        "async_patch",
+        "async_patch_object",
+        "awaitable_context_mock",
+    ]
+    for name in aiotestkit.mock.__all__:
+        doc = getattr(aiotestkit.mock, name).__doc__
+        assert doc, f"aiotestkit.mock.{name} has no docstring"
+        assert "Example" in doc, f"aiotestkit.mock.{name}'s docstring has no example"
