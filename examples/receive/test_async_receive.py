@@ -1,3 +1,4 @@
+# ruff: noqa: PT027  # a unittest.TestCase: its own assertRaises is the point
 """Seed 003's tests of ``receive()``, with aiotestkit.mock, as a unittest test case.
 
 Runs under ``python -m unittest`` (from this directory) and under pytest alike. No
