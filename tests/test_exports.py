@@ -10,6 +10,7 @@ def test_public_names() -> None:
         "AiohttpRedirector",
         "AiotestkitError",
         "AiotestkitWarning",
+        "CaseControlledServerFactory",
         "CaseControlledTestServer",
         "CertificateAuthority",
         "FakeResolver",

@@ -7,6 +7,7 @@ together in one place. Anything not listed in ``__all__`` is private.
 from ._http import CaseControlledTestServer as CaseControlledTestServer
 from ._redirector import AiohttpRedirector as AiohttpRedirector
 from ._resolver import FakeResolver as FakeResolver
+from ._server_factory import CaseControlledServerFactory as CaseControlledServerFactory
 from ._tls import CertificateAuthority as CertificateAuthority
 from ._tls import default_certificate_authority as default_certificate_authority
 from .errors import AiotestkitError as AiotestkitError
@@ -21,6 +22,7 @@ __all__ = [
     "AiohttpRedirector",
     "AiotestkitError",
     "AiotestkitWarning",
+    "CaseControlledServerFactory",
     "CaseControlledTestServer",
     "CertificateAuthority",
     "FakeResolver",
