@@ -1,3 +1,4 @@
+# ruff: noqa: PT009, UP032  # the docs' code kept verbatim: unittest asserts, str.format
 """Every example of aiohttp's testing docs (seed 001), run with aiotestkit active.
 
 The examples are kept as the docs write them; a test differs only where strict
