@@ -16,6 +16,8 @@ def test_public_names() -> None:
         "FakeResolver",
         "MockNotAwaited",
         "NetworkAccessDenied",
+        "NetworkAioHTTPTestCase",
+        "NetworkTestCase",
         "ReceiveTimeout",
         "RequestNotPending",
         "UnansweredRequestsWarning",

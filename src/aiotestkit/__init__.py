@@ -17,6 +17,8 @@ from .errors import NetworkAccessDenied as NetworkAccessDenied
 from .errors import ReceiveTimeout as ReceiveTimeout
 from .errors import RequestNotPending as RequestNotPending
 from .errors import UnansweredRequestsWarning as UnansweredRequestsWarning
+from .testcase import NetworkAioHTTPTestCase as NetworkAioHTTPTestCase
+from .testcase import NetworkTestCase as NetworkTestCase
 
 __all__ = [
     "AiohttpRedirector",
@@ -28,6 +30,8 @@ __all__ = [
     "FakeResolver",
     "MockNotAwaited",
     "NetworkAccessDenied",
+    "NetworkAioHTTPTestCase",
+    "NetworkTestCase",
     "ReceiveTimeout",
     "RequestNotPending",
     "UnansweredRequestsWarning",

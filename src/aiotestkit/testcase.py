@@ -1,0 +1,159 @@
+"""unittest base classes with the facilities of aiotestkit's pytest fixtures.
+
+:class:`NetworkTestCase` gives a :class:`unittest.IsolatedAsyncioTestCase` the same
+things the fixtures give a pytest test, as attributes named like the fixtures, made
+and closed by the same library objects. :class:`NetworkAioHTTPTestCase` adds them to
+aiohttp's :class:`~aiohttp.test_utils.AioHTTPTestCase`. Both run under
+``python -m unittest`` and under pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import unittest
+from collections.abc import Callable
+from functools import cached_property
+
+import aiohttp
+import trustme
+from aiohttp import web
+from aiohttp.test_utils import AioHTTPTestCase, TestClient, TestServer, unused_port
+
+from ._redirector import AiohttpRedirector
+from ._server_factory import CaseControlledServerFactory
+from ._tls import CertificateAuthority, default_certificate_authority
+
+__all__ = ["NetworkAioHTTPTestCase", "NetworkTestCase"]
+
+
+class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
+    """An :class:`unittest.IsolatedAsyncioTestCase` with aiotestkit's fixtures as attributes.
+
+    Each attribute is what the pytest fixture of the same name gives, made by the
+    same library object:
+
+    * ``tls_certificate_authority``: the shared test CA
+      (:func:`aiotestkit.default_certificate_authority`);
+    * ``tls_certificate``: its leaf certificate for ``localhost``, ``127.0.0.1``
+      and ``::1``;
+    * ``ssl_ctx`` / ``client_ssl_ctx``: server and client
+      :class:`ssl.SSLContext` of the test CA (made on first use);
+    * ``aiohttp_redirector``: an open :class:`aiotestkit.AiohttpRedirector`;
+    * ``case_controlled_server_factory``: a
+      :class:`aiotestkit.CaseControlledServerFactory`;
+      ``await self.case_controlled_server_factory(scheme="https")`` starts a
+      server that is closed after the test;
+    * ``aiohttp_unused_port``: :func:`aiohttp.test_utils.unused_port` (prefer a
+      bound socket, see the fixture's documentation).
+
+    Everything is set up in :meth:`asyncSetUp` and closed by cleanups that run
+    after :meth:`asyncTearDown`, in reverse order, also when the test or its
+    set-up failed. A subclass that overrides ``asyncSetUp`` must ``await
+    super().asyncSetUp()`` first.
+
+    Example:
+        >>> class TestKraken(NetworkTestCase):
+        ...     async def test_time(self):
+        ...         server = await self.case_controlled_server_factory(scheme="https")
+        ...         self.aiohttp_redirector.add_server("api.kraken.com", 443, server)
+        ...         task = asyncio.create_task(get_time(self.aiohttp_redirector.session))
+        ...         request = await server.receive_request()
+        ...         server.send_json(request, {"error": [], "result": {"unixtime": 1}})
+        ...         self.assertEqual(await task, 1)
+    """
+
+    aiohttp_redirector: AiohttpRedirector
+    case_controlled_server_factory: CaseControlledServerFactory
+
+    @cached_property
+    def tls_certificate_authority(self) -> CertificateAuthority:
+        """The test certificate authority, as the fixture of the same name."""
+        return default_certificate_authority()
+
+    @cached_property
+    def tls_certificate(self) -> trustme.LeafCert:
+        """A certificate for ``localhost``, ``127.0.0.1`` and ``::1`` from the test CA."""
+        return self.tls_certificate_authority.leaf_certificate()
+
+    @cached_property
+    def ssl_ctx(self) -> ssl.SSLContext:
+        """A server :class:`ssl.SSLContext` presenting :attr:`tls_certificate`."""
+        return self.tls_certificate_authority.server_context()
+
+    @cached_property
+    def client_ssl_ctx(self) -> ssl.SSLContext:
+        """A client :class:`ssl.SSLContext` trusting the test CA, host names verified."""
+        return self.tls_certificate_authority.client_context()
+
+    @property
+    def aiohttp_unused_port(self) -> Callable[[], int]:
+        """:func:`aiohttp.test_utils.unused_port`, as the fixture of the same name."""
+        return unused_port
+
+    async def asyncSetUp(self) -> None:
+        """Open the test's network resources; override it with ``await super().asyncSetUp()``.
+
+        The resources are closed by a cleanup (:meth:`addAsyncCleanup`) registered
+        here, so they are closed after :meth:`asyncTearDown`, and also when a later
+        part of the set-up fails.
+        """
+        resources = contextlib.AsyncExitStack()
+        self.addAsyncCleanup(resources.aclose)
+        await self._enter_network_resources(resources)
+        await super().asyncSetUp()
+
+    async def _enter_network_resources(self, resources: contextlib.AsyncExitStack) -> None:
+        # Entered in this order, closed in the reverse one: the checks that must see
+        # everything closed come first, the resources that live inside them after.
+        # Hygiene checks (issue 5) go first here; the network sandbox (issue 3) next.
+        self.aiohttp_redirector = await resources.enter_async_context(
+            AiohttpRedirector(certificate_authority=self.tls_certificate_authority)
+        )
+        self.case_controlled_server_factory = await resources.enter_async_context(
+            CaseControlledServerFactory()
+        )
+
+
+class NetworkAioHTTPTestCase(NetworkTestCase, AioHTTPTestCase):
+    """aiohttp's ``AioHTTPTestCase`` with the attributes of :class:`NetworkTestCase`.
+
+    Override :meth:`get_application` as with ``AioHTTPTestCase``; ``self.client``,
+    ``self.server`` and ``self.app`` are there as usual. The network resources are
+    opened before the application is made, so ``get_application`` may use them, and
+    closed after ``self.client``.
+
+    Set ``use_tls = True`` on the class to serve the application over HTTPS with
+    :attr:`ssl_ctx`; ``self.client`` then trusts the test CA (:attr:`client_ssl_ctx`)
+    and verifies the certificate, as a real client would.
+
+    Example:
+        >>> class TestHello(NetworkAioHTTPTestCase):
+        ...     use_tls = True
+        ...
+        ...     async def get_application(self):
+        ...         app = web.Application()
+        ...         app.router.add_get("/", hello)
+        ...         return app
+        ...
+        ...     async def test_hello(self):
+        ...         async with self.client.get("/") as response:
+        ...             self.assertEqual(response.url.scheme, "https")
+    """
+
+    use_tls: bool = False
+    """Serve the application over HTTPS with the test CA's certificate."""
+
+    async def get_server(self, app: web.Application) -> TestServer:
+        """Return the test server, started over TLS when :attr:`use_tls` is set."""
+        server = await super().get_server(app)
+        if self.use_tls:
+            await server.start_server(ssl=self.ssl_ctx)
+        return server
+
+    async def get_client(self, server: TestServer) -> TestClient[web.Request, web.Application]:
+        """Return the test client, trusting the test CA when :attr:`use_tls` is set."""
+        if not self.use_tls:
+            return await super().get_client(server)
+        connector = aiohttp.TCPConnector(ssl=self.client_ssl_ctx)
+        return TestClient(server, loop=self.loop, connector=connector)

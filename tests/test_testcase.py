@@ -1,0 +1,240 @@
+"""NetworkTestCase and NetworkAioHTTPTestCase, under unittest and under pytest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import unittest
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiotestkit import (
+    AiohttpRedirector,
+    CaseControlledServerFactory,
+    CaseControlledTestServer,
+    NetworkTestCase,
+    UnansweredRequestsWarning,
+    default_certificate_authority,
+)
+
+CASES = """
+import asyncio
+import ssl
+import unittest
+
+import aiohttp
+from aiohttp import web
+
+from aiotestkit import NetworkAioHTTPTestCase, NetworkTestCase
+
+
+async def get_time(session):
+    async with session.get("https://api.kraken.com/0/public/Time") as response:
+        return (await response.json())["result"]["unixtime"]
+
+
+class TestNetwork(NetworkTestCase):
+    async def asyncSetUp(self):
+        await super().asyncSetUp()
+        self.server = await self.case_controlled_server_factory(scheme="https")
+
+    async def test_redirected_https_request(self):
+        self.aiohttp_redirector.add_server("api.kraken.com", 443, self.server)
+        task = asyncio.create_task(get_time(self.aiohttp_redirector.session))
+        request = await self.server.receive_request()
+        self.assertEqual(request.path_qs, "/0/public/Time")
+        self.server.send_json(request, {"error": [], "result": {"unixtime": 1700000000}})
+        self.assertEqual(await task, 1700000000)
+
+    async def test_ssl_contexts_make_a_verified_handshake(self):
+        async def serve(reader, writer):
+            writer.write(await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=self.ssl_ctx)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=self.client_ssl_ctx
+            )
+            writer.write(b"hello\\n")
+            self.assertEqual(await reader.readline(), b"hello\\n")
+            self.assertIsNotNone(writer.get_extra_info("peercert"))
+            writer.close()
+            await writer.wait_closed()
+
+    async def test_client_context_refuses_an_untrusted_server(self):
+        untrusted = self.tls_certificate_authority.untrusted_server_context()
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=untrusted)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with self.assertRaises(ssl.SSLCertVerificationError):
+                await asyncio.open_connection("127.0.0.1", port, ssl=self.client_ssl_ctx)
+
+    def test_unused_port(self):
+        self.assertGreater(self.aiohttp_unused_port(), 0)
+
+
+async def hello(request):
+    return web.Response(text="Hello, world")
+
+
+class TestHelloPlain(NetworkAioHTTPTestCase):
+    async def get_application(self):
+        app = web.Application()
+        app.router.add_get("/", hello)
+        return app
+
+    async def test_hello(self):
+        async with self.client.get("/") as response:
+            self.assertEqual(response.url.scheme, "http")
+            self.assertEqual(await response.text(), "Hello, world")
+        self.assertFalse(self.aiohttp_redirector.session.closed)
+
+
+class TestHelloTls(TestHelloPlain):
+    use_tls = True
+
+    async def test_hello(self):
+        async with self.client.get("/") as response:
+            self.assertEqual(response.url.scheme, "https")
+            self.assertEqual(await response.text(), "Hello, world")
+
+    async def test_a_client_without_the_test_ca_is_refused(self):
+        async with aiohttp.ClientSession() as session:
+            with self.assertRaises(aiohttp.ClientConnectorCertificateError):
+                await session.get(self.client.make_url("/"))
+
+
+if __name__ == "__main__":
+    unittest.main()
+"""
+
+
+def test_cases_pass_under_python_m_unittest(tmp_path: Path) -> None:
+    (tmp_path / "test_network_cases.py").write_text(textwrap.dedent(CASES))
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "unittest", "-v", "test_network_cases"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Ran 7 tests" in result.stderr
+    assert result.stderr.rstrip().endswith("OK")
+
+
+def test_cases_pass_under_pytest(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
+    )
+    pytester.makepyfile(test_network_cases=textwrap.dedent(CASES))
+    pytester.runpytest_subprocess().assert_outcomes(passed=7)
+
+
+def _run(case: unittest.TestCase) -> unittest.TestResult:
+    result = unittest.TestResult()
+    case.run(result)
+    return result
+
+
+class _Recorder(NetworkTestCase):
+    __test__ = False  # run by the tests below, not collected by pytest
+    seen: dict[str, Any] = {}  # noqa: RUF012
+
+    async def test_passes(self) -> None:
+        self.seen["server"] = await self.case_controlled_server_factory()
+        self.seen["redirector"] = self.aiohttp_redirector
+
+    async def test_fails(self) -> None:
+        self.seen["server"] = await self.case_controlled_server_factory()
+        self.seen["redirector"] = self.aiohttp_redirector
+        self.fail("the test failed")
+
+
+@pytest.mark.parametrize("method", ["test_passes", "test_fails"])
+def test_resources_are_closed_after_the_test_passed_or_failed(method: str) -> None:
+    _Recorder.seen.clear()
+    result = _run(_Recorder(method))
+    assert len(result.failures) == (method == "test_fails")
+    assert result.errors == []
+    server = _Recorder.seen["server"]
+    assert isinstance(server, CaseControlledTestServer)
+    assert server.closed
+    redirector = _Recorder.seen["redirector"]
+    assert isinstance(redirector, AiohttpRedirector)
+    with pytest.raises(RuntimeError, match="not open"):
+        redirector.session  # noqa: B018
+
+
+class _Unanswered(NetworkTestCase):
+    __test__ = False
+
+    async def test_leaves_a_request_unanswered(self) -> None:
+        import asyncio
+
+        import aiohttp
+
+        server = await self.case_controlled_server_factory()
+        async with aiohttp.ClientSession() as session:
+            task = asyncio.create_task(session.get(server.make_url("/orders")))
+            await server.receive_request()
+            await server.close()
+            with pytest.raises(aiohttp.ClientError):
+                await task
+
+
+def test_a_server_closed_with_requests_pending_warns() -> None:
+    with pytest.warns(UnansweredRequestsWarning, match=r"1 unanswered request\(s\): GET /orders"):
+        result = _run(_Unanswered("test_leaves_a_request_unanswered"))
+    assert result.wasSuccessful(), result.errors
+
+
+def test_attributes_come_from_the_same_objects_as_the_fixtures() -> None:
+    class Case(NetworkTestCase):
+        async def test_it(self) -> None:
+            assert self.tls_certificate_authority is default_certificate_authority()
+            assert isinstance(self.case_controlled_server_factory, CaseControlledServerFactory)
+            assert self.tls_certificate is self.tls_certificate_authority.leaf_certificate()
+
+    result = _run(Case("test_it"))
+    assert result.wasSuccessful(), result.failures + result.errors
+
+
+def test_fixture_is_the_same_factory_class(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makepyfile(
+        """
+        import pytest
+        from aiotestkit import CaseControlledServerFactory
+
+        @pytest.mark.asyncio
+        async def test_it(case_controlled_server_factory):
+            assert isinstance(case_controlled_server_factory, CaseControlledServerFactory)
+        """
+    )
+    pytester.runpytest_subprocess("-W", "error").assert_outcomes(passed=1)
+
+
+def test_closed_factory_refuses_to_start_servers() -> None:
+    import asyncio
+
+    async def scenario() -> None:
+        factory = CaseControlledServerFactory()
+        server = await factory(scheme="https")
+        assert factory.servers == [server]
+        await factory.close()
+        assert server.closed
+        await factory.close()  # again: nothing
+        with pytest.raises(RuntimeError, match="is closed: it starts servers only during"):
+            await factory()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        asyncio.run(scenario())
