@@ -238,3 +238,21 @@ def test_closed_factory_refuses_to_start_servers() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         asyncio.run(scenario())
+
+
+def test_an_override_that_skips_super_asyncsetup_is_told_how_to_fix_it() -> None:
+    class Case(NetworkTestCase):
+        async def asyncSetUp(self) -> None:
+            pass
+
+        async def test_it(self) -> None:
+            self.aiohttp_redirector  # noqa: B018
+
+    result = _run(Case("test_it"))
+    assert len(result.errors) == 1
+    message = result.errors[0][1]
+    assert (
+        "RuntimeError: self.aiohttp_redirector is not set up: Case.asyncSetUp() did not run "
+        "NetworkTestCase.asyncSetUp(); an asyncSetUp() override must start with "
+        "'await super().asyncSetUp()'"
+    ) in message

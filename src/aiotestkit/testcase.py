@@ -14,6 +14,7 @@ import ssl
 import unittest
 from collections.abc import Callable
 from functools import cached_property
+from typing import TypeVar
 
 import aiohttp
 import trustme
@@ -25,6 +26,8 @@ from ._server_factory import CaseControlledServerFactory
 from ._tls import CertificateAuthority, default_certificate_authority
 
 __all__ = ["NetworkAioHTTPTestCase", "NetworkTestCase"]
+
+_T = TypeVar("_T")
 
 
 class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
@@ -63,8 +66,38 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
         ...         self.assertEqual(await task, 1)
     """
 
-    aiohttp_redirector: AiohttpRedirector
-    case_controlled_server_factory: CaseControlledServerFactory
+    _aiohttp_redirector: AiohttpRedirector | None = None
+    _case_controlled_server_factory: CaseControlledServerFactory | None = None
+
+    def _set_up(self, name: str, value: _T | None) -> _T:
+        if value is None:
+            raise RuntimeError(
+                f"self.{name} is not set up: {type(self).__name__}.asyncSetUp() did not run "
+                "NetworkTestCase.asyncSetUp(); an asyncSetUp() override must start with "
+                "'await super().asyncSetUp()'"
+            )
+        return value
+
+    @property
+    def aiohttp_redirector(self) -> AiohttpRedirector:
+        """The open :class:`aiotestkit.AiohttpRedirector`, as the fixture of the same name.
+
+        Raises:
+            RuntimeError: if :meth:`asyncSetUp` of this class did not run.
+        """
+        return self._set_up("aiohttp_redirector", self._aiohttp_redirector)
+
+    @property
+    def case_controlled_server_factory(self) -> CaseControlledServerFactory:
+        """The test's :class:`aiotestkit.CaseControlledServerFactory`.
+
+        ``await self.case_controlled_server_factory(**kwargs)`` starts a
+        :class:`aiotestkit.CaseControlledTestServer`, closed after the test.
+
+        Raises:
+            RuntimeError: if :meth:`asyncSetUp` of this class did not run.
+        """
+        return self._set_up("case_controlled_server_factory", self._case_controlled_server_factory)
 
     @cached_property
     def tls_certificate_authority(self) -> CertificateAuthority:
@@ -107,10 +140,10 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
         # Entered in this order, closed in the reverse one: the checks that must see
         # everything closed come first, the resources that live inside them after.
         # Hygiene checks (issue 5) go first here; the network sandbox (issue 3) next.
-        self.aiohttp_redirector = await resources.enter_async_context(
+        self._aiohttp_redirector = await resources.enter_async_context(
             AiohttpRedirector(certificate_authority=self.tls_certificate_authority)
         )
-        self.case_controlled_server_factory = await resources.enter_async_context(
+        self._case_controlled_server_factory = await resources.enter_async_context(
             CaseControlledServerFactory()
         )
 
