@@ -165,7 +165,7 @@ UNITTEST_MODULE = """
 import unittest
 from unittest import mock
 
-from aiotestkit.mock import async_patch
+from aiotestkit.mock import assert_all_awaited, async_patch
 
 
 async def send_to_client(packet_type, packet_data):
@@ -174,6 +174,10 @@ async def send_to_client(packet_type, packet_data):
 
 async def ping(data):
     await send_to_client("PONG", data)
+
+
+async def forgets_to_await(data):
+    send_to_client("PONG", data)
 
 
 class TestMethods(unittest.IsolatedAsyncioTestCase):
@@ -190,6 +194,13 @@ class TestMethods(unittest.IsolatedAsyncioTestCase):
         async with async_patch(__name__ + ".send_to_client") as send_to_client:
             await ping("x")
         send_to_client.assert_awaited_once_with("PONG", "x")
+
+    @async_patch(__name__ + ".send_to_client")
+    async def test_forgotten_await(self, send_to_client):
+        with self.assertWarnsRegex(RuntimeWarning, "was never awaited"):
+            await forgets_to_await("x")
+        with self.assertRaisesRegex(AssertionError, "never awaited: send_to_client"):
+            assert_all_awaited(send_to_client)
 
 
 @async_patch(__name__ + ".send_to_client")
@@ -214,7 +225,7 @@ def test_async_patch_under_python_m_unittest(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "Ran 5 tests" in result.stderr
+    assert "Ran 6 tests" in result.stderr
     assert "OK" in result.stderr
 
 
@@ -222,7 +233,7 @@ def test_async_patch_unittest_module_under_pytest(pytester: pytest.Pytester) -> 
     pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     pytester.makepyfile(test_unittest_patch=textwrap.dedent(UNITTEST_MODULE))
     result = pytester.runpytest_subprocess("-W", "error")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)
 
 
 def test_async_patch_pytest_fixtures_are_not_confused(pytester: pytest.Pytester) -> None:
@@ -249,6 +260,29 @@ def test_async_patch_pytest_fixtures_are_not_confused(pytester: pytest.Pytester)
     )
     result = pytester.runpytest_subprocess("-W", "error")
     result.assert_outcomes(passed=1)
+
+
+def test_async_patch_in_auto_mode_with_parametrize(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    pytester.makepyfile(
+        test_auto_patch="""
+        import pytest
+        from aiotestkit.mock import async_patch
+
+        async def fetch(path):
+            raise AssertionError("real fetch ran")
+
+        @pytest.mark.parametrize("path", ["/a", "/b"])
+        @async_patch(__name__ + ".fetch", return_value=b"ok")
+        async def test_it(fetch, path, case_controlled_server_factory):
+            assert await globals()["fetch"](path) == b"ok"
+            fetch.assert_awaited_once_with(path)
+        """
+    )
+    result = pytester.runpytest_subprocess("-W", "error")
+    result.assert_outcomes(passed=2)
 
 
 # --- awaitable and async context manager mocks --------------------------------------
