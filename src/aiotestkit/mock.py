@@ -206,7 +206,7 @@ class AwaitableContextMock(mock.MagicMock):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.on_await = mock.AsyncMock(name="on_await")
+        self.on_await = mock.AsyncMock()
 
     def __await__(self) -> Any:
         return self.on_await().__await__()
@@ -333,7 +333,10 @@ def _named_async_mocks(root: mock.NonCallableMock, label: str) -> list[tuple[str
                 node = node.return_value
                 walked += "()"
             else:
-                node = getattr(node, part)
+                try:
+                    node = getattr(node, part)
+                except AttributeError:  # deleted since the call; nothing to check
+                    break
                 walked += f".{part}"
             visit(node, walked)
     return found
