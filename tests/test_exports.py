@@ -12,11 +12,13 @@ def test_public_names() -> None:
         "AiotestkitWarning",
         "CaseControlledTestServer",
         "CertificateAuthority",
+        "DeadlockError",
         "FakeResolver",
         "NetworkAccessDenied",
         "ReceiveTimeout",
         "RequestNotPending",
         "UnansweredRequestsWarning",
+        "VirtualClock",
         "default_certificate_authority",
     ]
 

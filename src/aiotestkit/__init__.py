@@ -4,6 +4,7 @@ The implementation lives in private modules; this module pulls the public API
 together in one place. Anything not listed in ``__all__`` is private.
 """
 
+from ._clock import VirtualClock as VirtualClock
 from ._http import CaseControlledTestServer as CaseControlledTestServer
 from ._redirector import AiohttpRedirector as AiohttpRedirector
 from ._resolver import FakeResolver as FakeResolver
@@ -11,6 +12,7 @@ from ._tls import CertificateAuthority as CertificateAuthority
 from ._tls import default_certificate_authority as default_certificate_authority
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import DeadlockError as DeadlockError
 from .errors import NetworkAccessDenied as NetworkAccessDenied
 from .errors import ReceiveTimeout as ReceiveTimeout
 from .errors import RequestNotPending as RequestNotPending
@@ -22,11 +24,13 @@ __all__ = [
     "AiotestkitWarning",
     "CaseControlledTestServer",
     "CertificateAuthority",
+    "DeadlockError",
     "FakeResolver",
     "NetworkAccessDenied",
     "ReceiveTimeout",
     "RequestNotPending",
     "UnansweredRequestsWarning",
+    "VirtualClock",
     "default_certificate_authority",
 ]
 

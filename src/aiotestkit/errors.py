@@ -14,6 +14,7 @@ import errno
 __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
+    "DeadlockError",
     "NetworkAccessDenied",
     "ReceiveTimeout",
     "RequestNotPending",
@@ -52,6 +53,22 @@ class RequestNotPending(AiotestkitError, RuntimeError):
 
     Example:
         >>> issubclass(RequestNotPending, RuntimeError)
+        True
+    """
+
+
+class DeadlockError(AiotestkitError, RuntimeError):
+    """Under a virtual clock, the event loop was idle with nothing that could ever wake it.
+
+    Raised by :class:`aiotestkit.VirtualClock` instead of hanging: every task waits,
+    no timer is scheduled (or autojump is off and nothing calls ``advance``), no I/O
+    arrived for ``deadlock_timeout`` real seconds and no executor job runs. It
+    propagates out of the loop's ``run_until_complete``, so the test fails with it.
+    The message lists every waiting task with the chain of lines it is suspended on,
+    and the future at its end.
+
+    Example:
+        >>> issubclass(DeadlockError, RuntimeError)
         True
     """
 

@@ -7,20 +7,82 @@ work in its strict and auto modes alike.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 import trustme
 
+from ._clock import VirtualClock
 from ._http import CaseControlledTestServer
 from ._redirector import AiohttpRedirector
 from ._tls import CertificateAuthority, default_certificate_authority
 
 CaseControlledServerFactory = Callable[..., Awaitable[CaseControlledTestServer]]
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Declare the virtual clock ini option."""
+    parser.addini(
+        "aiotestkit_virtual_clock",
+        "run every asyncio test under aiotestkit.VirtualClock, as if it requested the "
+        "clock fixture (opt a test out with @pytest.mark.virtual_clock(enabled=False))",
+        type="bool",
+        default=False,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the virtual_clock marker."""
+    config.addinivalue_line(
+        "markers",
+        "virtual_clock(enabled=True, **options): run this asyncio test under "
+        "aiotestkit.VirtualClock(**options) (autojump, autojump_threshold, "
+        "in_flight_timeout, deadlock_timeout, start), as the clock fixture does",
+    )
+
+
+def _virtual_clock_options(item: pytest.Item) -> dict[str, Any] | None:
+    """The VirtualClock arguments for ``item``, or ``None`` if it runs in real time."""
+    marker = item.get_closest_marker("virtual_clock")
+    if marker is None:
+        return {} if item.config.getini("aiotestkit_virtual_clock") else None
+    options = dict(marker.kwargs)
+    enabled = options.pop("enabled", marker.args[0] if marker.args else True)
+    return options if enabled else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Give the clock fixture to asyncio tests marked virtual_clock (or all, by ini)."""
+    if (
+        isinstance(item, pytest.Function)
+        and pytest_asyncio.is_async_test(item)
+        and "clock" not in item.fixturenames
+        and _virtual_clock_options(item) is not None
+    ):
+        item.fixturenames.append("clock")
+
+
+def _test_loop(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoop:
+    """The event loop pytest-asyncio runs the requesting test on."""
+    item = request.node
+    if not (isinstance(item, pytest.Function) and pytest_asyncio.is_async_test(item)):
+        pytest.fail(
+            f"the clock fixture needs an asyncio test, but {item.name} is not one: make it "
+            "'async def' and mark it with @pytest.mark.asyncio (or use asyncio_mode = auto)",
+            pytrace=False,
+        )
+    marker = item.get_closest_marker("asyncio")
+    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") if marker else None
+    scope = scope or item.config.getini("asyncio_default_test_loop_scope") or "function"
+    # pytest-asyncio runs each test on the runner fixture of its loop scope.
+    runner = request.getfixturevalue(f"_{scope}_scoped_runner")
+    loop: asyncio.AbstractEventLoop = runner.get_loop()
+    return loop
 
 @pytest.fixture(scope="session")
 def tls_certificate_authority() -> CertificateAuthority:
@@ -92,3 +154,28 @@ async def case_controlled_server(
 ) -> CaseControlledTestServer:
     """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
     return await case_controlled_server_factory()
+
+
+@pytest.fixture
+def clock(request: pytest.FixtureRequest) -> Iterator[VirtualClock]:
+    """A :class:`aiotestkit.VirtualClock` attached to the test's event loop.
+
+    From its set-up to its tear-down the loop's time is virtual: sleeps and timeouts
+    return as soon as every task waits, and ``await clock.advance(seconds)`` steps
+    time by hand. Options come from ``@pytest.mark.virtual_clock(**options)``. It is
+    a plain (sync) fixture, so it works with every loop scope; it fails the test if
+    the test is not an asyncio test.
+    """
+    marker = request.node.get_closest_marker("virtual_clock")
+    options = dict(marker.kwargs) if marker is not None else {}
+    options.pop("enabled", None)
+    try:
+        virtual_clock = VirtualClock(**options)
+    except (TypeError, ValueError) as error:
+        pytest.fail(f"@pytest.mark.virtual_clock: {error}", pytrace=False)
+    loop = _test_loop(request)
+    virtual_clock.attach(loop)
+    try:
+        yield virtual_clock
+    finally:
+        virtual_clock.detach(loop)
