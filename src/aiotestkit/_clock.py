@@ -267,6 +267,8 @@ class VirtualClock:
         Example:
             >>> clock.attach(asyncio.get_running_loop())
         """
+        if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed():
+            raise RuntimeError(f"cannot attach {self!r} to {loop!r}: the loop is closed")
         selector = getattr(loop, "_selector", None)
         if not isinstance(loop, asyncio.BaseEventLoop) or not isinstance(
             selector, selectors.BaseSelector
@@ -275,8 +277,6 @@ class VirtualClock:
                 f"a VirtualClock needs an asyncio selector event loop, got {type(loop).__name__}; "
                 "use the default event loop (asyncio.SelectorEventLoop) in tests that use it"
             )
-        if loop.is_closed():
-            raise RuntimeError(f"cannot attach {self!r} to {loop!r}: the loop is closed")
         if self._loop is not None:
             raise RuntimeError(
                 f"{self!r} is attached to {self._loop!r} already; detach it first"
