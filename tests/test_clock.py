@@ -14,7 +14,6 @@ import pytest
 from aiotestkit import (
     AiohttpRedirector,
     CaseControlledTestServer,
-    DeadlockError,
     RequestNotPending,
     VirtualClock,
 )

@@ -13,7 +13,9 @@ import pytest
 from aiotestkit import CaseControlledTestServer, DeadlockError, VirtualClock
 
 
-def _run_deadlocking(clock: VirtualClock, coro_factory: Callable[[], Coroutine[Any, Any, None]]) -> DeadlockError:
+def _run_deadlocking(
+    clock: VirtualClock, coro_factory: Callable[[], Coroutine[Any, Any, None]]
+) -> DeadlockError:
     loop = asyncio.new_event_loop()
     try:
         clock.attach(loop)
@@ -37,9 +39,10 @@ def test_deadlock_is_reported_with_every_waiting_task() -> None:
         async def helper() -> None:
             await asyncio.Queue[int]().get()
 
-        asyncio.create_task(helper(), name="helper")
+        helper_task = asyncio.create_task(helper(), name="helper")
         await asyncio.sleep(3)
         await event.wait()
+        await helper_task
 
     started = time.perf_counter()
     error = _run_deadlocking(VirtualClock(deadlock_timeout=0.1), main)
@@ -79,7 +82,8 @@ def test_attach_and_detach_restore_the_loop_and_keep_timer_delays() -> None:
         clock.attach(loop)
         assert loop.time() == 50
         assert handle.when() - loop.time() == pytest.approx(remaining)
-        assert "time" in vars(loop) and "select" in vars(selector)
+        assert "time" in vars(loop)
+        assert "select" in vars(selector)
         loop.run_until_complete(asyncio.sleep(20))
         assert clock.time() == 70
         clock.detach(loop)
@@ -99,11 +103,11 @@ def test_attach_refuses_what_it_cannot_handle() -> None:
     try:
         clock = VirtualClock()
         clock.attach(loop)
-        with pytest.raises(RuntimeError, match="is attached to .* already; detach it first"):
+        with pytest.raises(RuntimeError, match=r"is attached to .* already; detach it first"):
             clock.attach(other)
         with pytest.raises(RuntimeError, match="has a virtual clock already"):
             VirtualClock().attach(loop)
-        with pytest.raises(RuntimeError, match="is attached to .*, not to"):
+        with pytest.raises(RuntimeError, match=r"is attached to .*, not to"):
             clock.detach(other)
         clock.detach(loop)
     finally:

@@ -181,8 +181,10 @@ class VirtualClock:
         in_flight_timeout: float = DEFAULT_IN_FLIGHT_TIMEOUT,
         deadlock_timeout: float = DEFAULT_DEADLOCK_TIMEOUT,
     ) -> None:
-        if isinstance(start, bool) or not isinstance(start, (int, float)) or not (
-            math.isfinite(start)
+        if (
+            isinstance(start, bool)
+            or not isinstance(start, (int, float))
+            or not (math.isfinite(start))
         ):
             raise TypeError(f"start must be a finite number of seconds, got {start!r}")
         self._now = float(start)
@@ -278,9 +280,7 @@ class VirtualClock:
                 "use the default event loop (asyncio.SelectorEventLoop) in tests that use it"
             )
         if self._loop is not None:
-            raise RuntimeError(
-                f"{self!r} is attached to {self._loop!r} already; detach it first"
-            )
+            raise RuntimeError(f"{self!r} is attached to {self._loop!r} already; detach it first")
         other = _clocks.get(loop)
         if other is not None:
             raise RuntimeError(

@@ -84,6 +84,7 @@ def _test_loop(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoop:
     loop: asyncio.AbstractEventLoop = runner.get_loop()
     return loop
 
+
 @pytest.fixture(scope="session")
 def tls_certificate_authority() -> CertificateAuthority:
     """The session's test certificate authority (a :class:`trustme.CA`).
