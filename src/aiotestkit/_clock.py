@@ -33,6 +33,7 @@ import linecache
 import math
 import re
 import selectors
+import socket
 import struct
 import sys
 import time as time_module
@@ -87,6 +88,62 @@ def _unacknowledged_bytes(fd: int) -> int:
     except OSError:  # not a socket, a listening socket, not TCP, not Linux
         return 0
     return max(0, queued - unsent)
+
+
+_TCP_INFO_SIZE = 136
+_TCP_INFO_BYTES = struct.Struct("QQ")  # tcpi_bytes_acked, tcpi_bytes_received (Linux 4.1+)
+_TCP_INFO_BYTES_OFFSET = 120
+
+
+def _tcp_counters(fd: int) -> tuple[object, object, int, int] | None:
+    """(local address, peer address, bytes acked, bytes received) of a TCP socket fd."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return None
+    try:
+        if sock.type != socket.SOCK_STREAM or sock.family not in (
+            socket.AF_INET,
+            socket.AF_INET6,
+        ):
+            return None
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+        local, peer = sock.getsockname(), sock.getpeername()
+    except (OSError, AttributeError):
+        return None
+    finally:
+        sock.detach()  # the loop owns the fd: never close it
+    if len(info) < _TCP_INFO_SIZE:
+        return None
+    acked, received = _TCP_INFO_BYTES.unpack_from(info, _TCP_INFO_BYTES_OFFSET)
+    return local, peer, int(acked), int(received)
+
+
+def _bytes_in_transit(fds: list[int]) -> int | None:
+    """The fd of a TCP socket whose sent bytes have not all reached their peer, or None.
+
+    A socket with unacknowledged bytes is in transit unless its peer is one of
+    ``fds`` (a socket of the same loop) and has received them all already: then only
+    the peer's (delayed) acknowledgement is on its way, and nothing waits for it.
+    """
+    senders = [(fd, unacked) for fd in fds if (unacked := _unacknowledged_bytes(fd))]
+    if not senders:
+        return None
+    received_by: dict[tuple[object, object], int] = {}
+    for fd in fds:
+        counters = _tcp_counters(fd)
+        if counters is not None:
+            local, peer, _, received = counters
+            received_by[(peer, local)] = received
+    for fd, unacked in senders:
+        counters = _tcp_counters(fd)
+        if counters is None:
+            return fd
+        local, peer, acked, _ = counters
+        received = received_by.get((local, peer))
+        if received is None or received < acked + unacked:
+            return fd
+    return None
 
 
 def _task_order(task: asyncio.Task[Any]) -> tuple[int, str]:
@@ -422,10 +479,9 @@ class VirtualClock:
         if jobs:
             return f"{jobs} executor job(s) running"
         assert self._selector is not None
-        for key in list(self._selector.get_map().values()):
-            fd = key.fd
-            if _unacknowledged_bytes(fd):
-                return f"unacknowledged bytes on socket fd {fd}"
+        fd = _bytes_in_transit([key.fd for key in list(self._selector.get_map().values())])
+        if fd is not None:
+            return f"bytes in transit on socket fd {fd}"
         return None
 
     def _select(self, timeout: float | None) -> list[Any]:
