@@ -140,8 +140,8 @@ def _bytes_in_transit(fds: list[int]) -> int | None:
         if counters is None:
             return fd
         local, peer, acked, _ = counters
-        received = received_by.get((local, peer))
-        if received is None or received < acked + unacked:
+        peer_received = received_by.get((local, peer))
+        if peer_received is None or peer_received < acked + unacked:
             return fd
     return None
 
