@@ -14,8 +14,9 @@ a positive timeout (or ``None``) means every task is blocked. The clock then:
    ``loop.run_in_executor`` (``getaddrinfo`` runs there) has not finished, or a TCP
    socket of the loop has bytes sent but not yet acknowledged by its peer (Linux
    ``SIOCOUTQ - SIOCOUTQNSD``), at most ``in_flight_timeout`` seconds;
-3. waits ``autojump_threshold`` real seconds for anything else (peers outside the
-   loop: threads, other processes);
+3. if something outside the loop could answer unseen (a connection whose other end
+   is not a socket of the loop, a pipe, a UDP socket, a thread other than the loop's
+   executor), waits ``autojump_threshold`` real seconds for it;
 4. if still nothing happened, sets the virtual time to the next timer (autojump),
    or to the target of a running :meth:`VirtualClock.advance`, and returns no events:
    the loop then runs every timer now due, in order.
@@ -36,6 +37,7 @@ import selectors
 import socket
 import struct
 import sys
+import threading
 import time as time_module
 import weakref
 from collections.abc import Callable
@@ -146,6 +148,53 @@ def _bytes_in_transit(fds: list[int]) -> int | None:
     return None
 
 
+def _outside_peer(fds: list[int], self_pipe: int | None) -> str | None:
+    """Something of the loop whose other end is outside it, or ``None``.
+
+    A TCP connection whose both ends are sockets of the loop, a listening socket and
+    the loop's own wake-up socket are inside. Anything else (a connection to a thread
+    or another process, a pipe, a UDP or Unix socket) may get an answer the loop cannot
+    see coming, so the clock gives it ``autojump_threshold`` of real time first.
+    """
+    connections: list[tuple[object, object]] = []
+    for fd in fds:
+        if fd == self_pipe:
+            continue
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            return f"fd {fd}, which is not a socket"
+        try:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                continue
+            if sock.type != socket.SOCK_STREAM or sock.family not in (
+                socket.AF_INET,
+                socket.AF_INET6,
+            ):
+                return f"socket fd {fd} ({sock.family.name}, {sock.type.name})"
+            connections.append((sock.getsockname(), sock.getpeername()))
+        except OSError:
+            return f"socket fd {fd}"
+        finally:
+            sock.detach()  # the loop owns the fd: never close it
+    ends = set(connections)
+    for local, peer in connections:
+        if (peer, local) not in ends:
+            return f"a connection from {local} to {peer}, outside the loop"
+    return None
+
+
+def _outside_thread() -> str | None:
+    """A thread that may work for the loop unseen (not the loop's executor), or ``None``."""
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        # asyncio's default executor threads run jobs the clock tracks already.
+        if thread is current or thread.name.startswith(("asyncio_", "aiotestkit-")):
+            continue
+        return f"thread {thread.name!r}"
+    return None
+
+
 def _task_order(task: asyncio.Task[Any]) -> tuple[int, str]:
     match = re.fullmatch(r"Task-(\d+)", task.get_name())
     return (int(match.group(1)) if match else sys.maxsize, task.get_name())
@@ -210,8 +259,10 @@ class VirtualClock:
         autojump: jump to the next timer when the loop is idle (bool). When
             ``False``, time moves only in :meth:`advance`.
         autojump_threshold: real seconds (float, >= 0) the loop must stay quiet
-            before a jump. Raise it for peers outside the loop (a server in a thread
-            or another process) that take longer than that to answer.
+            before a jump when something outside it could answer (a connection to a
+            thread or another process, a pipe, a UDP socket, a thread that is not the
+            loop's executor). Raise it for such peers that take longer to answer.
+            When every connection has both ends in the loop, time jumps at once.
         in_flight_timeout: real seconds (float, > 0) the clock waits at most for
             executor jobs and unacknowledged bytes before it jumps anyway.
         deadlock_timeout: real seconds (float, > 0) the loop may stay idle, with no
@@ -484,6 +535,16 @@ class VirtualClock:
             return f"bytes in transit on socket fd {fd}"
         return None
 
+    def _outside_actor(self) -> str | None:
+        """Who outside the loop might answer it unseen, or ``None``."""
+        assert self._selector is not None
+        assert self._loop is not None
+        self_pipe = getattr(self._loop, "_ssock", None)
+        fds = [key.fd for key in list(self._selector.get_map().values())]
+        return _outside_peer(fds, self_pipe.fileno() if self_pipe is not None else None) or (
+            _outside_thread()
+        )
+
     def _select(self, timeout: float | None) -> list[Any]:
         select = self._original_select
         assert select is not None
@@ -505,7 +566,7 @@ class VirtualClock:
         target = self._jump_target(timeout)
         if target is None:
             return self._wait_or_report_deadlock(timeout, select)
-        if self.autojump_threshold:
+        if self.autojump_threshold and self._outside_actor() is not None:
             events = select(self.autojump_threshold)
             if events:
                 return events
