@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -117,7 +118,8 @@ def _answer_after(listener: socket.socket, delay: float) -> None:
     with connection:
         connection.recv(4)
         time.sleep(delay)
-        connection.sendall(b"pong")
+        with contextlib.suppress(OSError):  # the client may have given up and closed
+            connection.sendall(b"pong")
 
 
 @pytest.mark.virtual_clock(autojump_threshold=0.3)
@@ -137,6 +139,44 @@ async def test_reply_from_a_peer_outside_the_loop_wins_within_the_threshold(
     finally:
         thread.join()
         listener.close()
+
+
+@pytest.mark.virtual_clock(autojump_threshold=0)
+async def test_without_threshold_a_peer_outside_the_loop_is_not_waited_for(
+    clock: VirtualClock,
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=_answer_after, args=(listener, 0.05))
+    thread.start()
+    try:
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        writer.write(b"ping")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(4), timeout=30)
+        assert clock.time() == 30.0
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        thread.join()
+        listener.close()
+
+
+@pytest.mark.virtual_clock(deadlock_timeout=0.05)
+async def test_a_long_executor_job_is_not_a_deadlock(clock: VirtualClock) -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, time.sleep, 0.3)
+    assert clock.time() == 0.0
+
+
+async def test_detach_fails_a_running_advance(clock: VirtualClock) -> None:
+    loop = asyncio.get_running_loop()
+    clock.autojump = False
+    advancing = asyncio.create_task(clock.advance(10))
+    await asyncio.sleep(0)
+    clock.detach(loop)
+    with pytest.raises(RuntimeError, match=r"was detached while clock\.advance\(\) was running"):
+        await advancing
+    clock.attach(loop)  # the fixture detaches it again
 
 
 async def test_executor_jobs_are_waited_for_in_real_time(clock: VirtualClock) -> None:
