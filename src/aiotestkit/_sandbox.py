@@ -525,7 +525,9 @@ class NetworkSandbox:
         try:
             name = normalize_host(host)
         except (TypeError, ValueError):
-            raise self._refuse(repr(host), port, "it is not a valid host name", "connect") from None
+            raise self._refuse(
+                repr(host), port, "it is not a valid host name", "connect"
+            ) from None
         name = self._fake_hosts.get(name, name)
         gateway = self._routes.get((name, port))
         if gateway is not None:
@@ -546,7 +548,9 @@ class NetworkSandbox:
             )
         raise self._refuse(name, port, "no test server is routed there", "connect")
 
-    def _client_context(self, context: ssl.SSLContext, server_hostname: str | bytes) -> ssl.SSLContext:
+    def _client_context(
+        self, context: ssl.SSLContext, server_hostname: str | bytes
+    ) -> ssl.SSLContext:
         try:
             name = normalize_host(server_hostname)
         except (TypeError, ValueError):
@@ -637,7 +641,9 @@ class NetworkSandbox:
             gateway = self._destination(address[0], _port_number(address[1]))
             if gateway is not None:
                 host, port = gateway.address
-                address = (host, port) if sock.family == socket.AF_INET else (f"::ffff:{host}", port)
+                address = (
+                    (host, port) if sock.family == socket.AF_INET else (f"::ffff:{host}", port)
+                )
         await self._original_sock_connect(sock, address)
 
     # -- checks ---------------------------------------------------------------------

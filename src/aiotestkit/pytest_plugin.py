@@ -7,6 +7,7 @@ work in its strict and auto modes alike.
 
 from __future__ import annotations
 
+import inspect
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,9 +18,61 @@ import trustme
 
 from ._http import CaseControlledTestServer
 from ._redirector import AiohttpRedirector
+from ._sandbox import NetworkSandbox
 from ._tls import CertificateAuthority, default_certificate_authority
 
 CaseControlledServerFactory = Callable[..., Awaitable[CaseControlledTestServer]]
+
+_SANDBOX_INI = "aiotestkit_network_sandbox"
+_SANDBOX_MARKER = "network_sandbox"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the ini option that puts every async test in a network sandbox."""
+    parser.addini(
+        _SANDBOX_INI,
+        type="bool",
+        default=False,
+        help="run every async test in an aiotestkit NetworkSandbox (the network_sandbox "
+        "fixture): no connection leaves the test; "
+        "@pytest.mark.network_sandbox(enabled=False) turns it off for one test",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``network_sandbox`` marker."""
+    config.addinivalue_line(
+        "markers",
+        f"{_SANDBOX_MARKER}(enabled=True, allow_blocked=False): run the test in an aiotestkit "
+        "NetworkSandbox (enabled=False: not even with the ini option "
+        f"{_SANDBOX_INI}); allow_blocked=True: refused connections do not fail the test",
+    )
+
+
+def _sandbox_options(node: pytest.Item) -> tuple[bool | None, bool]:
+    marker = node.get_closest_marker(_SANDBOX_MARKER)
+    if marker is None:
+        return None, False
+    unknown = set(marker.kwargs) - {"enabled", "allow_blocked"}
+    if marker.args or unknown:
+        raise pytest.UsageError(
+            f"{node.nodeid}: @pytest.mark.{_SANDBOX_MARKER} takes only the keyword arguments "
+            f"enabled= and allow_blocked=, got args={marker.args!r} kwargs={marker.kwargs!r}"
+        )
+    return bool(marker.kwargs.get("enabled", True)), bool(marker.kwargs.get("allow_blocked"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add the ``network_sandbox`` fixture to marked tests; with the ini option, to async ones."""
+    everywhere = bool(config.getini(_SANDBOX_INI))
+    for item in items:
+        enabled, _ = _sandbox_options(item)
+        if enabled is None:
+            function = getattr(item, "function", None)
+            enabled = everywhere and inspect.iscoroutinefunction(function)
+        fixturenames: list[str] | None = getattr(item, "fixturenames", None)
+        if enabled and fixturenames is not None and _SANDBOX_MARKER not in fixturenames:
+            fixturenames.insert(0, _SANDBOX_MARKER)
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +114,31 @@ async def aiohttp_redirector(
     """
     async with AiohttpRedirector(certificate_authority=tls_certificate_authority) as redirector:
         yield redirector
+
+
+@pytest_asyncio.fixture
+async def network_sandbox(
+    request: pytest.FixtureRequest, tls_certificate_authority: CertificateAuthority
+) -> AsyncIterator[NetworkSandbox]:
+    """An open :class:`aiotestkit.NetworkSandbox` for the test, closed after it.
+
+    Route hosts with ``await network_sandbox.route(host, port, server)``. When the
+    test ends, refused connection attempts fail it
+    (:meth:`~aiotestkit.NetworkSandbox.assert_nothing_blocked`) unless they were
+    declared with ``expect_blocked()`` or the test is marked
+    ``@pytest.mark.network_sandbox(allow_blocked=True)``.
+    """
+    enabled, allow_blocked = _sandbox_options(request.node)
+    if enabled is False:
+        raise pytest.UsageError(
+            f"{request.node.nodeid} uses the network_sandbox fixture but is marked "
+            "network_sandbox(enabled=False); remove one of the two"
+        )
+    sandbox = NetworkSandbox(certificate_authority=tls_certificate_authority)
+    async with sandbox:
+        yield sandbox
+    if not allow_blocked:
+        sandbox.assert_nothing_blocked()
 
 
 @pytest_asyncio.fixture
