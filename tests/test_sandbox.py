@@ -84,7 +84,8 @@ async def test_aiohttp_aiodns_resolver_reaches_the_routed_server(
         request = await answer_one(server)
         async with await task as response:
             assert response.status == 200
-    assert request.secure and request.host == "api.example.com"
+    assert request.secure
+    assert request.host == "api.example.com"
 
 
 async def test_aiodns_resolver_refuses_an_unrouted_host(sandbox: NetworkSandbox) -> None:
@@ -143,8 +144,10 @@ async def test_open_connection_to_a_routed_host_over_tls(
     data = await reader.read()
     writer.close()
     await writer.wait_closed()
-    assert data.startswith(b"HTTP/1.1 200 OK") and data.endswith(b"raw answer")
-    assert request.secure and request.host == "api.example.com"
+    assert data.startswith(b"HTTP/1.1 200 OK")
+    assert data.endswith(b"raw answer")
+    assert request.secure
+    assert request.host == "api.example.com"
     assert ("DNS", "api.example.com") in peer["subjectAltName"]
 
 
@@ -214,7 +217,8 @@ async def test_application_and_handler_targets_are_served_and_closed_by_the_sand
                 assert await response.text() == "handler app.example.com True"
             async with session.get("http://handler.example.com/") as response:
                 assert await response.text() == "handler handler.example.com False"
-    assert app_server.closed and handler_server.closed
+    assert app_server.closed
+    assert handler_server.closed
 
 
 async def test_one_target_serves_many_routes(
@@ -243,7 +247,9 @@ async def test_address_target_with_tls_true_ends_tls_in_front_of_a_plain_server(
     assert not request.secure  # the target itself got plain text from the relay
 
 
-async def test_unix_socket_target_with_a_tls_server(sandbox: NetworkSandbox, tmp_path: Path) -> None:
+async def test_unix_socket_target_with_a_tls_server(
+    sandbox: NetworkSandbox, tmp_path: Path
+) -> None:
     async def hello(request: web.BaseRequest) -> web.Response:
         return web.Response(text=f"unix {request.host} {request.secure}")
 
@@ -256,9 +262,11 @@ async def test_unix_socket_target_with_a_tls_server(sandbox: NetworkSandbox, tmp
     await site.start()
     try:
         await sandbox.route("unix.example.com", 443, path)
-        async with aiohttp.ClientSession() as session:
-            async with session.get("https://unix.example.com/") as response:
-                assert await response.text() == "unix unix.example.com True"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get("https://unix.example.com/") as response,
+        ):
+            assert await response.text() == "unix unix.example.com True"
     finally:
         await runner.cleanup()
 
@@ -270,7 +278,8 @@ async def test_https_server_target_gets_the_clients_tls_as_it_is(sandbox: Networ
             task = asyncio.create_task(client.get("https://api.example.com/"))
             request = await answer_one(server)
             assert (await task).status_code == 200
-        assert request.secure and request.host == "api.example.com"
+        assert request.secure
+        assert request.host == "api.example.com"
 
 
 async def test_tls_false_serves_plain_text_even_to_a_tls_client(
@@ -302,7 +311,7 @@ async def test_route_rejects_bad_arguments(
         await sandbox.route("api.example.com", 0, server)
     with pytest.raises(TypeError, match="tls must be True, False or None, got 'yes'"):
         await sandbox.route("api.example.com", 444, server, tls="yes")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="target must be an aiohttp test server.*got int"):
+    with pytest.raises(TypeError, match=r"target must be an aiohttp test server.*got int"):
         await sandbox.route("api.example.com", 444, 8080)
     with pytest.raises(TypeError, match=r"must be a \(host, port\) pair, got \('127.0.0.1',\)"):
         await sandbox.route("api.example.com", 444, ("127.0.0.1",))
@@ -313,11 +322,11 @@ async def test_route_rejects_bad_arguments(
 
 async def test_route_needs_an_open_sandbox(server: CaseControlledTestServer) -> None:
     sandbox = NetworkSandbox()
-    with pytest.raises(RuntimeError, match="cannot add a route: .* is not open"):
+    with pytest.raises(RuntimeError, match=r"cannot add a route: .* is not open"):
         await sandbox.route("api.example.com", 443, server)
     async with sandbox:
         pass
-    with pytest.raises(RuntimeError, match="cannot add a route: .* is closed"):
+    with pytest.raises(RuntimeError, match=r"cannot add a route: .* is closed"):
         await sandbox.route("api.example.com", 443, server)
 
 
@@ -413,7 +422,7 @@ async def test_unrouted_host_reached_by_a_fake_address_on_an_unrouted_port_is_re
     infos = await loop.getaddrinfo("api.example.com", 80, type=socket.SOCK_STREAM)
     with socket.socket() as sock:
         sock.setblocking(False)
-        with pytest.raises(NetworkAccessDenied, match="api.example.com:80 refused"):
+        with pytest.raises(NetworkAccessDenied, match=r"api\.example\.com:80 refused"):
             await loop.sock_connect(sock, infos[0][4])
 
 
@@ -431,7 +440,8 @@ async def test_clients_own_context_is_trusted_for_the_connection_and_left_unchan
         await answer_one(server)
         (await task).release()
     assert context.get_ca_certs() == before
-    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
     assert sandbox.unverified == []
 
 
@@ -564,18 +574,23 @@ async def test_close_restores_everything_it_patched_and_closes_owned_servers() -
     async def handler(request: web.BaseRequest) -> web.Response:
         return web.Response()
 
-    with pytest.raises(ZeroDivisionError):
+    async def fail_inside_a_sandbox() -> None:
+        nonlocal handler_server
         async with NetworkSandbox() as sandbox:
             assert "getaddrinfo" in vars(loop)
             handler_server = await sandbox.route("api.example.com", 443, handler)
-            1 / 0  # noqa: B018
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        await fail_inside_a_sandbox()
     after = (
         dict(vars(loop)),
         ssl.SSLContext.__dict__["wrap_bio"],
         AsyncResolver.__dict__["resolve"],
     )
     assert after == before
-    assert handler_server is not None and handler_server.closed
+    assert handler_server is not None
+    assert handler_server.closed
     # the next sandbox opens fine, and nothing is routed any more
     with pytest.raises(NameResolutionDenied):
         async with NetworkSandbox():

@@ -199,7 +199,8 @@ def test_everything_is_restored_after_a_failing_and_a_cancelled_test(
         @pytest.mark.asyncio
         async def test_3_restored():
             assert "getaddrinfo" not in vars(asyncio.get_running_loop())
-            assert (ssl.SSLContext.__dict__["wrap_bio"], AsyncResolver.__dict__["resolve"]) == ORIGINAL
+            assert ssl.SSLContext.__dict__["wrap_bio"] is ORIGINAL[0]
+            assert AsyncResolver.__dict__["resolve"] is ORIGINAL[1]
             async with NetworkSandbox():
                 pass
         """
@@ -243,7 +244,9 @@ def test_marker_with_unknown_arguments_is_a_usage_error(pytester: pytest.Pyteste
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stderr.fnmatch_lines(
-        ["*@pytest.mark.network_sandbox takes only the keyword arguments enabled= and "
-         "allow_blocked=*"]
+        [
+            "*@pytest.mark.network_sandbox takes only the keyword arguments enabled= and "
+            "allow_blocked=*"
+        ]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
