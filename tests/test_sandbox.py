@@ -614,3 +614,27 @@ async def test_patching_does_not_scale_with_routes(server: CaseControlledTestSer
         for index in range(50):
             await sandbox.route(f"host{index}.example.com", 443, server)
         assert len(sandbox._patches._undo) == 5
+
+
+async def test_address_target_relays_server_first_protocols_and_closes_with_the_sandbox() -> None:
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 smtp.example.com ready\r\n")
+        line = await reader.readline()
+        writer.write(b"250 " + line)
+        await reader.read()  # until the relay closes
+        writer.close()
+
+    smtp = await asyncio.start_server(greet, "127.0.0.1", 0)
+    port = smtp.sockets[0].getsockname()[1]
+    try:
+        async with NetworkSandbox() as sandbox:
+            await sandbox.route("smtp.example.com", 25, ("127.0.0.1", port))
+            reader, writer = await asyncio.open_connection("smtp.example.com", 25)
+            assert await reader.readline() == b"220 smtp.example.com ready\r\n"
+            writer.write(b"HELO client\r\n")
+            assert await reader.readline() == b"250 HELO client\r\n"
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed with the sandbox
+        writer.close()
+    finally:
+        smtp.close()
+        await smtp.wait_closed()

@@ -18,8 +18,9 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-__all__ = ["Gateway", "dispatch_to", "relay_to"]
+__all__ = ["Dispatch", "Gateway", "Relay", "Service"]
 
 SNIFF_TIMEOUT = 5.0
 """Seconds a gateway waits for a client's first byte to tell TLS from plain text."""
@@ -30,13 +31,14 @@ HANDSHAKE_TIMEOUT = 5.0
 _TLS_HANDSHAKE_RECORD = b"\x16"
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
-Serve = Callable[[socket.socket, "ssl.SSLContext | None"], Awaitable[None]]
+OpenTarget = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, object]]]
 
 
 class _Pipe(asyncio.Protocol):
     """One side of a relay: writes what it receives to its peer's transport."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: set[_Pipe]) -> None:
+        self._registry = registry
         self.transport: asyncio.Transport | None = None
         self.peer: _Pipe | None = None
         self._buffer = bytearray()
@@ -49,6 +51,7 @@ class _Pipe(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self._registry.add(self)
         if self.peer is not None and self.peer._buffer and not self._closed:
             transport.write(bytes(self.peer._buffer))
             self.peer._buffer.clear()
@@ -66,6 +69,7 @@ class _Pipe(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._registry.discard(self)
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.close()
 
@@ -78,42 +82,60 @@ class _Pipe(asyncio.Protocol):
             self.peer.transport.resume_reading()
 
 
-def dispatch_to(factory: ProtocolFactory) -> Serve:
-    """Return a ``serve`` callable that hands each connection to ``factory``'s protocol.
+class Service(Protocol):
+    """What a gateway does with each accepted connection."""
+
+    async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
+        """Serve ``conn``, ending TLS with ``context`` first unless it is ``None``."""
+
+    def close(self) -> None:
+        """Drop the connections the service still holds."""
+
+
+class Dispatch:
+    """Hands each connection to a protocol of this process, e.g. an aiohttp server's.
 
     Args:
         factory: a protocol factory, e.g. an aiohttp test server's
-            :attr:`~aiohttp.test_utils.BaseTestServer.handler`.
+            :attr:`~aiohttp.test_utils.BaseTestServer.handler`. The connections
+            belong to that server, which closes them when it closes.
     """
 
-    async def serve(conn: socket.socket, context: ssl.SSLContext | None) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.connect_accepted_socket(
-            factory,
+    def __init__(self, factory: ProtocolFactory) -> None:
+        self._factory = factory
+
+    async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
+        """Hand ``conn`` to a new protocol from the factory."""
+        await asyncio.get_running_loop().connect_accepted_socket(
+            self._factory,
             conn,
             ssl=context,
             ssl_handshake_timeout=HANDSHAKE_TIMEOUT if context else None,
         )
 
-    return serve
+    def close(self) -> None:
+        """Do nothing: the connections belong to the server."""
 
 
-def relay_to(
-    open_target: Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, object]]],
-) -> Serve:
-    """Return a ``serve`` callable that relays each connection's bytes to a target.
+class Relay:
+    """Relays the bytes of each connection to a target address, and back.
 
     Args:
         open_target: opens a connection to the target with the given protocol
             factory (``loop.create_connection`` or ``create_unix_connection``).
     """
 
-    async def serve(conn: socket.socket, context: ssl.SSLContext | None) -> None:
+    def __init__(self, open_target: OpenTarget) -> None:
+        self._open_target = open_target
+        self._pipes: set[_Pipe] = set()
+
+    async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
+        """Connect to the target, then relay between it and ``conn``."""
         loop = asyncio.get_running_loop()
-        client_side, target_side = _Pipe(), _Pipe()
+        client_side, target_side = _Pipe(self._pipes), _Pipe(self._pipes)
         client_side.link(target_side)
         try:
-            await open_target(lambda: target_side)
+            await self._open_target(lambda: target_side)
         except OSError:
             conn.close()  # the client sees the connection drop, as the target is not there
             raise
@@ -129,15 +151,19 @@ def relay_to(
                 target_side.transport.close()
             raise
 
-    return serve
+    def close(self) -> None:
+        """Close both sides of every relayed connection."""
+        for pipe in list(self._pipes):
+            if pipe.transport is not None:
+                pipe.transport.close()
 
 
 class Gateway:
     """A listening socket on ``127.0.0.1`` that serves one target of a sandbox.
 
     Args:
-        serve: serves one accepted connection, given the server-side TLS context to
-            end TLS with (``None``: leave the bytes as they are).
+        service: serves each accepted connection, given the server-side TLS context
+            to end TLS with (``None``: leave the bytes as they are).
         tls: ``True`` ends TLS for every client, ``False`` for none, ``None`` for
             the clients whose first byte starts a TLS handshake.
         server_context: the server-side context for ending TLS.
@@ -146,13 +172,13 @@ class Gateway:
 
     def __init__(
         self,
-        serve: Serve,
+        service: Service,
         *,
         tls: bool | None,
         server_context: ssl.SSLContext,
         description: str,
     ) -> None:
-        self._serve = serve
+        self._service = service
         self.tls = tls
         self._server_context = server_context
         self._description = description
@@ -190,7 +216,7 @@ class Gateway:
                 if tls is None:
                     conn.close()
                     return
-            await self._serve(conn, self._server_context if tls else None)
+            await self._service.serve(conn, self._server_context if tls else None)
         except (OSError, asyncio.TimeoutError):
             # The client sees the failure itself (a closed connection, a failed
             # handshake); it is its to report.
@@ -218,7 +244,7 @@ class Gateway:
         return first == _TLS_HANDSHAKE_RECORD
 
     async def close(self) -> None:
-        """Stop accepting and cancel the connections still being set up."""
+        """Stop accepting, cancel the connections being set up, close relayed ones."""
         with contextlib.suppress(RuntimeError):  # the loop is closed already
             self._loop.remove_reader(self._socket.fileno())
         self._socket.close()
@@ -227,3 +253,4 @@ class Gateway:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+        self._service.close()

@@ -6,50 +6,42 @@ started itself (in a fixture or in the test, before or after the sandbox opened)
 but not another program on the machine (a developer's database, a local proxy
 that forwards to the internet).
 
-On Linux the answer comes from ``/proc``: the listening sockets of the network
-namespace (``/proc/self/net/tcp``, ``tcp6``) whose inode is one of this process's
-file descriptors. Elsewhere there is no portable way to ask, and every loopback
-port counts as the process's own (loopback traffic cannot leave the machine).
+The answer comes from the process's own file descriptors (``/proc/self/fd`` on
+Linux, ``/dev/fd`` elsewhere): each socket among them is asked, without being taken
+over, whether it listens (``SO_ACCEPTCONN``) and on which port. Where the process's
+descriptors cannot be listed, every loopback port counts as the process's own
+(loopback traffic cannot leave the machine).
 """
 
 from __future__ import annotations
 
 import os
+import socket
 
 __all__ = ["process_listens_on"]
 
-_PROC_FD = "/proc/self/fd"
-_PROC_TCP = ("/proc/self/net/tcp", "/proc/self/net/tcp6")
-_TCP_LISTEN = "0A"
+_FD_DIRECTORIES = ("/proc/self/fd", "/dev/fd")
 
 
-def _socket_inodes() -> set[str]:
-    inodes: set[str] = set()
-    for fd in os.listdir(_PROC_FD):
-        try:
-            link = os.readlink(f"{_PROC_FD}/{fd}")
-        except OSError:  # closed since listdir()
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[8:-1])
-    return inodes
-
-
-def _listening_inodes(port: int) -> set[str]:
-    wanted = f"{port:04X}"
-    inodes: set[str] = set()
-    for path in _PROC_TCP:
-        try:
-            with open(path) as table:
-                next(table, None)  # the header line
-                for line in table:
-                    fields = line.split()
-                    # local_address is "HEXIP:HEXPORT"; st is the state; inode is field 9
-                    if fields[3] == _TCP_LISTEN and fields[1].rpartition(":")[2] == wanted:
-                        inodes.add(fields[9])
-        except FileNotFoundError:
-            continue
-    return inodes
+def _listening_port(fd: int) -> int | None:
+    try:
+        sock = socket.socket(fileno=fd)  # detects family and type; detached below
+    except OSError:  # not a socket, or closed since it was listed
+        return None
+    try:
+        if sock.type != socket.SOCK_STREAM or sock.family not in (
+            socket.AF_INET,
+            socket.AF_INET6,
+        ):
+            return None
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            return None
+        port: int = sock.getsockname()[1]
+        return port
+    except OSError:
+        return None
+    finally:
+        sock.detach()
 
 
 def process_listens_on(port: int) -> bool:
@@ -59,14 +51,28 @@ def process_listens_on(port: int) -> bool:
         port: the TCP port (int, 1-65535).
 
     Returns:
-        ``True`` if this process owns a listening socket on ``port`` (any local
-        address); on systems without ``/proc``, always ``True``.
+        ``True`` if this process owns a listening TCP socket on ``port`` (any local
+        address); where the process's descriptors cannot be listed, always ``True``.
 
     Example:
         >>> process_listens_on(server.port)
         True
     """
-    if not os.path.isdir(_PROC_FD) or not os.path.exists(_PROC_TCP[0]):
-        return True
-    listening = _listening_inodes(port)
-    return bool(listening) and not listening.isdisjoint(_socket_inodes())
+    for directory in _FD_DIRECTORIES:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        linux = directory.startswith("/proc")
+        for name in names:
+            fd = int(name)
+            if linux:
+                try:
+                    if not os.readlink(f"{directory}/{name}").startswith("socket:"):
+                        continue
+                except OSError:
+                    continue
+            if _listening_port(fd) == port:
+                return True
+        return False
+    return True

@@ -29,7 +29,7 @@ from aiohttp.abc import ResolveResult
 from aiohttp.resolver import AsyncResolver
 from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
-from ._gateway import Gateway, dispatch_to, relay_to
+from ._gateway import Dispatch, Gateway, Relay
 from ._local_ports import process_listens_on
 from ._resolver import _check_port, normalize_host
 from ._tls import CertificateAuthority, default_certificate_authority
@@ -448,7 +448,7 @@ class NetworkSandbox:
         elif isinstance(target, tuple):
             address = _check_address(target)
             gateway = Gateway(
-                relay_to(lambda factory: self._original_create_connection(factory, *address)),
+                Relay(lambda factory: self._original_create_connection(factory, *address)),
                 tls=bool(tls),
                 server_context=server_context,
                 description=f"{address[0]}:{address[1]}",
@@ -458,7 +458,7 @@ class NetworkSandbox:
         elif isinstance(target, (str, os.PathLike)):
             path = os.fspath(target)
             gateway = Gateway(
-                relay_to(lambda factory: loop.create_unix_connection(factory, path)),
+                Relay(lambda factory: loop.create_unix_connection(factory, path)),
                 tls=bool(tls),
                 server_context=server_context,
                 description=f"unix:{path}",
@@ -485,14 +485,14 @@ class NetworkSandbox:
                 )
             host, port = server.host, server.port
             gateway = Gateway(
-                relay_to(lambda factory: self._original_create_connection(factory, host, port)),
+                Relay(lambda factory: self._original_create_connection(factory, host, port)),
                 tls=False,
                 server_context=server_context,
                 description=repr(server),
             )
         else:
             gateway = Gateway(
-                dispatch_to(server.handler),
+                Dispatch(server.handler),
                 tls=tls,
                 server_context=server_context,
                 description=repr(server),
