@@ -638,3 +638,33 @@ async def test_address_target_relays_server_first_protocols_and_closes_with_the_
     finally:
         smtp.close()
         await smtp.wait_closed()
+
+
+async def test_connection_by_an_unrouted_name_is_refused_before_any_lookup(
+    sandbox: NetworkSandbox,
+) -> None:
+    loop = asyncio.get_running_loop()
+    with pytest.raises(NetworkAccessDenied) as caught:
+        await loop.create_connection(asyncio.Protocol, "Cdn.Example.org", 8080)
+    assert str(caught.value) == (
+        "connection to cdn.example.org:8080 refused by the network sandbox: no test server "
+        "is routed there; route a test server there with "
+        "`await sandbox.route('cdn.example.org', 8080, server)`"
+    )
+    assert sandbox.blocked == [
+        BlockedConnection("cdn.example.org", 8080, "connect", str(caught.value))
+    ]
+
+
+async def test_name_resolution_denied_survives_pickling() -> None:
+    import pickle
+
+    error = NameResolutionDenied("refused", host="api.example.com", port=443)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is NameResolutionDenied
+    assert (copy.errno, str(copy), copy.host, copy.port) == (
+        socket.EAI_NONAME,
+        "refused",
+        "api.example.com",
+        443,
+    )
