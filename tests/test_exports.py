@@ -10,13 +10,18 @@ def test_public_names() -> None:
         "AiohttpRedirector",
         "AiotestkitError",
         "AiotestkitWarning",
+        "BlockedConnection",
         "CaseControlledTestServer",
         "CertificateAuthority",
         "FakeResolver",
+        "NameResolutionDenied",
         "NetworkAccessDenied",
+        "NetworkSandbox",
+        "NetworkSandboxActive",
         "ReceiveTimeout",
         "RequestNotPending",
         "UnansweredRequestsWarning",
+        "UnverifiedTLSConnection",
         "default_certificate_authority",
     ]
 

@@ -55,6 +55,10 @@ class BlockedConnection:
         port: the port it asked for (0 if a lookup gave none).
         stage: ``"resolve"`` for a name lookup, ``"connect"`` for a connection.
         message: the message of the exception the client got.
+
+    Example:
+        >>> [(attempt.host, attempt.port, attempt.stage) for attempt in sandbox.blocked]
+        [('api.example.com', 443, 'resolve')]
     """
 
     host: str
@@ -71,6 +75,10 @@ class UnverifiedTLSConnection:
         host: the server name the client gave.
         verify_mode: the client context's :attr:`ssl.SSLContext.verify_mode`.
         check_hostname: the client context's :attr:`ssl.SSLContext.check_hostname`.
+
+    Example:
+        >>> [(c.host, c.verify_mode.name, c.check_hostname) for c in sandbox.unverified]
+        [('api.example.com', 'CERT_NONE', False)]
     """
 
     host: str
