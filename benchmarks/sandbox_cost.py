@@ -108,13 +108,11 @@ async def main(iterations: int) -> None:
     await measure(
         {
             "plain aiohttp test server (TLS)": baseline,
+            "aiohttp_redirector (TLS, real hostname)": redirector,
             "network sandbox (TLS, real hostname)": sandbox,
         },
         iterations,
     )
-    # Alone: its per-test SSL context loads the system trust store, and the garbage
-    # that leaves behind would slow down whichever case runs next.
-    await measure({"aiohttp_redirector (TLS, real hostname)": redirector}, iterations)
     SERVER = RawTestServer(hello)
     await SERVER.start_server()
     try:
