@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 import websockets
 from aiohttp import web
-from aiohttp.resolver import AsyncResolver
+from aiohttp.resolver import AsyncResolver, ThreadedResolver
 
 from aiotestkit import (
     BlockedConnection,
@@ -74,11 +74,14 @@ async def test_aiohttp_default_resolver_reaches_the_routed_server_over_tls(
     assert sandbox.unverified == []
 
 
-async def test_aiohttp_aiodns_resolver_reaches_the_routed_server(
-    sandbox: NetworkSandbox, server: CaseControlledTestServer
+@pytest.mark.parametrize("resolver_class", [ThreadedResolver, AsyncResolver])
+async def test_aiohttp_threaded_and_aiodns_resolvers_reach_the_routed_server(
+    sandbox: NetworkSandbox,
+    server: CaseControlledTestServer,
+    resolver_class: type[ThreadedResolver | AsyncResolver],
 ) -> None:
     await sandbox.route("api.example.com", 443, server)
-    connector = aiohttp.TCPConnector(resolver=AsyncResolver())
+    connector = aiohttp.TCPConnector(resolver=resolver_class())
     async with aiohttp.ClientSession(connector=connector) as session:
         task = asyncio.create_task(session.get("https://api.example.com/dns"))
         request = await answer_one(server)
@@ -88,8 +91,11 @@ async def test_aiohttp_aiodns_resolver_reaches_the_routed_server(
     assert request.host == "api.example.com"
 
 
-async def test_aiodns_resolver_refuses_an_unrouted_host(sandbox: NetworkSandbox) -> None:
-    connector = aiohttp.TCPConnector(resolver=AsyncResolver())
+@pytest.mark.parametrize("resolver_class", [ThreadedResolver, AsyncResolver])
+async def test_aiohttp_resolvers_refuse_an_unrouted_host(
+    sandbox: NetworkSandbox, resolver_class: type[ThreadedResolver | AsyncResolver]
+) -> None:
+    connector = aiohttp.TCPConnector(resolver=resolver_class())
     async with aiohttp.ClientSession(connector=connector) as session:
         with pytest.raises(aiohttp.ClientConnectorError) as caught:
             await session.get("https://unrouted.example.com/")
@@ -668,3 +674,19 @@ async def test_name_resolution_denied_survives_pickling() -> None:
         "api.example.com",
         443,
     )
+
+
+async def test_one_application_routed_with_different_tls_modes_gets_one_server(
+    sandbox: NetworkSandbox,
+) -> None:
+    async def hello(request: web.BaseRequest) -> web.Response:
+        return web.Response(text=str(request.secure))
+
+    first = await sandbox.route("a.example.com", 443, hello, tls=True)
+    second = await sandbox.route("a.example.com", 80, hello, tls=False)
+    assert first is second
+    async with aiohttp.ClientSession() as session:
+        async with session.get("https://a.example.com/") as response:
+            assert await response.text() == "True"
+        async with session.get("http://a.example.com/") as response:
+            assert await response.text() == "False"

@@ -250,3 +250,31 @@ def test_marker_with_unknown_arguments_is_a_usage_error(pytester: pytest.Pyteste
         ]
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_ini_option_in_auto_mode_and_unittest_cases_are_left_alone(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(
+        ".ini",
+        pytest=INI.format(extra="aiotestkit_network_sandbox = true").replace(
+            "asyncio_mode = strict", "asyncio_mode = auto"
+        ),
+    )
+    pytester.makepyfile(
+        """
+        import asyncio
+        import unittest
+
+        import aiotestkit._sandbox
+
+        async def test_auto_mode_test_is_sandboxed():
+            assert "getaddrinfo" in vars(asyncio.get_running_loop())
+
+        class TestCase(unittest.IsolatedAsyncioTestCase):
+            async def test_unittest_case_is_not(self):
+                # no sandbox at all, not even one on another loop
+                assert aiotestkit._sandbox._active is None
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)

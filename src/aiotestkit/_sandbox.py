@@ -230,6 +230,7 @@ class NetworkSandbox:
         self._fake_hosts: dict[str, str] = {}
         self._gateways: dict[tuple[object, bool | None], tuple[Gateway, object]] = {}
         self._owned_servers: list[BaseTestServer] = []
+        self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._local_ports: set[int] = set()
         self._patches = _Patches()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -448,10 +449,11 @@ class NetworkSandbox:
             return known
         loop = asyncio.get_running_loop()
         server_context = _sni_context(self.certificate_authority)
-        server: object = target
-        if isinstance(target, web.Application):
-            server = TestServer(target)
-        elif isinstance(target, BaseTestServer):
+        server: object = self._started_for.get(id(target), target)
+        if isinstance(server, BaseTestServer):
+            pass
+        elif isinstance(target, web.Application):
+            server = self._started_for[id(target)] = TestServer(target)
             pass
         elif isinstance(target, tuple):
             address = _check_address(target)
@@ -474,7 +476,7 @@ class NetworkSandbox:
             self._gateways[key] = (gateway, target)
             return gateway, target
         elif callable(target):
-            server = RawTestServer(target)
+            server = self._started_for[id(target)] = RawTestServer(target)
         else:
             raise TypeError(
                 "target must be an aiohttp test server, an aiohttp.web.Application, a request "

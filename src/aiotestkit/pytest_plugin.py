@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import ssl
+import unittest
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -69,7 +70,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         enabled, _ = _sandbox_options(item)
         if enabled is None:
             function = getattr(item, "function", None)
-            enabled = everywhere and inspect.iscoroutinefunction(function)
+            cls = getattr(item, "cls", None)
+            enabled = (
+                everywhere
+                and inspect.iscoroutinefunction(function)
+                # unittest's async test cases run their own loop; fixtures do not apply
+                and not (isinstance(cls, type) and issubclass(cls, unittest.TestCase))
+            )
         fixturenames: list[str] | None = getattr(item, "fixturenames", None)
         if enabled and fixturenames is not None and _SANDBOX_MARKER not in fixturenames:
             fixturenames.insert(0, _SANDBOX_MARKER)
