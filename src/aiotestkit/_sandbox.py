@@ -214,7 +214,8 @@ class NetworkSandbox:
     Example:
         >>> async with NetworkSandbox() as sandbox, CaseControlledTestServer() as server:
         ...     await sandbox.route("api.kraken.com", 443, server)
-        ...     task = asyncio.create_task(SpotAsyncClient().request("GET", "/0/public/Time"))
+        ...     client = SpotAsyncClient()  # builds its own aiohttp session
+        ...     task = asyncio.create_task(client.request("GET", "/0/public/Time", auth=False))
         ...     request = await server.receive_request()
         ...     assert request.secure and request.host == "api.kraken.com"
     """

@@ -1,4 +1,4 @@
-"""The aiotestkit pytest plugin: fixtures only; the logic lives in the library.
+"""The aiotestkit pytest plugin: fixtures, a marker, an ini option; logic lives in the library.
 
 Loaded automatically once aiotestkit is installed (entry point ``pytest11``); disable
 it with ``-p no:aiotestkit``. Async fixtures are declared with pytest-asyncio, so they
