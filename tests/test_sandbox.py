@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -167,7 +168,7 @@ async def test_getaddrinfo_and_sock_connect_reach_the_routed_server(
     family, _, _, _, address = infos[0]
     assert family == socket.AF_INET
     assert address[1] == 8080
-    assert address[0].startswith("127.77.")
+    assert ipaddress.ip_address(address[0]) in ipaddress.ip_network("127.64.0.0/10")
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
     await loop.sock_connect(sock, address)
@@ -690,3 +691,19 @@ async def test_one_application_routed_with_different_tls_modes_gets_one_server(
             assert await response.text() == "True"
         async with session.get("http://a.example.com/") as response:
             assert await response.text() == "False"
+
+
+async def test_a_host_keeps_its_address_so_a_cached_one_never_reaches_another_host(
+    server: CaseControlledTestServer,
+) -> None:
+    loop = asyncio.get_running_loop()
+    async with NetworkSandbox() as first:
+        await first.route("cached.example.com", 443, server)
+        cached = (await loop.getaddrinfo("cached.example.com", 443))[0][4]
+    async with NetworkSandbox() as second:
+        await second.route("other.example.com", 443, server)
+        await second.route("cached.example.com", 80, server)
+        assert (await loop.getaddrinfo("cached.example.com", 443))[0][4] == cached
+        # an address cached from the first sandbox still means cached.example.com:443
+        with pytest.raises(NetworkAccessDenied, match=r"cached\.example\.com:443 refused"):
+            await loop.create_connection(asyncio.Protocol, *cached)

@@ -18,6 +18,7 @@ import ipaddress
 import os
 import socket
 import ssl
+import threading
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,8 +39,26 @@ from .errors import NameResolutionDenied, NetworkAccessDenied, NetworkSandboxAct
 __all__ = ["BlockedConnection", "NetworkSandbox", "UnverifiedTLSConnection"]
 
 _MISSING = object()
-_FAKE_NETWORK = ipaddress.ip_network("127.77.0.0/16")
+_FAKE_NETWORK = ipaddress.ip_network("127.64.0.0/10")
 """Routed host names resolve to addresses in here: loopback, so nothing escapes."""
+
+_fake_addresses: dict[str, str] = {}
+"""Host name -> its fake address, for the whole process: a client that cached an
+address (aiohttp's DNS cache, a long-lived session) never reaches another host
+through it in a later sandbox."""
+_fake_hosts: dict[str, str] = {}
+_fake_lock = threading.Lock()
+
+
+def _fake_address(host: str) -> str:
+    with _fake_lock:
+        address = _fake_addresses.get(host)
+        if address is None:
+            address = str(_FAKE_NETWORK[len(_fake_addresses) + 1])
+            _fake_addresses[host] = address
+            _fake_hosts[address] = host
+        return address
+
 
 _active: NetworkSandbox | None = None
 
@@ -227,8 +246,7 @@ class NetworkSandbox:
         self._expected_blocked: list[tuple[str, int | None]] = []
         self._routes: dict[tuple[str, int], Gateway] = {}
         self._routed_ports: dict[str, set[int]] = {}
-        self._fake_addresses: dict[str, str] = {}
-        self._fake_hosts: dict[str, str] = {}
+        self._fake_addresses: dict[str, str] = {}  # routed host name -> fake address
         self._gateways: dict[tuple[object, bool | None], tuple[Gateway, object]] = {}
         self._owned_servers: list[BaseTestServer] = []
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
@@ -437,10 +455,8 @@ class NetworkSandbox:
         gateway, server = await self._gateway_for(target, tls)
         self._routes[name, port] = gateway
         self._routed_ports.setdefault(name, set()).add(port)
-        if not _is_ip(name) and name not in self._fake_addresses:
-            address = str(_FAKE_NETWORK[len(self._fake_addresses) + 1])
-            self._fake_addresses[name] = address
-            self._fake_hosts[address] = name
+        if not _is_ip(name):
+            self._fake_addresses[name] = _fake_address(name)
         return server
 
     async def _gateway_for(self, target: Any, tls: bool | None) -> tuple[Gateway, object]:
@@ -539,7 +555,7 @@ class NetworkSandbox:
             raise self._refuse(
                 repr(host), port, "it is not a valid host name", "connect"
             ) from None
-        name = self._fake_hosts.get(name, name)
+        name = _fake_hosts.get(name, name)
         gateway = self._routes.get((name, port))
         if gateway is not None:
             return gateway
