@@ -130,6 +130,8 @@ def test_ini_option_sandboxes_every_async_test_and_the_marker_turns_it_off(
         import asyncio
         import pytest
 
+        import pytest_asyncio
+
         def patched():
             return "getaddrinfo" in vars(asyncio.get_running_loop())
 
@@ -151,11 +153,28 @@ def test_ini_option_sandboxes_every_async_test_and_the_marker_turns_it_off(
                 await asyncio.open_connection("api.example.com", 443)
             except OSError:
                 pass
+
+        @pytest_asyncio.fixture
+        async def remote_config():
+            # fixtures run inside the sandbox too: it is set up first
+            try:
+                await asyncio.get_running_loop().getaddrinfo("config.example.com", 443)
+            except OSError as error:
+                return str(error)
+
+        @pytest.mark.asyncio
+        async def test_fixture_is_sandboxed(remote_config):
+            assert "config.example.com refused by the network sandbox" in remote_config
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider", "-v")
-    result.assert_outcomes(passed=4, errors=1)
-    result.stdout.fnmatch_lines(["*ERROR*test_escape_fails_the_test*"])
+    result.assert_outcomes(passed=5, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR*test_escape_fails_the_test*",
+            "*ERROR*test_fixture_is_sandboxed*",
+        ]
+    )
 
 
 def test_without_ini_option_async_tests_are_not_sandboxed(pytester: pytest.Pytester) -> None:
