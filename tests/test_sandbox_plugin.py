@@ -297,3 +297,54 @@ def test_ini_option_in_auto_mode_and_unittest_cases_are_left_alone(
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_a_test_on_a_wider_loop_scope_is_an_error_not_a_silent_escape(
+    pytester: pytest.Pytester,
+) -> None:
+    make_ini(pytester, "aiotestkit_network_sandbox = true")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_module_loop():
+            pass
+
+        @pytest.mark.asyncio(loop_scope="module")
+        @pytest.mark.network_sandbox(enabled=False)
+        async def test_module_loop_opted_out():
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_module_loop runs on the module-scoped event loop, but the network_sandbox "
+            "fixture patches the function-scoped one: the test would not be sandboxed.*"
+        ]
+    )
+
+
+def test_fixture_stays_on_the_tests_loop_with_a_wider_default_fixture_loop_scope(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(
+        ".ini",
+        pytest=INI.format(extra="").replace(
+            "asyncio_default_fixture_loop_scope = function",
+            "asyncio_default_fixture_loop_scope = module",
+        ),
+    )
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_same_loop(network_sandbox):
+            assert "getaddrinfo" in vars(asyncio.get_running_loop())
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)

@@ -123,7 +123,18 @@ async def aiohttp_redirector(
         yield redirector
 
 
-@pytest_asyncio.fixture
+def _test_loop_scope(node: pytest.Item) -> str:
+    marker = node.get_closest_marker("asyncio")
+    scope = (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")) if marker else None
+    if scope is None:
+        try:
+            scope = node.config.getini("asyncio_default_test_loop_scope")
+        except ValueError:  # a pytest-asyncio without that option
+            scope = None
+    return str(scope or "function")
+
+
+@pytest_asyncio.fixture(loop_scope="function")
 async def network_sandbox(
     request: pytest.FixtureRequest, tls_certificate_authority: CertificateAuthority
 ) -> AsyncIterator[NetworkSandbox]:
@@ -140,6 +151,15 @@ async def network_sandbox(
         raise pytest.UsageError(
             f"{request.node.nodeid} uses the network_sandbox fixture but is marked "
             "network_sandbox(enabled=False); remove one of the two"
+        )
+    loop_scope = _test_loop_scope(request.node)
+    if loop_scope != "function":
+        pytest.fail(
+            f"{request.node.nodeid} runs on the {loop_scope}-scoped event loop, but the "
+            "network_sandbox fixture patches the function-scoped one: the test would not be "
+            "sandboxed. Open 'async with NetworkSandbox() as sandbox:' in the test, or mark "
+            "it @pytest.mark.network_sandbox(enabled=False)",
+            pytrace=False,
         )
     sandbox = NetworkSandbox(certificate_authority=tls_certificate_authority)
     async with sandbox:
