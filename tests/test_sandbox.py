@@ -707,3 +707,20 @@ async def test_a_host_keeps_its_address_so_a_cached_one_never_reaches_another_ho
         # an address cached from the first sandbox still means cached.example.com:443
         with pytest.raises(NetworkAccessDenied, match=r"cached\.example\.com:443 refused"):
             await loop.create_connection(asyncio.Protocol, *cached)
+
+
+async def test_sock_connect_by_host_name_reaches_the_routed_server(
+    sandbox: NetworkSandbox, server: CaseControlledTestServer
+) -> None:
+    await sandbox.route("api.example.com", 80, server)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("API.example.com", 80))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(b"GET /named HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
+    request = await answer_one(server, "by name")
+    assert (await reader.read()).endswith(b"by name")
+    writer.close()
+    await writer.wait_closed()
+    assert request.path == "/named"
