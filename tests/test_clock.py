@@ -15,6 +15,7 @@ import pytest
 from aiotestkit import (
     AiohttpRedirector,
     CaseControlledTestServer,
+    NetworkSandbox,
     RequestNotPending,
     VirtualClock,
 )
@@ -276,3 +277,26 @@ async def test_two_concurrent_advances_are_refused(clock: VirtualClock) -> None:
     with pytest.raises(RuntimeError, match="another advance\\(\\) is running"):
         await clock.advance(1)
     await first
+
+
+async def test_timeouts_through_the_network_sandbox(
+    clock: VirtualClock,
+    network_sandbox: NetworkSandbox,
+    case_controlled_server: CaseControlledTestServer,
+) -> None:
+    await network_sandbox.route("api.kraken.com", 443, case_controlled_server)
+    url = "https://api.kraken.com/0/public/Time"
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession() as session:  # the client's own session
+        task = asyncio.create_task(session.get(url, timeout=timeout))
+        request = await case_controlled_server.receive_request()
+        await asyncio.sleep(29)
+        case_controlled_server.send_json(request, {"error": []})
+        async with await task as response:
+            assert await response.json() == {"error": []}
+        task = asyncio.create_task(session.get(url, timeout=timeout))
+        request = await case_controlled_server.receive_request()
+        with pytest.raises(asyncio.TimeoutError):
+            await task
+        assert clock.time() == 59
+        await case_controlled_server.wait_for_disconnect(request)
