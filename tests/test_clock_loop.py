@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import unittest
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -183,3 +184,24 @@ def test_the_same_scenario_gives_the_same_events_on_every_run() -> None:
         ("b timed out", 9),  # b's 7 s timeout, set at t=2, fires before c's answer
         ("c got /c", 9),
     ]
+
+
+class TestVirtualClockInUnittest(unittest.IsolatedAsyncioTestCase):
+    """The same clock from unittest: attach in asyncSetUp, detach as a cleanup."""
+
+    async def asyncSetUp(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.clock = VirtualClock()
+        self.clock.attach(loop)
+        self.addCleanup(self.clock.detach, loop)
+
+    async def test_timeout_of_a_held_request(self) -> None:
+        async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
+            task = asyncio.create_task(
+                session.get(server.make_url("/"), timeout=aiohttp.ClientTimeout(total=30))
+            )
+            request = await server.receive_request()
+            with pytest.raises(asyncio.TimeoutError):
+                await task
+            assert self.clock.time() == 30
+            await server.wait_for_disconnect(request)
