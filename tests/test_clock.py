@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 import threading
 import time
 
@@ -47,6 +48,7 @@ async def test_timers_fire_in_deadline_order(clock: VirtualClock) -> None:
     assert fired == [("at-10", 10), ("later-10", 10), ("later-20", 20), ("later-30", 30)]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout() is new in 3.11")
 async def test_asyncio_timeout_and_wait_for_fire_at_their_virtual_deadline(
     clock: VirtualClock,
 ) -> None:

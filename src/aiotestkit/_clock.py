@@ -29,7 +29,6 @@ naming every task and the line it waits on.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import linecache
 import math
 import re
@@ -45,6 +44,11 @@ from types import FrameType
 from typing import Any
 
 from .errors import DeadlockError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no socket queue ioctls; the threshold covers it
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["VirtualClock"]
 
@@ -82,6 +86,8 @@ def _check_seconds(name: str, value: float, *, allow_zero: bool = True) -> float
 
 def _unacknowledged_bytes(fd: int) -> int:
     """Bytes a TCP socket sent that its peer has not acknowledged; 0 if not TCP/Linux."""
+    if fcntl is None:
+        return 0
     try:
         queued = int(_INT.unpack(fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0])
         if not queued:
