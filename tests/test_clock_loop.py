@@ -137,6 +137,23 @@ def test_constructor_checks_its_arguments(
         VirtualClock(**kwargs)  # type: ignore[arg-type]
 
 
+def test_settings_are_checked_when_set() -> None:
+    clock = VirtualClock()
+    clock.autojump_threshold = 0.5
+    assert clock.autojump_threshold == 0.5
+    with pytest.raises(ValueError, match="autojump_threshold must be a non-negative"):
+        clock.autojump_threshold = -0.1
+    with pytest.raises(ValueError, match="deadlock_timeout must be a positive"):
+        clock.deadlock_timeout = 0
+    with pytest.raises(TypeError, match="in_flight_timeout must be a number of seconds"):
+        clock.in_flight_timeout = None  # type: ignore[assignment]
+    assert (clock.autojump_threshold, clock.deadlock_timeout, clock.in_flight_timeout) == (
+        0.5,
+        1.0,
+        5.0,
+    )
+
+
 async def _run_scenario() -> list[tuple[str, float]]:
     loop = asyncio.get_running_loop()
     events: list[tuple[str, float]] = []

@@ -303,13 +303,9 @@ class VirtualClock:
             raise TypeError(f"start must be a finite number of seconds, got {start!r}")
         self._now = float(start)
         self.autojump = autojump
-        self.autojump_threshold = _check_seconds("autojump_threshold", autojump_threshold)
-        self.in_flight_timeout = _check_seconds(
-            "in_flight_timeout", in_flight_timeout, allow_zero=False
-        )
-        self.deadlock_timeout = _check_seconds(
-            "deadlock_timeout", deadlock_timeout, allow_zero=False
-        )
+        self.autojump_threshold = autojump_threshold
+        self.in_flight_timeout = in_flight_timeout
+        self.deadlock_timeout = deadlock_timeout
         self._loop: asyncio.BaseEventLoop | None = None
         self._selector: selectors.BaseSelector | None = None
         self._patched: list[tuple[object, str, object, bool]] = []
@@ -338,6 +334,51 @@ class VirtualClock:
         if not isinstance(value, bool):
             raise TypeError(f"autojump must be True or False, got {value!r}")
         self._autojump = value
+
+    @property
+    def autojump_threshold(self) -> float:
+        """Real seconds of quiet before a jump when something outside the loop could answer.
+
+        Settable (float, >= 0). See the class arguments.
+
+        Example:
+            >>> clock.autojump_threshold = 0.2  # a peer in a thread answers within 200 ms
+        """
+        return self._autojump_threshold
+
+    @autojump_threshold.setter
+    def autojump_threshold(self, value: float) -> None:
+        self._autojump_threshold = _check_seconds("autojump_threshold", value)
+
+    @property
+    def in_flight_timeout(self) -> float:
+        """Real seconds the clock waits at most for in-flight I/O before it jumps anyway.
+
+        Settable (float, > 0). See the class arguments.
+
+        Example:
+            >>> clock.in_flight_timeout = 10.0
+        """
+        return self._in_flight_timeout
+
+    @in_flight_timeout.setter
+    def in_flight_timeout(self, value: float) -> None:
+        self._in_flight_timeout = _check_seconds("in_flight_timeout", value, allow_zero=False)
+
+    @property
+    def deadlock_timeout(self) -> float:
+        """Real seconds of quiet, with nothing able to move time, before DeadlockError.
+
+        Settable (float, > 0). See the class arguments.
+
+        Example:
+            >>> clock.deadlock_timeout = 0.1
+        """
+        return self._deadlock_timeout
+
+    @deadlock_timeout.setter
+    def deadlock_timeout(self, value: float) -> None:
+        self._deadlock_timeout = _check_seconds("deadlock_timeout", value, allow_zero=False)
 
     @property
     def attached(self) -> bool:
