@@ -12,8 +12,9 @@ a positive timeout (or ``None``) means every task is blocked. The clock then:
 1. returns at once if any I/O event is ready (a zero-time poll);
 2. waits in real time while I/O is *in flight*: a job started by
    ``loop.run_in_executor`` (``getaddrinfo`` runs there) has not finished, or a TCP
-   socket of the loop has bytes sent but not yet acknowledged by its peer (Linux
-   ``SIOCOUTQ - SIOCOUTQNSD``), at most ``in_flight_timeout`` seconds;
+   socket of the loop has sent bytes its peer has not received yet (Linux: sent but
+   unacknowledged, ``SIOCOUTQ - SIOCOUTQNSD``, unless the peer is a socket of the
+   loop whose ``TCP_INFO`` shows it received them), at most ``in_flight_timeout``;
 3. if something outside the loop could answer unseen (a connection whose other end
    is not a socket of the loop, a pipe, a UDP socket, a thread other than the loop's
    executor), waits ``autojump_threshold`` real seconds for it;
