@@ -80,6 +80,40 @@ class TestNetwork(NetworkTestCase):
         self.assertGreater(self.aiohttp_unused_port(), 0)
 
 
+class TestSandboxAndClock(NetworkTestCase):
+    use_virtual_clock = True
+
+    async def test_unmodified_client_reaches_a_routed_host_over_tls(self):
+        server = await self.case_controlled_server_factory()
+        await self.network_sandbox.route("api.example.com", 443, server)
+        async with aiohttp.ClientSession() as session:  # no injected session
+            task = asyncio.create_task(session.get("https://api.example.com/v1/items"))
+            request = await server.receive_request()
+            self.assertEqual(request.host, "api.example.com")
+            self.assertEqual(request.path_qs, "/v1/items")
+            server.send_json(request, {"items": []})
+            async with await task as response:
+                self.assertEqual(await response.json(), {"items": []})
+
+    async def test_time_is_virtual(self):
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        await asyncio.sleep(3600)
+        self.assertGreaterEqual(loop.time() - before, 3600)
+        self.assertTrue(self.clock.attached)
+
+
+class TestAllowBlocked(NetworkTestCase):
+    allow_blocked = True
+
+    async def test_an_unrouted_host_is_refused(self):
+        from aiotestkit import NetworkAccessDenied
+
+        with self.assertRaisesRegex(NetworkAccessDenied, "refused by the network sandbox"):
+            await asyncio.open_connection("blocked.invalid", 443)
+        self.assertEqual(len(self.network_sandbox.blocked), 1)
+
+
 async def hello(request):
     return web.Response(text="Hello, world")
 
@@ -126,7 +160,7 @@ def test_cases_pass_under_python_m_unittest(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "Ran 7 tests" in result.stderr
+    assert "Ran 10 tests" in result.stderr
     assert result.stderr.rstrip().endswith("OK")
 
 
@@ -135,7 +169,7 @@ def test_cases_pass_under_pytest(pytester: pytest.Pytester) -> None:
         "[pytest]\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
     )
     pytester.makepyfile(test_network_cases=textwrap.dedent(CASES))
-    pytester.runpytest_subprocess().assert_outcomes(passed=7)
+    pytester.runpytest_subprocess().assert_outcomes(passed=10)
 
 
 def _run(case: unittest.TestCase) -> unittest.TestResult:
@@ -256,3 +290,35 @@ def test_an_override_that_skips_super_asyncsetup_is_told_how_to_fix_it() -> None
         "NetworkTestCase.asyncSetUp(); an asyncSetUp() override must start with "
         "'await super().asyncSetUp()'"
     ) in message
+
+
+class _Blocked(NetworkTestCase):
+    __test__ = False
+
+    async def test_reaches_for_the_network(self) -> None:
+        import asyncio
+
+        with pytest.raises(OSError, match=r"blocked\.invalid"):
+            await asyncio.open_connection("blocked.invalid", 443)
+
+
+def test_a_refused_connection_fails_the_test_after_tear_down() -> None:
+    result = _run(_Blocked("test_reaches_for_the_network"))
+    assert len(result.failures) == 1, result.errors
+    message = result.failures[0][1]
+    assert "the network sandbox refused 1 attempt(s) to reach the network" in message
+    assert "blocked.invalid" in message
+
+
+def test_opting_out_of_the_sandbox_and_into_the_clock_is_explicit() -> None:
+    class Case(NetworkTestCase):
+        use_network_sandbox = False
+
+        async def test_it(self) -> None:
+            with pytest.raises(RuntimeError, match="sets use_network_sandbox = False, so it has"):
+                self.network_sandbox  # noqa: B018
+            with pytest.raises(RuntimeError, match="set use_virtual_clock = True on the class"):
+                self.clock  # noqa: B018
+
+    result = _run(Case("test_it"))
+    assert result.wasSuccessful(), result.failures + result.errors

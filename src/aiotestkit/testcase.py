@@ -9,6 +9,7 @@ aiohttp's :class:`~aiohttp.test_utils.AioHTTPTestCase`. Both run under
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import unittest
@@ -21,7 +22,9 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import AioHTTPTestCase, TestClient, TestServer, unused_port
 
+from ._clock import VirtualClock
 from ._redirector import AiohttpRedirector
+from ._sandbox import NetworkSandbox
 from ._server_factory import CaseControlledServerFactory
 from ._tls import CertificateAuthority, default_certificate_authority
 
@@ -48,7 +51,12 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
       ``await self.case_controlled_server_factory(scheme="https")`` starts a
       server that is closed after the test;
     * ``aiohttp_unused_port``: :func:`aiohttp.test_utils.unused_port` (prefer a
-      bound socket, see the fixture's documentation).
+      bound socket, see the fixture's documentation);
+    * ``network_sandbox``: an open :class:`aiotestkit.NetworkSandbox` (class
+      attribute ``use_network_sandbox = False`` turns it off); refused connections
+      fail the test unless ``allow_blocked = True``;
+    * ``clock``: a :class:`aiotestkit.VirtualClock` on the test's loop, with
+      ``use_virtual_clock = True`` (off by default, as the fixture is opt-in).
 
     Everything is set up in :meth:`asyncSetUp` and closed by cleanups that run
     after :meth:`asyncTearDown`, in reverse order, also when the test or its
@@ -66,6 +74,15 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
         ...         self.assertEqual(await task, 1)
     """
 
+    use_network_sandbox: bool = True
+    """Run each test in a :class:`aiotestkit.NetworkSandbox` (``self.network_sandbox``)."""
+    allow_blocked: bool = False
+    """Let refused connections pass; by default they fail the test after tear-down."""
+    use_virtual_clock: bool = False
+    """Run each test in virtual time (``self.clock``, made by :meth:`make_virtual_clock`)."""
+
+    _network_sandbox: NetworkSandbox | None = None
+    _clock: VirtualClock | None = None
     _aiohttp_redirector: AiohttpRedirector | None = None
     _case_controlled_server_factory: CaseControlledServerFactory | None = None
 
@@ -77,6 +94,50 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
                 "'await super().asyncSetUp()'"
             )
         return value
+
+    @property
+    def network_sandbox(self) -> NetworkSandbox:
+        """The test's open :class:`aiotestkit.NetworkSandbox`, as the fixture of the same name.
+
+        Route hosts with ``await self.network_sandbox.route(host, port, server)``.
+        After the test, refused connections fail it
+        (:meth:`~aiotestkit.NetworkSandbox.assert_nothing_blocked`) unless declared
+        with ``expect_blocked()`` or the class sets ``allow_blocked = True``.
+
+        Raises:
+            RuntimeError: if :meth:`asyncSetUp` of this class did not run, or the
+                class sets ``use_network_sandbox = False``.
+        """
+        if not self.use_network_sandbox:
+            raise RuntimeError(
+                f"{type(self).__name__} sets use_network_sandbox = False, so it has no "
+                "self.network_sandbox; remove that line to sandbox its tests"
+            )
+        return self._set_up("network_sandbox", self._network_sandbox)
+
+    @property
+    def clock(self) -> VirtualClock:
+        """The :class:`aiotestkit.VirtualClock` attached to the test's loop, as the fixture.
+
+        Raises:
+            RuntimeError: if the class does not set ``use_virtual_clock = True``, or
+                :meth:`asyncSetUp` of this class did not run.
+        """
+        if not self.use_virtual_clock:
+            raise RuntimeError(
+                f"{type(self).__name__} runs in real time: set use_virtual_clock = True "
+                "on the class to get self.clock"
+            )
+        return self._set_up("clock", self._clock)
+
+    def make_virtual_clock(self) -> VirtualClock:
+        """Return the clock for ``use_virtual_clock``; override it to pass options.
+
+        Example:
+            >>> def make_virtual_clock(self):
+            ...     return VirtualClock(autojump_threshold=0.01)
+        """
+        return VirtualClock()
 
     @property
     def aiohttp_redirector(self) -> AiohttpRedirector:
@@ -139,7 +200,18 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
     async def _enter_network_resources(self, resources: contextlib.AsyncExitStack) -> None:
         # Entered in this order, closed in the reverse one: the checks that must see
         # everything closed come first, the resources that live inside them after.
-        # Hygiene checks (issue 5) go first here; the network sandbox (issue 3) next.
+        # The hygiene checks (LoopInstrumentation) go first, here.
+        if self.use_virtual_clock:
+            loop = asyncio.get_running_loop()
+            clock = self.make_virtual_clock()
+            clock.attach(loop)
+            resources.callback(clock.detach, loop)
+            self._clock = clock
+        if self.use_network_sandbox:
+            sandbox = NetworkSandbox(certificate_authority=self.tls_certificate_authority)
+            if not self.allow_blocked:
+                resources.callback(sandbox.assert_nothing_blocked)  # runs after it closed
+            self._network_sandbox = await resources.enter_async_context(sandbox)
         self._aiohttp_redirector = await resources.enter_async_context(
             AiohttpRedirector(certificate_authority=self.tls_certificate_authority)
         )
