@@ -7,27 +7,51 @@ together in one place. Anything not listed in ``__all__`` is private.
 from ._http import CaseControlledTestServer as CaseControlledTestServer
 from ._redirector import AiohttpRedirector as AiohttpRedirector
 from ._resolver import FakeResolver as FakeResolver
+from ._stream import CaseControlledStreamServer as CaseControlledStreamServer
+from ._stream import StreamConnection as StreamConnection
 from ._tls import CertificateAuthority as CertificateAuthority
 from ._tls import default_certificate_authority as default_certificate_authority
+from ._transport import TRANSPORT_NAMES as TRANSPORT_NAMES
+from ._transport import TransportContext as TransportContext
+from ._transport import select_transports as select_transports
+from ._websocket import CaseControlledWebSocketServer as CaseControlledWebSocketServer
+from ._websocket import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import ClientClosedConnection as ClientClosedConnection
+from .errors import HandlerError as HandlerError
 from .errors import NetworkAccessDenied as NetworkAccessDenied
 from .errors import ReceiveTimeout as ReceiveTimeout
 from .errors import RequestNotPending as RequestNotPending
+from .errors import SendTimeout as SendTimeout
 from .errors import UnansweredRequestsWarning as UnansweredRequestsWarning
+from .errors import UnexpectedMessage as UnexpectedMessage
+from .errors import UnfinishedConnectionsWarning as UnfinishedConnectionsWarning
 
 __all__ = [
+    "TRANSPORT_NAMES",
     "AiohttpRedirector",
     "AiotestkitError",
     "AiotestkitWarning",
+    "CaseControlledStreamServer",
     "CaseControlledTestServer",
+    "CaseControlledWebSocketServer",
     "CertificateAuthority",
+    "ClientClosedConnection",
     "FakeResolver",
+    "HandlerError",
     "NetworkAccessDenied",
     "ReceiveTimeout",
     "RequestNotPending",
+    "SendTimeout",
+    "StreamConnection",
+    "TransportContext",
     "UnansweredRequestsWarning",
+    "UnexpectedMessage",
+    "UnfinishedConnectionsWarning",
+    "WebSocketConnection",
     "default_certificate_authority",
+    "select_transports",
 ]
 
 __version__ = "0.1.0"

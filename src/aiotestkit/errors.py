@@ -14,10 +14,15 @@ import errno
 __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
+    "ClientClosedConnection",
+    "HandlerError",
     "NetworkAccessDenied",
     "ReceiveTimeout",
     "RequestNotPending",
+    "SendTimeout",
     "UnansweredRequestsWarning",
+    "UnexpectedMessage",
+    "UnfinishedConnectionsWarning",
 ]
 
 
@@ -40,6 +45,61 @@ class ReceiveTimeout(AiotestkitError, TimeoutError):
 
     Example:
         >>> isinstance(ReceiveTimeout("no request"), TimeoutError)
+        True
+    """
+
+
+class SendTimeout(AiotestkitError, TimeoutError):
+    """A test server could not hand its data to a client that stopped reading.
+
+    Raised by ``send*`` methods of the case-controlled stream and WebSocket servers
+    when the data stayed in the send buffer longer than the timeout: the client does
+    not read. The message names the connection, the timeout and the size of the data.
+
+    Example:
+        >>> isinstance(SendTimeout("client does not read"), TimeoutError)
+        True
+    """
+
+
+class ClientClosedConnection(AiotestkitError, EOFError):
+    """The client closed the connection while the test waited for more from it.
+
+    Raised by ``receive_*`` methods when the connection ended before what the test
+    asked for arrived (a whole line, ``n`` bytes, a WebSocket message). The message
+    shows what the client sent before it closed.
+
+    Example:
+        >>> issubclass(ClientClosedConnection, EOFError)
+        True
+    """
+
+
+class UnexpectedMessage(AiotestkitError, AssertionError):
+    """A client sent something other than what the test asked to receive.
+
+    Raised, for example, by
+    :meth:`aiotestkit.CaseControlledWebSocketServer` connections when
+    ``receive_str()`` gets a binary message or ``receive_json()`` gets text that is
+    not JSON. It is an :class:`AssertionError`: the client did not behave as the test
+    expects. The message shows what arrived.
+
+    Example:
+        >>> issubclass(UnexpectedMessage, AssertionError)
+        True
+    """
+
+
+class HandlerError(AiotestkitError, RuntimeError):
+    """A server connection handler started by the test raised, or never returned.
+
+    Raised when a :class:`aiotestkit.TransportContext` (the ``transport`` fixture)
+    closes: a handler exception happens in a background task that the test does not
+    await, so it is collected and raised here, with the handler's traceback in the
+    message and as ``__cause__``.
+
+    Example:
+        >>> issubclass(HandlerError, RuntimeError)
         True
     """
 
@@ -108,5 +168,20 @@ class UnansweredRequestsWarning(AiotestkitWarning):
 
     Example:
         >>> issubclass(UnansweredRequestsWarning, UserWarning)
+        True
+    """
+
+
+class UnfinishedConnectionsWarning(AiotestkitWarning):
+    """A case-controlled server closed while connections were not finished by the test.
+
+    A connection is finished when the test received it and then closed it, aborted
+    it, or received the client's end of stream. The message lists the others (the
+    ones the test never received and the ones it left open), with the bytes or
+    messages they carried that the test did not receive. A test that means to leave
+    connections open can expect it with ``pytest.warns(UnfinishedConnectionsWarning)``.
+
+    Example:
+        >>> issubclass(UnfinishedConnectionsWarning, UserWarning)
         True
     """

@@ -17,9 +17,50 @@ import trustme
 
 from ._http import CaseControlledTestServer
 from ._redirector import AiohttpRedirector
+from ._stream import CaseControlledStreamServer
 from ._tls import CertificateAuthority, default_certificate_authority
+from ._transport import TRANSPORT_NAMES, TransportContext, select_transports
+from ._websocket import CaseControlledWebSocketServer
 
 CaseControlledServerFactory = Callable[..., Awaitable[CaseControlledTestServer]]
+CaseControlledStreamServerFactory = Callable[..., Awaitable[CaseControlledStreamServer]]
+CaseControlledWebSocketServerFactory = Callable[..., Awaitable[CaseControlledWebSocketServer]]
+
+_TRANSPORTS_INI = "aiotestkit_transports"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Declare the ``aiotestkit_transports`` ini option."""
+    parser.addini(
+        _TRANSPORTS_INI,
+        type="args",
+        default=list(TRANSPORT_NAMES),
+        help="transports the 'transport' fixture runs each test over, by default "
+        f"(space-separated, from: {' '.join(TRANSPORT_NAMES)})",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the ``transports`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "transports(*names): run the test over these transports only "
+        f"({', '.join(TRANSPORT_NAMES)}) instead of the {_TRANSPORTS_INI} ini option",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize every test that uses the ``transport`` fixture over its transports."""
+    if "transport" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("transports")
+    if marker is not None:
+        names = select_transports(marker.args, source="@pytest.mark.transports")
+    else:
+        names = select_transports(
+            metafunc.config.getini(_TRANSPORTS_INI), source=f"ini option {_TRANSPORTS_INI}"
+        )
+    metafunc.parametrize("transport", names, indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +133,77 @@ async def case_controlled_server(
 ) -> CaseControlledTestServer:
     """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
     return await case_controlled_server_factory()
+
+
+@pytest_asyncio.fixture
+async def transport(
+    request: pytest.FixtureRequest, tls_certificate_authority: CertificateAuthority
+) -> AsyncIterator[TransportContext]:
+    """A :class:`aiotestkit.TransportContext`; the test runs once per transport.
+
+    The transports are ``tcp``, ``tls`` and ``unix`` (the ``aiotestkit_transports``
+    ini option), or those named by ``@pytest.mark.transports(...)``. Everything it
+    started is closed after the test; a connection handler that raised fails the test.
+    """
+    async with TransportContext(
+        request.param, certificate_authority=tls_certificate_authority
+    ) as context:
+        yield context
+
+
+@pytest_asyncio.fixture
+async def case_controlled_stream_server_factory() -> AsyncIterator[
+    CaseControlledStreamServerFactory
+]:
+    """A factory that starts :class:`aiotestkit.CaseControlledStreamServer` instances.
+
+    ``await case_controlled_stream_server_factory(transport="tls")`` takes the
+    server's constructor arguments and returns it started. Every server it made is
+    closed after the test, also when the test fails, socket files included.
+    """
+    servers: list[CaseControlledStreamServer] = []
+
+    async def start(**kwargs: Any) -> CaseControlledStreamServer:
+        server = CaseControlledStreamServer(**kwargs)
+        servers.append(server)
+        await server.start_server()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(servers):
+            await server.close()
+
+
+@pytest_asyncio.fixture
+async def case_controlled_websocket_server_factory() -> AsyncIterator[
+    CaseControlledWebSocketServerFactory
+]:
+    """A factory that starts :class:`aiotestkit.CaseControlledWebSocketServer` instances.
+
+    ``await case_controlled_websocket_server_factory(scheme="https")`` takes the
+    server's constructor arguments and returns it started. Every server it made is
+    closed after the test, also when the test fails.
+    """
+    servers: list[CaseControlledWebSocketServer] = []
+
+    async def start(**kwargs: Any) -> CaseControlledWebSocketServer:
+        server = CaseControlledWebSocketServer(**kwargs)
+        servers.append(server)
+        await server.start_server()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in reversed(servers):
+            await server.close()
+
+
+@pytest_asyncio.fixture
+async def case_controlled_websocket_server(
+    case_controlled_websocket_server_factory: CaseControlledWebSocketServerFactory,
+) -> CaseControlledWebSocketServer:
+    """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
+    return await case_controlled_websocket_server_factory()
