@@ -99,7 +99,9 @@ async def test_receive_request_times_out_naming_the_server_and_the_wait() -> Non
     assert isinstance(excinfo.value, TimeoutError)
 
 
-@pytest.mark.parametrize(("timeout", "error"), [(0, ValueError), (-1, ValueError), ("1", TypeError)])
+@pytest.mark.parametrize(
+    ("timeout", "error"), [(0, ValueError), (-1, ValueError), ("1", TypeError)]
+)
 async def test_receive_request_rejects_a_bad_timeout(timeout: object, error: type) -> None:
     async with CaseControlledTestServer() as server:
         with pytest.raises(error, match="timeout must be"):
@@ -184,7 +186,9 @@ async def test_close_drops_pending_requests_and_warns_naming_them() -> None:
         # POST: aiohttp retries an idempotent GET on a fresh connection after a drop.
         task = asyncio.create_task(session.post(server.make_url("/never")))
         request = await server.receive_request()
-        with pytest.warns(UnansweredRequestsWarning, match=r"1 unanswered request\(s\): POST /never"):
+        with pytest.warns(
+            UnansweredRequestsWarning, match=r"1 unanswered request\(s\): POST /never"
+        ):
             await server.close()
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await task
@@ -226,7 +230,9 @@ async def test_json_encoder_can_be_replaced() -> None:
     async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
         task = asyncio.create_task(session.get(server.make_url("/")))
         server.send_json(
-            await server.receive_request(), {"b": 1, "a": 2}, dumps=lambda d: json.dumps(d, sort_keys=True)
+            await server.receive_request(),
+            {"b": 1, "a": 2},
+            dumps=lambda d: json.dumps(d, sort_keys=True),
         )
         async with await task as response:
             assert await response.text() == '{"a": 2, "b": 1}'

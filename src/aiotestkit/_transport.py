@@ -188,6 +188,9 @@ class TransportContext:
         self._handlers: set[asyncio.Task[Any]] = set()
         self._server_connections: list[asyncio.BaseTransport] = []
         self._client_connections: list[asyncio.BaseTransport] = []
+        # StreamWriter warns "unclosed" when collected before its transport closes:
+        # hold every writer until the transports are closed.
+        self._writers: list[asyncio.StreamWriter] = []
         self._closed_by_context: set[int] = set()
         self._failures: list[_Failure] = []
         self._closed = False
@@ -295,6 +298,7 @@ class TransportContext:
             host, port = self._server_address("connect")
             reader, writer = await asyncio.open_connection(host, port, **kwargs)
         self._client_connections.append(writer.transport)
+        self._writers.append(writer)
         return reader, writer
 
     async def start_server_and_connect(
@@ -451,6 +455,7 @@ class TransportContext:
             self._close_connections(self._server_connections)
             await self._wait_connections_closed(self._server_connections)
             await self._wait_closed(servers)
+            self._writers.clear()
         finally:
             if self._directory is not None:
                 shutil.rmtree(self._directory, ignore_errors=True)
@@ -493,6 +498,7 @@ class TransportContext:
             if task is not None:
                 self._handlers.add(task)
             self._server_connections.append(writer.transport)
+            self._writers.append(writer)
             try:
                 result = callback(reader, writer)
                 if inspect.isawaitable(result):
@@ -597,10 +603,8 @@ def _is_open(connection: asyncio.BaseTransport) -> bool:
     """Whether a transport still has its socket (its protocol did not see the loss yet)."""
     if not connection.is_closing():
         return True
-    sock = connection.get_extra_info("socket")
-    if sock is None:
-        return False
     try:
-        return bool(sock.fileno() != -1)
-    except OSError:
+        sock = connection.get_extra_info("socket")
+        return sock is not None and bool(sock.fileno() != -1)
+    except (AttributeError, OSError):  # a closed TLS transport dropped its protocol
         return False
