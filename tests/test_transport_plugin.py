@@ -144,3 +144,39 @@ async def test_after(transport):
     )
     result.assert_outcomes(passed=3, failed=3)
     result.stdout.fnmatch_lines(["*AssertionError: the test failed half-way*"])
+
+
+FACTORY_TEST = """
+import asyncio
+import os
+import pytest
+
+pytestmark = pytest.mark.asyncio
+seen = []
+
+async def test_fails(case_controlled_stream_server_factory):
+    server = await case_controlled_stream_server_factory(transport="unix")
+    reader, writer = await asyncio.open_unix_connection(server.path)
+    connection = await server.receive_connection()
+    await connection.close()
+    writer.close()
+    seen.append(server)
+    assert False, "failed with the server open"
+
+async def test_after():
+    (server,) = seen
+    assert server.closed
+    assert not os.path.exists(server.path)
+    assert len(asyncio.all_tasks()) == 1
+"""
+
+
+def test_factory_closes_servers_after_a_failing_test(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+        "filterwarnings = error\n"
+    )
+    pytester.makepyfile(test_it=FACTORY_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: failed with the server open*"])

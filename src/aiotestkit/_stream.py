@@ -389,7 +389,10 @@ class StreamConnection:
 
     def _describe_unfinished(self) -> str:
         state = "never received by the test" if not self._received else "left open"
-        unread = f", unread {_preview(self._buffer)}" if self._buffer else ""
+        # Bytes still in the StreamReader were never read by a receive call; show them
+        # too (``_buffer`` is private but has been there since Python 3.4).
+        pending = self._buffer + bytes(getattr(self._reader, "_buffer", b""))
+        unread = f", unread {_preview(pending)}" if pending else ""
         return f"#{self.number} from {self.peername!r} ({state}{unread})"
 
     def _drop(self) -> None:
