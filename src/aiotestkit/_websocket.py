@@ -87,6 +87,7 @@ class WebSocketConnection:
         self._last_received: WSMessage | None = None
         self._received = False
         self._closed_by_test = False
+        self._close_code: int | None = None
         self._refused = False
         self._handler: asyncio.Task[Any] | None = None
 
@@ -115,7 +116,12 @@ class WebSocketConnection:
 
     @property
     def close_code(self) -> int | None:
-        """The close code once the connection closed (from either side), else ``None``."""
+        """The close code once the connection closed, else ``None``.
+
+        The code the test sent when the test closed it, the client's when it closed.
+        """
+        if self._close_code is not None:
+            return self._close_code
         return None if self._ws is None else self._ws.close_code
 
     @property
@@ -402,6 +408,7 @@ class WebSocketConnection:
             return
         ws = await self._ensure_accepted("close")
         self._closed_by_test = True
+        self._close_code = code
         if isinstance(message, str):
             message = message.encode("utf-8")
         try:
@@ -633,7 +640,8 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
         """
         if self.closed:
             return
-        unfinished = [c for c in self._websockets if not c.finished]
+        unfinished = [c._describe_unfinished() for c in self._websockets if not c.finished]
+        described = repr(self)
         handlers: list[asyncio.Task[Any]] = []
         for connection in self._websockets:
             if connection._handler is not None and not connection._handler.done():
@@ -650,10 +658,10 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
             await asyncio.wait(handlers, timeout=DEFAULT_TIMEOUT)
         await super().close()
         if unfinished:
-            listed = "; ".join(c._describe_unfinished() for c in unfinished)
+            listed = "; ".join(unfinished)
             warnings.warn(
                 UnfinishedConnectionsWarning(
-                    f"{self!r} closed with {len(unfinished)} unfinished WebSocket "
+                    f"{described} closed with {len(unfinished)} unfinished WebSocket "
                     f"connection(s): {listed}. Receive each connection, then refuse() it, "
                     "close() it, or receive until the client closed."
                 ),
