@@ -150,7 +150,7 @@ async def test_server_close_sends_code_and_reason(
     assert connection.close_code == 4001
     assert connection.finished
     await connection.close()  # again: nothing
-    with pytest.raises(RuntimeError, match="cannot send on .*: the test closed it"):
+    with pytest.raises(RuntimeError, match=r"cannot send on .*: the test closed it"):
         await connection.send_str("late")
 
 
