@@ -139,7 +139,7 @@ async def test_answering_twice_raises() -> None:
         with pytest.raises(RequestNotPending, match="GET /once was answered already"):
             server.send_json(request, {})
         (await task).release()
-        with pytest.raises(RequestNotPending, match="GET /once.*answered already"):
+        with pytest.raises(RequestNotPending, match=r"GET /once.*answered already"):
             server.send_response(request)
 
 
@@ -236,3 +236,42 @@ async def test_json_encoder_can_be_replaced() -> None:
         )
         async with await task as response:
             assert await response.text() == '{"a": 2, "b": 1}'
+
+
+async def test_drop_connection_disconnects_the_client_without_an_answer() -> None:
+    async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
+        task = asyncio.create_task(session.post(server.make_url("/crash")))
+        request = await server.receive_request()
+        server.drop_connection(request)
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await task
+        with pytest.raises(RequestNotPending, match="connection was dropped by the test"):
+            server.send_response(request)
+        assert server.pending_requests == []
+
+
+async def test_wait_for_disconnect_returns_once_the_client_gives_up() -> None:
+    async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
+        task = asyncio.create_task(
+            session.get(server.make_url("/slow"), timeout=aiohttp.ClientTimeout(total=0.05))
+        )
+        request = await server.receive_request()
+        with pytest.raises(asyncio.TimeoutError):
+            await task
+        await server.wait_for_disconnect(request)
+        assert server.pending_requests == []
+        await server.wait_for_disconnect(request)  # already gone: returns at once
+
+
+async def test_wait_for_disconnect_times_out_while_the_client_waits() -> None:
+    async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
+        task = asyncio.create_task(session.get(server.make_url("/held")))
+        request = await server.receive_request()
+        with pytest.raises(
+            ReceiveTimeout, match=r"client of GET /held kept its connection .* open for 0.05 s"
+        ):
+            await server.wait_for_disconnect(request, timeout=0.05)
+        server.send_response(request)
+        (await task).release()
+        with pytest.raises(RequestNotPending, match="answered already"):
+            await server.wait_for_disconnect(request)
