@@ -13,7 +13,6 @@ import pytest
 import pytest_asyncio
 
 from aiotestkit import (
-    TRANSPORT_NAMES,
     CaseControlledStreamServer,
     ClientClosedConnection,
     ReceiveTimeout,
@@ -21,6 +20,7 @@ from aiotestkit import (
     UnfinishedConnectionsWarning,
     default_certificate_authority,
 )
+from aiotestkit._transport import TRANSPORT_NAMES
 
 pytestmark = pytest.mark.asyncio
 

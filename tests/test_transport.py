@@ -9,12 +9,11 @@ import ssl
 import pytest
 
 from aiotestkit import (
-    TRANSPORT_NAMES,
     HandlerError,
     TransportContext,
     default_certificate_authority,
-    select_transports,
 )
+from aiotestkit._transport import TRANSPORT_NAMES, select_transports
 
 pytestmark = pytest.mark.asyncio
 

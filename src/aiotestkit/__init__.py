@@ -11,9 +11,7 @@ from ._stream import CaseControlledStreamServer as CaseControlledStreamServer
 from ._stream import StreamConnection as StreamConnection
 from ._tls import CertificateAuthority as CertificateAuthority
 from ._tls import default_certificate_authority as default_certificate_authority
-from ._transport import TRANSPORT_NAMES as TRANSPORT_NAMES
 from ._transport import TransportContext as TransportContext
-from ._transport import select_transports as select_transports
 from ._websocket import CaseControlledWebSocketServer as CaseControlledWebSocketServer
 from ._websocket import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
@@ -29,7 +27,6 @@ from .errors import UnexpectedMessage as UnexpectedMessage
 from .errors import UnfinishedConnectionsWarning as UnfinishedConnectionsWarning
 
 __all__ = [
-    "TRANSPORT_NAMES",
     "AiohttpRedirector",
     "AiotestkitError",
     "AiotestkitWarning",
@@ -51,7 +48,6 @@ __all__ = [
     "UnfinishedConnectionsWarning",
     "WebSocketConnection",
     "default_certificate_authority",
-    "select_transports",
 ]
 
 __version__ = "0.1.0"
