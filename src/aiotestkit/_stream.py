@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import socket
 import ssl as ssl_module
 import struct
@@ -21,7 +19,13 @@ from typing import Any
 
 from ._http import DEFAULT_TIMEOUT, _check_timeout
 from ._tls import CertificateAuthority, default_certificate_authority
-from ._transport import _CLOSE_TIMEOUT, _short_directory, _wait_until_closed, select_transports
+from ._transport import (
+    _CLOSE_TIMEOUT,
+    _new_socket_path,
+    _remove_socket,
+    _wait_until_closed,
+    select_transports,
+)
 from .errors import (
     ClientClosedConnection,
     ReceiveTimeout,
@@ -413,8 +417,8 @@ class CaseControlledStreamServer:
         transport: ``"tcp"``, ``"tls"`` or ``"unix"``.
         host: the address TCP servers listen on (str).
         port: the TCP port (int); ``None`` picks a free one.
-        path: the Unix socket path (str); ``None`` makes one in a new short temporary
-            directory, removed by :meth:`close`.
+        path: the Unix socket path (str); ``None`` makes one in a short temporary
+            directory. :meth:`close` removes the socket file.
         ssl: the server :class:`ssl.SSLContext` for ``"tls"``; by default the
             certificate comes from ``certificate_authority`` for the name the client
             asks for (SNI), so the server can stand in for any host.
@@ -457,7 +461,6 @@ class CaseControlledStreamServer:
         self.port: int | None = port
         self.path: str | None = path
         self._requested_port = port
-        self._directory: str | None = None
         self._server: asyncio.AbstractServer | None = None
         self._connections: list[StreamConnection] = []
         self._received: asyncio.Queue[StreamConnection] = asyncio.Queue()
@@ -527,8 +530,7 @@ class CaseControlledStreamServer:
             raise RuntimeError(f"cannot start {self!r}: it was started before")
         if self.transport == "unix":
             if self.path is None:
-                self._directory = _short_directory()
-                self.path = os.path.join(self._directory, "s")
+                self.path = _new_socket_path()
             self._server = await asyncio.start_unix_server(self._accept, self.path)
         else:
             assert self.host is not None
@@ -629,11 +631,8 @@ class CaseControlledStreamServer:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._server.wait_closed(), _CLOSE_TIMEOUT)
         finally:
-            if self._directory is not None:
-                shutil.rmtree(self._directory, ignore_errors=True)
-            elif self.path is not None and self._server is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path)
+            if self.transport == "unix" and self.path is not None and self._server is not None:
+                _remove_socket(self.path)
         if unfinished:
             listed = "; ".join(c._describe_unfinished() for c in unfinished)
             warnings.warn(

@@ -14,15 +14,19 @@ The ``transport`` pytest fixture is a :class:`TransportContext` parametrized ove
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import inspect
+import itertools
 import os
 import shutil
 import socket
 import ssl as ssl_module
 import sys
 import tempfile
+import threading
 import traceback
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -99,12 +103,34 @@ def select_transports(names: Iterable[str], *, source: str = "transports") -> li
     return selected
 
 
-def _short_directory() -> str:
-    """Create a fresh directory whose socket path fits in the Unix path limit."""
-    root = tempfile.gettempdir()
-    if len(os.fsencode(root)) > _UNIX_PATH_LIMIT - 20 and os.path.isdir("/tmp"):
-        root = "/tmp"  # macOS gives /var/folders/xx/long-name/T: too long for a socket path
-    return tempfile.mkdtemp(prefix="atk-", dir=root)
+_socket_directory: str | None = None
+_socket_numbers = itertools.count(1)
+_socket_lock = threading.Lock()
+
+
+def _new_socket_path() -> str:
+    """Return a fresh Unix socket path that fits in the Unix path limit.
+
+    The sockets of a process share one short temporary directory, made on first use
+    and removed when the process exits; each socket file is removed by whoever made
+    it. (Making and removing a directory per test costs milliseconds on some file
+    systems; a file costs microseconds.)
+    """
+    global _socket_directory
+    with _socket_lock:
+        if _socket_directory is None or not os.path.isdir(_socket_directory):
+            root = tempfile.gettempdir()
+            if len(os.fsencode(root)) > _UNIX_PATH_LIMIT - 30 and os.path.isdir("/tmp"):
+                root = "/tmp"  # macOS: /var/folders/xx/long-name/T is too long for sockets
+            _socket_directory = tempfile.mkdtemp(prefix="atk-", dir=root)
+            atexit.register(shutil.rmtree, _socket_directory, ignore_errors=True)
+        return os.path.join(_socket_directory, f"s{next(_socket_numbers)}")
+
+
+def _remove_socket(path: str) -> None:
+    """Remove a socket file if it is there."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _unused_tcp_port(host: str) -> int:
@@ -113,6 +139,26 @@ def _unused_tcp_port(host: str) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+_contexts: weakref.WeakKeyDictionary[
+    CertificateAuthority, tuple[ssl_module.SSLContext, ssl_module.SSLContext]
+] = weakref.WeakKeyDictionary()
+
+
+def _tls_contexts(
+    authority: CertificateAuthority,
+) -> tuple[ssl_module.SSLContext, ssl_module.SSLContext]:
+    """Return the server and client contexts for ``authority``, built once and shared.
+
+    Loading a certificate into a context costs about a millisecond; a test suite that
+    runs every test over TLS pays it once per authority instead of twice per test.
+    """
+    contexts = _contexts.get(authority)
+    if contexts is None:
+        contexts = (authority.server_context(), authority.client_context())
+        _contexts[authority] = contexts
+    return contexts
 
 
 def _callable_name(function: object) -> str:
@@ -134,11 +180,13 @@ class TransportContext:
     r"""One transport (TCP, TLS or Unix socket) with servers and clients the test starts.
 
     The address is fixed when first used: a free TCP port on ``host`` for ``"tcp"``
-    and ``"tls"``, a socket path in a short new temporary directory for ``"unix"``.
+    and ``"tls"``, a new socket path in a short temporary directory for ``"unix"``.
     ``"tls"`` serves a certificate for ``localhost``, ``127.0.0.1`` and ``::1`` from
     the test certificate authority and connects with a client context that trusts it
-    (verification on). Everything the context starts is closed by :meth:`close`, which
-    ``async with`` and the ``transport`` fixture call for you.
+    (verification on); both contexts are built once per authority and shared by every
+    context, so pass your own ``ssl=`` instead of modifying them. Everything the
+    context starts is closed by :meth:`close`, which ``async with`` and the
+    ``transport`` fixture call for you.
 
     Args:
         name: ``"tcp"``, ``"tls"`` or ``"unix"``.
@@ -175,15 +223,14 @@ class TransportContext:
         self.host = host
         self.handler_timeout = _check_timeout(handler_timeout)
         self.server_ssl: ssl_module.SSLContext | None = None
-        """The server context for ``"tls"`` (``None`` otherwise)."""
+        """The server context for ``"tls"`` (``None`` otherwise); shared, do not modify."""
         self.client_ssl: ssl_module.SSLContext | None = None
-        """The client context for ``"tls"``, trusting the test CA (``None`` otherwise)."""
+        """The client context for ``"tls"``, trusting the test CA; shared, do not modify."""
         if self.name == "tls":
             authority = certificate_authority or default_certificate_authority()
-            self.server_ssl = authority.server_context()
-            self.client_ssl = authority.client_context()
+            self.server_ssl, self.client_ssl = _tls_contexts(authority)
         self._port: int | None = None
-        self._directory: str | None = None
+        self._socket_path: str | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._handlers: set[asyncio.Task[Any]] = set()
         self._server_connections: list[asyncio.BaseTransport] = []
@@ -210,9 +257,9 @@ class TransportContext:
             ('127.0.0.1', 40237)
         """
         if self.name == "unix":
-            if self._directory is None:
-                self._directory = _short_directory()
-            return os.path.join(self._directory, "s")
+            if self._socket_path is None:
+                self._socket_path = _new_socket_path()
+            return self._socket_path
         if self._port is None:
             self._port = _unused_tcp_port(self.host)
         return (self.host, self._port)
@@ -228,7 +275,7 @@ class TransportContext:
             'tls://127.0.0.1:(port not chosen yet)'
         """
         if self.name == "unix":
-            where = "(path not chosen yet)" if self._directory is None else str(self.address)
+            where = "(path not chosen yet)" if self._socket_path is None else self._socket_path
             return f"unix:{where}"
         port = "(port not chosen yet)" if self._port is None else str(self._port)
         return f"{self.name}://{self.host}:{port}"
@@ -457,8 +504,8 @@ class TransportContext:
             await self._wait_closed(servers)
             self._writers.clear()
         finally:
-            if self._directory is not None:
-                shutil.rmtree(self._directory, ignore_errors=True)
+            if self._socket_path is not None:
+                _remove_socket(self._socket_path)
         self._raise_failures()
 
     async def __aenter__(self) -> TransportContext:
@@ -595,8 +642,12 @@ async def _wait_until_closed(connections: Sequence[asyncio.BaseTransport]) -> No
     # protocol saw connection_lost, so poll for that, briefly.
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _CLOSE_TIMEOUT
-    while loop.time() < deadline and any(_is_open(c) for c in connections):  # noqa: ASYNC110
-        await asyncio.sleep(0.001)
+    polls = 0
+    while loop.time() < deadline and any(_is_open(c) for c in connections):
+        # connection_lost runs a loop iteration or two after close(): yield first,
+        # sleep only if it takes longer (a TLS close waits for the peer's reply).
+        await asyncio.sleep(0 if polls < 20 else 0.001)
+        polls += 1
 
 
 def _is_open(connection: asyncio.BaseTransport) -> bool:
