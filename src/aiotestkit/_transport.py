@@ -161,6 +161,19 @@ def _tls_contexts(
     return contexts
 
 
+_sni_contexts: weakref.WeakKeyDictionary[CertificateAuthority, ssl_module.SSLContext] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sni_server_context(authority: CertificateAuthority) -> ssl_module.SSLContext:
+    """Return ``authority.sni_server_context()``, built once per authority and shared."""
+    context = _sni_contexts.get(authority)
+    if context is None:
+        context = _sni_contexts[authority] = authority.sni_server_context()
+    return context
+
+
 def _callable_name(function: object) -> str:
     name = getattr(function, "__qualname__", None) or type(function).__qualname__
     return f"{name}()"
