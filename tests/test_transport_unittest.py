@@ -10,7 +10,7 @@ from aiotestkit import TransportContext
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while line := await reader.readline():
-        writer.write(line[::-1])
+        writer.write(line.upper())
         await writer.drain()
     writer.close()
 
@@ -22,4 +22,4 @@ class TestOverEachTransport(unittest.IsolatedAsyncioTestCase):
                 async with TransportContext(name) as transport:
                     reader, writer = await transport.start_server_and_connect(handle)
                     writer.write(b"abc\n")
-                    self.assertEqual(await reader.readline(), b"\ncba")
+                    self.assertEqual(await reader.readline(), b"ABC\n")  # noqa: PT009
