@@ -18,36 +18,11 @@ import pytest
 import pytest_asyncio
 from aiohttp import WSMsgType
 from kraken.spot import SpotWSClient
+from kraken_ws_peer import TICKER, TIME, Kraken
 
-from aiotestkit import CaseControlledWebSocketServer, WebSocketConnection
+from aiotestkit import CaseControlledWebSocketServer
 
 pytestmark = pytest.mark.asyncio
-
-TICKER = {"channel": "ticker", "symbol": ["BTC/USD"]}
-TIME = {"time_in": "2026-11-21T20:00:00.000000Z", "time_out": "2026-11-21T20:00:00.000100Z"}
-
-
-class Kraken:
-    """The test's side of the Kraken WebSocket API v2, on one connection."""
-
-    def __init__(self, connection: WebSocketConnection) -> None:
-        self.connection = connection
-
-    async def answer_ping(self) -> None:
-        assert await self.connection.receive_json() == {"method": "ping"}
-        await self.connection.send_json({"method": "pong", **TIME})
-
-    async def confirm_subscription(self, params: dict[str, Any] = TICKER) -> None:
-        request = await self.connection.receive_json()
-        assert request == {"method": "subscribe", "params": params}
-        await self.connection.send_json(
-            {
-                "method": "subscribe",
-                "result": {"channel": "ticker", "snapshot": True, "symbol": "BTC/USD"},
-                "success": True,
-                **TIME,
-            }
-        )
 
 
 @pytest_asyncio.fixture
