@@ -179,3 +179,23 @@ def test_factory_closes_servers_after_a_failing_test(pytester: pytest.Pytester) 
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*AssertionError: failed with the server open*"])
+
+
+def test_a_project_fixture_named_transport_is_left_alone(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+import pytest
+
+@pytest.fixture
+def transport():
+    return "the project's own"
+"""
+    )
+    result = run(
+        pytester,
+        """
+async def test_it(transport):
+    assert transport == "the project's own"
+""",
+    )
+    result.assert_outcomes(passed=1)

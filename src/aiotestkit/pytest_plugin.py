@@ -7,6 +7,7 @@ work in its strict and auto modes alike.
 
 from __future__ import annotations
 
+import inspect
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -49,9 +50,18 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def _uses_our_transport(metafunc: pytest.Metafunc) -> bool:
+    """Whether ``transport`` is this plugin's fixture, not one of the project's own."""
+    definitions = getattr(metafunc, "_arg2fixturedefs", {}).get("transport")
+    if not definitions:
+        return True
+    function = inspect.unwrap(definitions[-1].func)
+    return getattr(function, "__module__", None) == __name__
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize every test that uses the ``transport`` fixture over its transports."""
-    if "transport" not in metafunc.fixturenames:
+    if "transport" not in metafunc.fixturenames or not _uses_our_transport(metafunc):
         return
     marker = metafunc.definition.get_closest_marker("transports")
     if marker is not None:
