@@ -199,3 +199,19 @@ async def test_it(transport):
 """,
     )
     result.assert_outcomes(passed=1)
+
+
+def test_dynamic_request_of_the_fixture_explains_itself(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+@pytest.fixture
+def indirect(request):
+    return request.getfixturevalue("transport")
+
+async def test_it(indirect):
+    pass
+""",
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*the 'transport' fixture is parametrized when tests are*"])

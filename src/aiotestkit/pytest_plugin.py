@@ -155,9 +155,13 @@ async def transport(
     ini option), or those named by ``@pytest.mark.transports(...)``. Everything it
     started is closed after the test; a connection handler that raised fails the test.
     """
-    async with TransportContext(
-        request.param, certificate_authority=tls_certificate_authority
-    ) as context:
+    name = getattr(request, "param", None)
+    if name is None:
+        raise pytest.UsageError(
+            "the 'transport' fixture is parametrized when tests are collected: name it in "
+            "the test's (or a fixture's) arguments instead of request.getfixturevalue()"
+        )
+    async with TransportContext(name, certificate_authority=tls_certificate_authority) as context:
         yield context
 
 
