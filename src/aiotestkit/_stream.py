@@ -24,7 +24,7 @@ from ._transport import (
     _new_socket_path,
     _remove_socket,
     _sni_server_context,
-    _wait_until_closed,
+    _wait_all,
     select_transports,
 )
 from .errors import (
@@ -628,7 +628,7 @@ class CaseControlledStreamServer:
                     connection._drop()
             if self._server is not None:
                 self._server.close()
-                await _wait_until_closed([c._writer.transport for c in self._connections])
+                await _wait_all([c._writer.wait_closed for c in self._connections])
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._server.wait_closed(), _CLOSE_TIMEOUT)
         finally:

@@ -251,6 +251,8 @@ class TransportContext:
         # StreamWriter warns "unclosed" when collected before its transport closes:
         # hold every writer until the transports are closed.
         self._writers: list[asyncio.StreamWriter] = []
+        # What to await for each connection until its protocol saw connection_lost.
+        self._lost: dict[int, Callable[[], Awaitable[Any]]] = {}
         self._closed_by_context: set[int] = set()
         self._failures: list[_Failure] = []
         self._closed = False
@@ -359,6 +361,7 @@ class TransportContext:
             reader, writer = await asyncio.open_connection(host, port, **kwargs)
         self._client_connections.append(writer.transport)
         self._writers.append(writer)
+        self._lost[id(writer.transport)] = writer.wait_closed
         return reader, writer
 
     async def start_server_and_connect(
@@ -449,19 +452,25 @@ class TransportContext:
         """
         self._check_open("connect")
         loop = asyncio.get_running_loop()
+        lost = loop.create_future()
+
+        def factory() -> asyncio.BaseProtocol:
+            protocol = protocol_factory()
+            _on_connection_lost(protocol, lost)
+            return protocol
+
         connection: asyncio.BaseTransport
         protocol: asyncio.BaseProtocol
         if self.name == "unix":
             connection, protocol = await loop.create_unix_connection(
-                protocol_factory, str(self.address), **kwargs
+                factory, str(self.address), **kwargs
             )
         else:
             kwargs.setdefault("ssl", self.client_ssl)
             host, port = self._server_address("connect")
-            connection, protocol = await loop.create_connection(
-                protocol_factory, host, port, **kwargs
-            )
+            connection, protocol = await loop.create_connection(factory, host, port, **kwargs)
         self._client_connections.append(connection)
+        self._lost[id(connection)] = lambda: lost
         return connection, protocol
 
     async def close_server(self) -> None:
@@ -559,6 +568,7 @@ class TransportContext:
                 self._handlers.add(task)
             self._server_connections.append(writer.transport)
             self._writers.append(writer)
+            self._lost[id(writer.transport)] = writer.wait_closed
             try:
                 result = callback(reader, writer)
                 if inspect.isawaitable(result):
@@ -575,21 +585,24 @@ class TransportContext:
 
     def _track_protocol(self, protocol: asyncio.BaseProtocol) -> asyncio.BaseProtocol:
         where = type(protocol).__qualname__
+        lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         for name in _PROTOCOL_CALLBACKS:
             method = getattr(protocol, name, None)
             if method is None:
                 continue
-            wrapped = self._wrap_protocol_callback(f"{where}.{name}()", name, method)
+            wrapped = self._wrap_protocol_callback(f"{where}.{name}()", name, method, lost)
             with contextlib.suppress(AttributeError):  # protocols with __slots__
                 setattr(protocol, name, wrapped)
+        _on_connection_lost(protocol, lost)
         return protocol
 
     def _wrap_protocol_callback(
-        self, where: str, name: str, method: Callable[..., Any]
+        self, where: str, name: str, method: Callable[..., Any], lost: asyncio.Future[None]
     ) -> Callable[..., Any]:
         def callback(*args: Any) -> Any:
             if name == "connection_made":
                 self._server_connections.append(args[0])
+                self._lost[id(args[0])] = lambda: lost
             try:
                 return method(*args)
             except Exception as error:
@@ -608,7 +621,10 @@ class TransportContext:
                 connection.close()
 
     async def _wait_connections_closed(self, connections: Sequence[asyncio.BaseTransport]) -> None:
-        await _wait_until_closed(connections)
+        waiters = [self._lost[id(c)] for c in connections if id(c) in self._lost]
+        await _wait_all(waiters)
+        # A protocol whose connection_lost could not be watched (__slots__): poll.
+        await _wait_until_closed([c for c in connections if id(c) not in self._lost])
 
     async def _wait_for_handlers(self) -> None:
         running = {task for task in self._handlers if not task.done()}
@@ -647,6 +663,34 @@ class TransportContext:
             f"{len(failures)} server handler failure(s) on {self!r}; a failure in a "
             f"handler task is not seen by the test, so it is reported here:\n\n{listed}"
         ) from failures[0].error
+
+
+def _on_connection_lost(protocol: asyncio.BaseProtocol, lost: asyncio.Future[None]) -> None:
+    """Resolve ``lost`` once ``protocol.connection_lost`` ran (wrapping it)."""
+    original = protocol.connection_lost
+
+    def connection_lost(exc: Exception | None) -> None:
+        try:
+            original(exc)
+        finally:
+            if not lost.done():
+                lost.set_result(None)
+
+    with contextlib.suppress(AttributeError):  # protocols with __slots__
+        protocol.connection_lost = connection_lost  # type: ignore[method-assign]
+
+
+async def _wait_all(waiters: Sequence[Callable[[], Awaitable[Any]]]) -> None:
+    """Await every waiter (at most :data:`_CLOSE_TIMEOUT` seconds), ignoring their errors."""
+    if not waiters:
+        return
+    tasks = [asyncio.ensure_future(waiter()) for waiter in waiters]
+    _, pending = await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a reset connection is not an error here
 
 
 async def _wait_until_closed(connections: Sequence[asyncio.BaseTransport]) -> None:
