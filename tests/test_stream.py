@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import ssl
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -23,6 +24,11 @@ from aiotestkit import (
 from aiotestkit._transport import TRANSPORT_NAMES
 
 pytestmark = pytest.mark.asyncio
+
+# STARTTLS needs StreamWriter.start_tls, new in Python 3.11, on both sides.
+needs_start_tls = pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="StreamWriter.start_tls is new in Python 3.11"
+)
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 OpenClient = Callable[..., Awaitable[Streams]]
@@ -260,6 +266,7 @@ async def test_tls_client_without_the_test_ca_fails(open_client: OpenClient) -> 
     assert server.connections == []
 
 
+@needs_start_tls
 async def test_starttls(open_client: OpenClient) -> None:
     async with CaseControlledStreamServer() as server:
         reader, writer = await open_client(server)
@@ -289,6 +296,7 @@ async def test_starttls(open_client: OpenClient) -> None:
         assert await reader.read() == b""
 
 
+@needs_start_tls
 async def test_starttls_refuses_unreceived_bytes(open_client: OpenClient) -> None:
     async with CaseControlledStreamServer() as server:
         _, writer = await open_client(server)
@@ -300,6 +308,17 @@ async def test_starttls_refuses_unreceived_bytes(open_client: OpenClient) -> Non
         await connection.close()
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="Python 3.10 only")
+async def test_start_tls_explains_it_needs_python_3_11(open_client: OpenClient) -> None:
+    async with CaseControlledStreamServer() as server:
+        await open_client(server)
+        connection = await server.receive_connection()
+        with pytest.raises(RuntimeError, match=r"start_tls\(\) needs Python 3\.11 or later"):
+            await connection.start_tls()
+        await connection.close()
+
+
+@needs_start_tls
 async def test_starttls_handshake_failure_raises(open_client: OpenClient) -> None:
     async with CaseControlledStreamServer() as server:
         _, writer = await open_client(server)

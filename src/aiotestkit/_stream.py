@@ -297,7 +297,7 @@ class StreamConnection:
                 "after STARTTLS before the handshake)"
             )
         start_tls = getattr(self._writer, "start_tls", None)
-        if start_tls is None:  # pragma: no cover - Python 3.10
+        if start_tls is None:  # Python 3.10
             raise RuntimeError("start_tls() needs Python 3.11 or later (StreamWriter.start_tls)")
         context = ssl or _sni_server_context(self._server.certificate_authority)
         try:
