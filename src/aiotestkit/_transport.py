@@ -357,7 +357,7 @@ class TransportContext:
             reader, writer = await asyncio.open_unix_connection(str(self.address), **kwargs)
         else:
             kwargs.setdefault("ssl", self.client_ssl)
-            host, port = self._server_address("connect")
+            host, port = self._tcp_address()
             reader, writer = await asyncio.open_connection(host, port, **kwargs)
         self._client_connections.append(writer.transport)
         self._writers.append(writer)
@@ -467,7 +467,7 @@ class TransportContext:
             )
         else:
             kwargs.setdefault("ssl", self.client_ssl)
-            host, port = self._server_address("connect")
+            host, port = self._tcp_address()
             connection, protocol = await loop.create_connection(factory, host, port, **kwargs)
         self._client_connections.append(connection)
         self._lost[id(connection)] = lambda: lost
@@ -547,7 +547,7 @@ class TransportContext:
         if self._closed:
             raise RuntimeError(f"cannot {action}: {self!r} is closed")
 
-    def _server_address(self, action: str) -> tuple[str, int]:
+    def _tcp_address(self) -> tuple[str, int]:
         address = self.address
         assert isinstance(address, tuple)
         return address
