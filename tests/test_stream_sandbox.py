@@ -8,19 +8,14 @@ from typing import Any
 
 import pytest
 
-import aiotestkit
-from aiotestkit import CaseControlledStreamServer
-
-if not hasattr(aiotestkit, "NetworkSandbox"):  # pragma: no cover
-    # Until the network sandbox (branch "sandbox") is merged; delete this guard then.
-    pytest.skip("needs aiotestkit.NetworkSandbox", allow_module_level=True)
+from aiotestkit import CaseControlledStreamServer, NetworkSandbox
 
 pytestmark = pytest.mark.asyncio
 
 
 @pytest.mark.parametrize("kind", ["tcp", "tls", "unix"])
 async def test_routed_host_name_reaches_the_stream_server(
-    kind: str, network_sandbox: Any, case_controlled_stream_server_factory: Any
+    kind: str, network_sandbox: NetworkSandbox, case_controlled_stream_server_factory: Any
 ) -> None:
     server: CaseControlledStreamServer = await case_controlled_stream_server_factory(
         transport=kind

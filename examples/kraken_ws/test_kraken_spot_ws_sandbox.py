@@ -14,18 +14,14 @@ import pytest
 from kraken.spot import SpotWSClient
 from kraken_ws_peer import TICKER, TIME, Kraken
 
-import aiotestkit
-from aiotestkit import CaseControlledWebSocketServer
-
-if not hasattr(aiotestkit, "NetworkSandbox"):  # pragma: no cover
-    # Until the network sandbox (branch "sandbox") is merged; delete this guard then.
-    pytest.skip("needs aiotestkit.NetworkSandbox", allow_module_level=True)
+from aiotestkit import CaseControlledWebSocketServer, NetworkSandbox
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_real_address_over_verified_tls(
-    network_sandbox: Any, case_controlled_websocket_server: CaseControlledWebSocketServer
+    network_sandbox: NetworkSandbox,
+    case_controlled_websocket_server: CaseControlledWebSocketServer,
 ) -> None:
     server = case_controlled_websocket_server
     await network_sandbox.route("ws.kraken.com", 443, server)

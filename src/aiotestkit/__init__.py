@@ -4,9 +4,13 @@ The implementation lives in private modules; this module pulls the public API
 together in one place. Anything not listed in ``__all__`` is private.
 """
 
+from ._clock import VirtualClock as VirtualClock
 from ._http import CaseControlledTestServer as CaseControlledTestServer
 from ._redirector import AiohttpRedirector as AiohttpRedirector
 from ._resolver import FakeResolver as FakeResolver
+from ._sandbox import BlockedConnection as BlockedConnection
+from ._sandbox import NetworkSandbox as NetworkSandbox
+from ._sandbox import UnverifiedTLSConnection as UnverifiedTLSConnection
 from ._stream import CaseControlledStreamServer as CaseControlledStreamServer
 from ._stream import StreamConnection as StreamConnection
 from ._tls import CertificateAuthority as CertificateAuthority
@@ -17,8 +21,11 @@ from ._websocket import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
 from .errors import ClientClosedConnection as ClientClosedConnection
+from .errors import DeadlockError as DeadlockError
 from .errors import HandlerError as HandlerError
+from .errors import NameResolutionDenied as NameResolutionDenied
 from .errors import NetworkAccessDenied as NetworkAccessDenied
+from .errors import NetworkSandboxActive as NetworkSandboxActive
 from .errors import ReceiveTimeout as ReceiveTimeout
 from .errors import RequestNotPending as RequestNotPending
 from .errors import SendTimeout as SendTimeout
@@ -30,14 +37,19 @@ __all__ = [
     "AiohttpRedirector",
     "AiotestkitError",
     "AiotestkitWarning",
+    "BlockedConnection",
     "CaseControlledStreamServer",
     "CaseControlledTestServer",
     "CaseControlledWebSocketServer",
     "CertificateAuthority",
     "ClientClosedConnection",
+    "DeadlockError",
     "FakeResolver",
     "HandlerError",
+    "NameResolutionDenied",
     "NetworkAccessDenied",
+    "NetworkSandbox",
+    "NetworkSandboxActive",
     "ReceiveTimeout",
     "RequestNotPending",
     "SendTimeout",
@@ -46,6 +58,8 @@ __all__ = [
     "UnansweredRequestsWarning",
     "UnexpectedMessage",
     "UnfinishedConnectionsWarning",
+    "UnverifiedTLSConnection",
+    "VirtualClock",
     "WebSocketConnection",
     "default_certificate_authority",
 ]
