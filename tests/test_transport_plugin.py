@@ -215,3 +215,51 @@ async def test_it(indirect):
     )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*the 'transport' fixture is parametrized when tests are*"])
+
+
+WEBSOCKET_FACTORY_TEST = """
+import asyncio
+import aiohttp
+import pytest
+
+pytestmark = pytest.mark.asyncio
+seen = []
+
+async def test_fails(case_controlled_websocket_server_factory):
+    first = await case_controlled_websocket_server_factory()
+    second = await case_controlled_websocket_server_factory()
+    seen.extend([first, second])
+    async with aiohttp.ClientSession() as session:
+        for server in (first, second):
+            task = asyncio.create_task(session.ws_connect(server.make_ws_url("/left-open")))
+            await (await server.receive_connection()).accept()
+            seen.append(await task)
+        assert False, "failed with two connections open"
+
+async def test_after():
+    first, second, ws_one, ws_two = seen
+    assert first.closed and second.closed
+    for server in (first, second):
+        (connection,) = server.websocket_connections
+        assert connection.close_code is not None  # the connection ended
+    assert len(asyncio.all_tasks()) == 1
+"""
+
+
+def test_websocket_factory_closes_every_server_after_a_failing_test(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+        "filterwarnings = error\n"
+    )
+    pytester.makepyfile(test_it=WEBSOCKET_FACTORY_TEST)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*UnfinishedConnectionsWarning: <CaseControlledWebSocketServer http://127.0.0.1:*>"
+            " closed with 1 unfinished WebSocket connection(s): #1 /left-open (left open)*",
+            "*AssertionError: failed with two connections open*",
+        ]
+    )

@@ -34,6 +34,18 @@ CaseControlledWebSocketServerFactory = Callable[..., Awaitable[CaseControlledWeb
 _TRANSPORTS_INI = "aiotestkit_transports"
 
 
+async def _close_all(servers: list[Any]) -> None:
+    """Close every server, newest first, even when closing one raises (a warning as error)."""
+    error: BaseException | None = None
+    for server in reversed(servers):
+        try:
+            await server.close()
+        except Exception as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
 def _uses_our_transport(metafunc: pytest.Metafunc) -> bool:
     """Whether ``transport`` is this plugin's fixture, not one of the project's own."""
     definitions = getattr(metafunc, "_arg2fixturedefs", {}).get("transport")
@@ -338,8 +350,7 @@ async def case_controlled_stream_server_factory() -> AsyncIterator[
     try:
         yield start
     finally:
-        for server in reversed(servers):
-            await server.close()
+        await _close_all(servers)
 
 
 @pytest_asyncio.fixture
@@ -363,8 +374,7 @@ async def case_controlled_websocket_server_factory() -> AsyncIterator[
     try:
         yield start
     finally:
-        for server in reversed(servers):
-            await server.close()
+        await _close_all(servers)
 
 
 @pytest_asyncio.fixture
