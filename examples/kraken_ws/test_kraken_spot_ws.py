@@ -20,7 +20,7 @@ from aiohttp import WSMsgType
 from kraken.spot import SpotWSClient
 from kraken_ws_peer import TICKER, TIME, Kraken
 
-from aiotestkit import CaseControlledWebSocketServer
+from aiotestkit import CaseControlledWebSocketServer, VirtualClock
 
 pytestmark = pytest.mark.asyncio
 
@@ -32,13 +32,15 @@ async def messages() -> asyncio.Queue[Any]:
 
 @pytest_asyncio.fixture
 async def client(
+    clock: VirtualClock,
     case_controlled_websocket_server: CaseControlledWebSocketServer,
     messages: asyncio.Queue[Any],
 ) -> AsyncIterator[tuple[SpotWSClient, Kraken]]:
     """A started SpotWSClient and the test's Kraken side of its first connection.
 
-    The SDK waits a random 1 to 2 s before its first connection (its reconnect
-    back-off), so each test takes that long.
+    The SDK waits a random 1 to 2 s before each connection (its reconnect back-off);
+    under the virtual clock (requested first, so the SDK starts in virtual time) that
+    wait takes no real time, while the WebSocket traffic is real.
     """
     server = case_controlled_websocket_server
     client = SpotWSClient(callback=messages.put, ws_url=f"ws://{server.host}:{server.port}")
@@ -115,7 +117,7 @@ async def test_server_close_makes_the_client_reconnect_and_resubscribe(
 
     await kraken.connection.close(1001, "maintenance")
 
-    # The SDK waits 1 to 2 s (random back-off), then connects again.
+    # The SDK waits 1 to 2 s (random back-off, virtual here), then connects again.
     second = await case_controlled_websocket_server.receive_connection(timeout=10)
     assert second.path == "/v2"
     again = Kraken(second)

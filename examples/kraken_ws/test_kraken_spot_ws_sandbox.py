@@ -3,6 +3,7 @@
 No ``ws_url=``: the network sandbox routes ``ws.kraken.com:443`` to the test's
 :class:`aiotestkit.CaseControlledWebSocketServer` and makes the client's TLS handshake
 succeed with a certificate for ``ws.kraken.com`` from the test CA, verification on.
+The virtual clock skips the SDK's 1 to 2 s back-off before it connects.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import pytest
 from kraken.spot import SpotWSClient
 from kraken_ws_peer import TICKER, TIME, Kraken
 
-from aiotestkit import CaseControlledWebSocketServer, NetworkSandbox
+from aiotestkit import CaseControlledWebSocketServer, NetworkSandbox, VirtualClock
 
 pytestmark = pytest.mark.asyncio
 
 
 async def test_real_address_over_verified_tls(
+    clock: VirtualClock,
     network_sandbox: NetworkSandbox,
     case_controlled_websocket_server: CaseControlledWebSocketServer,
 ) -> None:
