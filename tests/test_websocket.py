@@ -172,6 +172,8 @@ async def test_client_close_is_seen_by_receive(
     assert message.type is aiohttp.WSMsgType.CLOSE
     assert connection.close_code == 4002
     assert connection.finished
+    await connection.close(1000)  # after the client closed: nothing
+    assert connection.close_code == 4002
 
 
 async def test_receive_timeouts_say_what_was_awaited(

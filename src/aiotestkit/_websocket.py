@@ -407,6 +407,8 @@ class WebSocketConnection:
         if self._closed_by_test:
             return
         ws = await self._ensure_accepted("close")
+        if self._ended is not None:  # the client closed it already
+            return
         self._closed_by_test = True
         self._close_code = code
         if isinstance(message, str):
