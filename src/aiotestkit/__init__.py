@@ -5,12 +5,19 @@ together in one place. Anything not listed in ``__all__`` is private.
 """
 
 from ._http import CaseControlledTestServer as CaseControlledTestServer
+from ._hygiene import HygieneIssue as HygieneIssue
+from ._hygiene import HygieneReport as HygieneReport
+from ._instrumentation import LoopExtension as LoopExtension
+from ._instrumentation import LoopInstrumentation as LoopInstrumentation
 from ._redirector import AiohttpRedirector as AiohttpRedirector
 from ._resolver import FakeResolver as FakeResolver
 from ._tls import CertificateAuthority as CertificateAuthority
 from ._tls import default_certificate_authority as default_certificate_authority
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import HangTimeout as HangTimeout
+from .errors import HygieneError as HygieneError
+from .errors import HygieneWarning as HygieneWarning
 from .errors import NetworkAccessDenied as NetworkAccessDenied
 from .errors import ReceiveTimeout as ReceiveTimeout
 from .errors import RequestNotPending as RequestNotPending
@@ -23,6 +30,13 @@ __all__ = [
     "CaseControlledTestServer",
     "CertificateAuthority",
     "FakeResolver",
+    "HangTimeout",
+    "HygieneError",
+    "HygieneIssue",
+    "HygieneReport",
+    "HygieneWarning",
+    "LoopExtension",
+    "LoopInstrumentation",
     "NetworkAccessDenied",
     "ReceiveTimeout",
     "RequestNotPending",
