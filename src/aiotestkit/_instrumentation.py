@@ -232,6 +232,43 @@ def _await_chain(awaitable: object) -> tuple[list[_Site], object]:
     return sites, current
 
 
+def _watched_files(loop: asyncio.AbstractEventLoop) -> dict[int, str]:
+    """The file descriptors a selector loop watches, each described by what watches it.
+
+    Transports and listening servers stay registered with the loop's selector until
+    they are closed, so they are never garbage collected (and never warn) while the
+    loop lives: this is how they are found. Loops without a selector give ``{}``.
+    """
+    selector = getattr(loop, "_selector", None)
+    if selector is None:
+        return {}
+    try:
+        keys = list(selector.get_map().values())
+    except (AttributeError, RuntimeError):
+        return {}
+    described = {}
+    for key in keys:
+        handles = key.data if isinstance(key.data, tuple) else ()
+        handle = next((h for h in handles if h is not None), None)
+        callback = getattr(handle, "_callback", None)
+        args = getattr(handle, "_args", None) or ()
+        owner = getattr(callback, "__self__", None)
+        if getattr(callback, "__name__", "") == "_accept_connection":
+            server = args[3] if len(args) > 3 else None
+            try:
+                address = args[1].getsockname()
+            except (AttributeError, IndexError, OSError):
+                address = key.fileobj
+            described[key.fd] = f"server still listening on {address!r}: {server!r}"
+        elif isinstance(owner, asyncio.BaseTransport):
+            described[key.fd] = f"unclosed transport {owner!r}"
+        elif owner is loop:
+            continue  # the loop's own self-pipe
+        else:
+            described[key.fd] = f"file descriptor {key.fd} still watched by the loop: {handle!r}"
+    return described
+
+
 class _Watchdog:
     """One daemon thread that calls callbacks at real-time deadlines."""
 
@@ -374,6 +411,7 @@ class LoopInstrumentation:
             weakref.WeakKeyDictionary()
         )
         self._baseline: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._baseline_fds: set[int] = set()
         self._previous_factory: _TaskFactory | None = None
         self._previous_handler: _ExceptionHandler | None = None
         self._previous_showwarning: Callable[..., None] = warnings.showwarning
@@ -433,6 +471,8 @@ class LoopInstrumentation:
             self._previous_factory = loop.get_task_factory()
             loop.set_task_factory(self._task_factory)  # type: ignore[arg-type]
             stack.callback(loop.set_task_factory, self._previous_factory)
+        if self._on("unclosed_resources"):
+            self._baseline_fds = set(_watched_files(loop))
         self._previous_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._handle_exception)
         stack.callback(loop.set_exception_handler, self._previous_handler)
@@ -530,6 +570,13 @@ class LoopInstrumentation:
                         self.add_issue("pending_tasks", self._describe_task(task))
                         task.cancel()
                     await self._settle(pending)
+                if self._on("unclosed_resources"):
+                    for _ in range(_SETTLE_ITERATIONS):
+                        if not self._new_watched_files():
+                            break
+                        await asyncio.sleep(0)
+                    for description in self._new_watched_files().values():
+                        self.add_issue("unclosed_resources", description)
                 self._collect_garbage()
         finally:
             self._finished = True
@@ -709,6 +756,12 @@ class LoopInstrumentation:
             if task is not current and task not in self._baseline and not task.done()
         ]
 
+    def _new_watched_files(self) -> dict[int, str]:
+        if self._loop is None:
+            return {}
+        files = _watched_files(self._loop)
+        return {fd: text for fd, text in files.items() if fd not in self._baseline_fds}
+
     def _describe_task(self, task: asyncio.Task[Any], *, stack: bool = True) -> str:
         coro = task.get_coro()
         coro_name = getattr(coro, "__qualname__", None) or type(coro).__name__
@@ -793,7 +846,10 @@ class LoopInstrumentation:
     def _on_hang(self, generation: int, timeout: float) -> None:
         if generation != self._hang_generation or self._loop is None:
             return
-        tasks = sorted(asyncio.all_tasks(self._loop), key=lambda task: task.get_name())
+        target = self._hang_target
+        tasks = sorted(
+            asyncio.all_tasks(self._loop), key=lambda task: (task is not target, task.get_name())
+        )
         described = "\n".join(
             "- " + self._describe_task(task).replace("\n", "\n  ") for task in tasks
         )
@@ -804,7 +860,6 @@ class LoopInstrumentation:
             "the stacks below show what it waits for.\n"
             f"Tasks on the loop ({len(tasks)}):\n{described}"
         )
-        target = self._hang_target
         targets = [target] if target is not None else self._pending_tasks()
         for task in targets:
             if not task.done():
