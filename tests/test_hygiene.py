@@ -114,7 +114,9 @@ def test_exception_in_callback_fails(pytester: pytest.Pytester) -> None:
             await asyncio.sleep(0)
         """,
     )
-    assert_leak_fails(result, "*Exception in callback test_leak.<locals>.<lambda>*", "*ZeroDivisionError*")
+    assert_leak_fails(
+        result, "*Exception in callback test_leak.<locals>.<lambda>*", "*ZeroDivisionError*"
+    )
 
 
 def test_exception_in_aiohttp_server_handler_fails(pytester: pytest.Pytester) -> None:

@@ -30,7 +30,7 @@ import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any, Protocol, TextIO, runtime_checkable
 
@@ -232,8 +232,10 @@ def _await_chain(awaitable: object) -> tuple[list[_Site], object]:
     return sites, current
 
 
-def _watched_files(loop: asyncio.AbstractEventLoop) -> dict[int, str]:
-    """The file descriptors a selector loop watches, each described by what watches it.
+def _watched_files(
+    loop: asyncio.AbstractEventLoop, known: set[int] | frozenset[int] = frozenset()
+) -> dict[int, str]:
+    """The file descriptors a selector loop watches, except ``known``, each described.
 
     Transports and listening servers stay registered with the loop's selector until
     they are closed, so they are never garbage collected (and never warn) while the
@@ -243,15 +245,16 @@ def _watched_files(loop: asyncio.AbstractEventLoop) -> dict[int, str]:
     if selector is None:
         return {}
     try:
-        keys = list(selector.get_map().values())
-    except (AttributeError, RuntimeError):
+        mapping = selector.get_map()
+        keys = [mapping[fd] for fd in mapping if fd not in known]
+    except (AttributeError, KeyError, RuntimeError):
         return {}
-    described = {}
+    described: dict[int, str] = {}
     for key in keys:
         handles = key.data if isinstance(key.data, tuple) else ()
         handle = next((h for h in handles if h is not None), None)
         callback = getattr(handle, "_callback", None)
-        args = getattr(handle, "_args", None) or ()
+        args: tuple[Any, ...] = getattr(handle, "_args", None) or ()
         owner = getattr(callback, "__self__", None)
         if getattr(callback, "__name__", "") == "_accept_connection":
             server = args[3] if len(args) > 3 else None
@@ -282,19 +285,22 @@ class _Watchdog:
     def schedule(self, delay: float, callback: Callable[[], None]) -> int:
         with self._condition:
             token = next(self._counter)
-            heapq.heappush(self._heap, (time.monotonic() + delay, token, callback))
+            entry = (time.monotonic() + delay, token, callback)
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="aiotestkit-hang-guard", daemon=True
                 )
                 self._thread.start()
-            self._condition.notify()
+            if self._heap[0] is entry:
+                self._condition.notify()
             return token
 
     def cancel(self, token: int) -> None:
+        # Cancelled entries stay in the heap until their deadline: O(1) here, and the
+        # thread is not woken up for each test.
         with self._condition:
-            if any(entry[1] == token for entry in self._heap):
-                self._cancelled.add(token)
+            self._cancelled.add(token)
 
     def _run(self) -> None:
         while True:
@@ -314,17 +320,58 @@ _watchdog = _Watchdog()
 
 
 class _ServerErrorHandler(logging.Handler):
-    """Hands aiohttp's server error log records to the instrumentation."""
+    """Hands aiohttp's server error log records to the running loop's instrumentation.
 
-    def __init__(self, instrumentation: LoopInstrumentation) -> None:
+    One instance is shared; it is on aiohttp's server logger only while at least one
+    instrumentation that checks ``unretrieved_exceptions`` is attached.
+    """
+
+    def __init__(self) -> None:
         super().__init__(logging.ERROR)
-        self._instrumentation = instrumentation
+        self.users = 0
 
     def emit(self, record: logging.LogRecord) -> None:
+        instrumentation = _innermost(None)
+        if instrumentation is None:
+            return
         message = f"aiohttp server: {record.getMessage()}"
         if record.exc_info and record.exc_info[1] is not None:
             message += "\n" + "".join(traceback.format_exception(record.exc_info[1])).rstrip()
-        self._instrumentation.add_issue("unretrieved_exceptions", message)
+        instrumentation.add_issue("unretrieved_exceptions", message)
+
+    def start(self) -> None:
+        self.users += 1
+        if self.users == 1:
+            logging.getLogger(_SERVER_LOGGER).addHandler(self)
+
+    def stop(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            logging.getLogger(_SERVER_LOGGER).removeHandler(self)
+
+
+_server_errors = _ServerErrorHandler()
+
+
+class _Undo:
+    """Callbacks run in reverse order; every one runs, the first error is re-raised."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+
+    def push(self, callback: Callable[..., object], *args: Any) -> None:
+        self._callbacks.append((callback, args))
+
+    def close(self) -> None:
+        error: BaseException | None = None
+        while self._callbacks:
+            callback, args = self._callbacks.pop()
+            try:
+                callback(*args)
+            except BaseException as exc:  # run the rest, then re-raise the first
+                error = error or exc
+        if error is not None:
+            raise error
 
 
 class LoopInstrumentation:
@@ -397,6 +444,7 @@ class LoopInstrumentation:
             )
         if gc_generation not in (None, 0, 1, 2):
             raise ValueError(f"gc_generation must be 0, 1, 2 or None, got {gc_generation!r}")
+        self._checking = any(mode != "off" for mode in self.modes.values())
         self.hang_timeout = hang_timeout
         self.gc_generation = gc_generation
         self.name = name
@@ -404,13 +452,13 @@ class LoopInstrumentation:
         self.hang_error: HangTimeout | None = None
         self._extensions: list[LoopExtension] = list(extensions)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stack: contextlib.ExitStack | None = None
+        self._stack: _Undo | None = None
         self._seen: set[tuple[str, str]] = set()
         self._probes: weakref.WeakSet[HygieneProbe] = weakref.WeakSet()
         self._origins: weakref.WeakKeyDictionary[asyncio.Future[Any], tuple[_Site, ...]] = (
             weakref.WeakKeyDictionary()
         )
-        self._baseline: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._baseline: Collection[asyncio.Task[Any]] = ()
         self._baseline_fds: set[int] = set()
         self._previous_factory: _TaskFactory | None = None
         self._previous_handler: _ExceptionHandler | None = None
@@ -452,31 +500,37 @@ class LoopInstrumentation:
         if self._loop is not None or self._finished:
             raise RuntimeError(f"{self!r} cannot attach twice; make one per test")
         self._loop = loop
-        self._stack = stack = contextlib.ExitStack()
+        self._stack = stack = _Undo()
         try:
             self._attach(loop, stack)
             for extension in self._extensions:
                 extension.attach(loop)
-                stack.callback(extension.detach, loop)
+                stack.push(extension.detach, loop)
         except BaseException:
             self.detach()
             raise
 
-    def _attach(self, loop: asyncio.AbstractEventLoop, stack: contextlib.ExitStack) -> None:
+    def _attach(self, loop: asyncio.AbstractEventLoop, stack: _Undo) -> None:
         _active.setdefault(id(loop), []).append(self)
-        stack.callback(self._unregister, loop)
-        stack.callback(self.stop_hang_guard)
+        stack.push(self._unregister, loop)
+        stack.push(self.stop_hang_guard)
         if self._on("pending_tasks") or self.hang_timeout is not None:
-            self._baseline.update(asyncio.all_tasks(loop))
+            existing = asyncio.all_tasks(loop)
+            if existing:
+                self._baseline = weakref.WeakSet(existing)
             self._previous_factory = loop.get_task_factory()
             loop.set_task_factory(self._task_factory)  # type: ignore[arg-type]
-            stack.callback(loop.set_task_factory, self._previous_factory)
+            stack.push(loop.set_task_factory, self._previous_factory)
         if self._on("unclosed_resources"):
-            self._baseline_fds = set(_watched_files(loop))
+            selector = getattr(loop, "_selector", None)
+            with contextlib.suppress(AttributeError, RuntimeError):
+                self._baseline_fds = set(selector.get_map()) if selector is not None else set()
         self._previous_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._handle_exception)
-        stack.callback(loop.set_exception_handler, self._previous_handler)
-        stack.enter_context(warnings.catch_warnings())
+        stack.push(loop.set_exception_handler, self._previous_handler)
+        catcher = warnings.catch_warnings()
+        catcher.__enter__()
+        stack.push(catcher.__exit__, None, None, None)
         self._previous_showwarning = warnings.showwarning
         warnings.showwarning = self._showwarning
         if self._on("unawaited_coroutines"):
@@ -486,10 +540,8 @@ class LoopInstrumentation:
         if self._on("unanswered_requests"):
             warnings.filterwarnings("always", category=UnansweredRequestsWarning)
         if self._on("unretrieved_exceptions"):
-            logger = logging.getLogger(_SERVER_LOGGER)
-            handler = _ServerErrorHandler(self)
-            logger.addHandler(handler)
-            stack.callback(logger.removeHandler, handler)
+            _server_errors.start()
+            stack.push(_server_errors.stop)
 
     def _unregister(self, loop: asyncio.AbstractEventLoop) -> None:
         stack = _active.get(id(loop), [])
@@ -517,7 +569,7 @@ class LoopInstrumentation:
         self._extensions.append(extension)
         if self._loop is not None and self._stack is not None:
             extension.attach(self._loop)
-            self._stack.callback(extension.detach, self._loop)
+            self._stack.push(extension.detach, self._loop)
 
     def detach(self) -> None:
         """Detach the extensions in reverse order, then restore the loop and globals.
@@ -548,8 +600,9 @@ class LoopInstrumentation:
     async def finish(self) -> HygieneReport:
         """End the test: settle the loop, gather the report, detach everything.
 
-        Gives the loop a few iterations, collects garbage (``gc_generation``), asks
-        the registered probes, reports and cancels the tasks still pending, and
+        Lets the loop run until nothing is left pending (a few iterations at most),
+        asks the registered probes, reports and cancels the tasks still pending,
+        reports what is still open, collects garbage (``gc_generation``) and
         detaches. Call it on the instrumented loop, from outside the tasks it should
         report (``async with`` does it).
 
@@ -560,28 +613,31 @@ class LoopInstrumentation:
             >>> report = await instrumentation.finish()
         """
         try:
-            if self._loop is not None and not self._finished:
-                await self._settle()
-                self._collect_garbage()
-                self._ask_probes()
-                pending = self._pending_tasks()
-                if self._on("pending_tasks"):
-                    for task in pending:
-                        self.add_issue("pending_tasks", self._describe_task(task))
-                        task.cancel()
+            if self._loop is not None and not self._finished and self._checking:
+                if self._unsettled():
+                    await self._settle()
+                pending = self._conclude()
+                if pending:
                     await self._settle(pending)
-                if self._on("unclosed_resources"):
-                    for _ in range(_SETTLE_ITERATIONS):
-                        if not self._new_watched_files():
-                            break
-                        await asyncio.sleep(0)
-                    for description in self._new_watched_files().values():
-                        self.add_issue("unclosed_resources", description)
                 self._collect_garbage()
         finally:
             self._finished = True
             self.detach()
         return self.report
+
+    def _conclude(self) -> list[asyncio.Task[Any]]:
+        """Record what the test left behind; cancel and return the pending tasks."""
+        self._ask_probes()
+        pending = []
+        if self._on("pending_tasks"):
+            pending = self._pending_tasks()
+            for task in pending:
+                self.add_issue("pending_tasks", self._describe_task(task))
+                task.cancel()
+        if self._on("unclosed_resources"):
+            for description in self._new_watched_files().values():
+                self.add_issue("unclosed_resources", description)
+        return pending
 
     def run_finish(self) -> HygieneReport:
         """Run :meth:`finish` from synchronous code, on the instrumented loop.
@@ -599,13 +655,22 @@ class LoopInstrumentation:
             >>> report = instrumentation.run_finish()
         """
         loop = self._loop
-        if loop is None or loop.is_closed():
+        if loop is None or loop.is_closed() or not self._checking:
             self._finished = True
             self.detach()
             return self.report
         if loop.is_running():
             raise RuntimeError(f"{self!r}: the loop is running; use 'await finish()'")
-        return loop.run_until_complete(self.finish())
+        if self._unsettled():
+            return loop.run_until_complete(self.finish())
+        # Nothing to wait for: conclude without running the loop (the common case).
+        try:
+            self._conclude()
+            self._collect_garbage()
+        finally:
+            self._finished = True
+            self.detach()
+        return self.report
 
     def check(self) -> HygieneReport:
         """Fail for what ``strict`` checks found, warn for what ``warn`` checks found.
@@ -730,12 +795,26 @@ class LoopInstrumentation:
 
     # -- the end of the test -------------------------------------------------------
 
-    async def _settle(self, tasks: Iterable[asyncio.Future[Any]] = ()) -> None:
-        waiting = list(tasks)
-        for iteration in range(_SETTLE_ITERATIONS):
+    def _unsettled(self) -> bool:
+        return bool(
+            (self._on("pending_tasks") and self._pending_tasks())
+            or (self._on("unclosed_resources") and self._new_watched_files())
+        )
+
+    async def _settle(self, tasks: Iterable[asyncio.Future[Any]] | None = None) -> None:
+        """Let the loop run until ``tasks`` are done (or nothing is left open), or give up.
+
+        A clean test costs one loop iteration; closing transports and cancelled
+        tasks get up to ``_SETTLE_ITERATIONS`` before they count as left behind.
+        """
+        waiting = None if tasks is None else list(tasks)
+        for _ in range(_SETTLE_ITERATIONS):
             await asyncio.sleep(0)
-            if iteration >= 2 and all(task.done() for task in waiting):
-                break
+            if waiting is None:
+                if not self._unsettled():
+                    return
+            elif all(task.done() for task in waiting):
+                return
 
     def _collect_garbage(self) -> None:
         if self.gc_generation is not None:
@@ -749,7 +828,7 @@ class LoopInstrumentation:
     def _pending_tasks(self) -> list[asyncio.Task[Any]]:
         if self._loop is None:
             return []
-        current = asyncio.current_task()
+        current = asyncio.current_task(self._loop)
         return [
             task
             for task in asyncio.all_tasks(self._loop)
@@ -759,8 +838,7 @@ class LoopInstrumentation:
     def _new_watched_files(self) -> dict[int, str]:
         if self._loop is None:
             return {}
-        files = _watched_files(self._loop)
-        return {fd: text for fd, text in files.items() if fd not in self._baseline_fds}
+        return _watched_files(self._loop, self._baseline_fds)
 
     def _describe_task(self, task: asyncio.Task[Any], *, stack: bool = True) -> str:
         coro = task.get_coro()
@@ -860,7 +938,9 @@ class LoopInstrumentation:
             "the stacks below show what it waits for.\n"
             f"Tasks on the loop ({len(tasks)}):\n{described}"
         )
-        targets = [target] if target is not None else self._pending_tasks()
+        targets = (
+            [target] if target is not None and not target.done() else self._pending_tasks()
+        )
         for task in targets:
             if not task.done():
                 task.cancel(f"aiotestkit hang guard: still running after {timeout:g} s")

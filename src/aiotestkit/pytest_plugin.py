@@ -137,6 +137,9 @@ def _instrumentation_for(item: pytest.Item) -> LoopInstrumentation:
 
 
 def _loop_scope(item: pytest.Item) -> str:
+    scope = getattr(item, "_loop_scope", None)  # pytest-asyncio's, computed already
+    if isinstance(scope, str):
+        return scope
     marker = item.get_closest_marker("asyncio")
     scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") if marker else None
     return str(scope or item.config.getini("asyncio_default_test_loop_scope") or "function")
