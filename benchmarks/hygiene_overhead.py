@@ -5,7 +5,9 @@ default: strict, hang guard, young-generation gc), with the checks off through t
 switches (``aiotestkit_hygiene=off``, ``aiotestkit_hang_timeout=0``), and with the
 plugin disabled (``-p no:aiotestkit``). Each variant also runs a one-test suite, so
 that the start-up cost (imports, collection) can be taken out: the per-test cost is
-``(time(N tests) - time(1 test)) / (N - 1)``.
+``(time(N tests) - time(1 test)) / (N - 1)``. A conftest also sums, inside pytest, the
+time spent in each test's run protocol (set-up, call, teardown): the most direct
+per-test figure, free of start-up noise.
 
 It prints the best wall time and the best CPU time (user + system of the pytest
 process) of each, the whole-run ratios, and the per-test ratios. Runs alternate so
@@ -19,6 +21,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import sys
@@ -39,6 +42,30 @@ async def test_trivial(n):
     await asyncio.sleep(0)
 """
 
+CONFTEST = """
+import os
+import time
+
+import pytest
+
+TOTALS = {"wall": 0.0, "cpu": 0.0}
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        return (yield)
+    finally:
+        TOTALS["wall"] += time.perf_counter() - wall
+        TOTALS["cpu"] += time.process_time() - cpu
+
+
+def pytest_sessionfinish(session):
+    with open(os.environ["HYGIENE_BENCH_OUT"], "w") as out:
+        out.write(f"{TOTALS['wall']} {TOTALS['cpu']}")
+"""
+
 INI = """
 [pytest]
 asyncio_default_fixture_loop_scope = function
@@ -52,18 +79,29 @@ VARIANTS = {
 }
 
 
-def run_once(directory: Path, test_file: str, extra: list[str], tests: int) -> tuple[float, float]:
-    """Run one suite once; return (wall seconds, CPU seconds of the child)."""
+def run_once(
+    directory: Path, test_file: str, extra: list[str], tests: int
+) -> tuple[float, float, float, float]:
+    """Run one suite once.
+
+    Returns:
+        (process wall s, process CPU s, wall s in test protocols, CPU s in test protocols).
+    """
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file, *extra]
+    out = directory / "totals.txt"
+    env = {**os.environ, "HYGIENE_BENCH_OUT": str(out)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=directory, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        command, cwd=directory, capture_output=True, text=True, check=False, env=env
+    )
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0 or f"{tests} passed" not in result.stdout:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return elapsed, cpu
+    protocol_wall, protocol_cpu = (float(x) for x in out.read_text().split())
+    return elapsed, cpu, protocol_wall, protocol_cpu
 
 
 def main() -> None:
@@ -76,13 +114,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         directory = Path(name)
         (directory / "pytest.ini").write_text(INI)
+        (directory / "conftest.py").write_text(CONFTEST)
         for size in sizes:
             (directory / f"test_{size}.py").write_text(TEST_FILE.format(tests=size))
         for _ in range(args.repeat):
             for size in sizes:
                 for variant, extra in VARIANTS.items():
-                    wall, cpu = run_once(directory, f"test_{size}.py", extra, size)
-                    for clock, value in (("wall", wall), ("CPU", cpu)):
+                    wall, cpu, in_wall, in_cpu = run_once(
+                        directory, f"test_{size}.py", extra, size
+                    )
+                    for clock, value in (
+                        ("wall", wall),
+                        ("CPU", cpu),
+                        ("in-test wall", in_wall),
+                        ("in-test CPU", in_cpu),
+                    ):
                         key = (variant, clock, size)
                         best[key] = min(best.get(key, value), value)
     print(f"best of {args.repeat} runs; suites of {args.tests} and of 1 trivial async test")
@@ -103,6 +149,15 @@ def main() -> None:
             f"on/plugin off {whole[ON] / whole[PLUGIN_OFF]:.3f};   per test: "
             f"on {per_test[ON] * 1e3:.3f} ms, off {per_test[OFF] * 1e3:.3f} ms, "
             f"plugin off {per_test[PLUGIN_OFF] * 1e3:.3f} ms, "
+            f"on/off {per_test[ON] / per_test[OFF]:.3f}, "
+            f"on/plugin off {per_test[ON] / per_test[PLUGIN_OFF]:.3f}"
+        )
+    for clock in ("in-test wall", "in-test CPU"):
+        per_test = {v: best[v, clock, args.tests] / args.tests for v in VARIANTS}
+        print(
+            f"{clock} (set-up + call + teardown, summed in pytest): "
+            f"on {per_test[ON] * 1e3:.3f} ms, off {per_test[OFF] * 1e3:.3f} ms, "
+            f"plugin off {per_test[PLUGIN_OFF] * 1e3:.3f} ms per test; "
             f"on/off {per_test[ON] / per_test[OFF]:.3f}, "
             f"on/plugin off {per_test[ON] / per_test[PLUGIN_OFF]:.3f}"
         )
