@@ -99,7 +99,9 @@ async def test_receive_request_times_out_naming_the_server_and_the_wait() -> Non
     assert isinstance(excinfo.value, TimeoutError)
 
 
-@pytest.mark.parametrize(("timeout", "error"), [(0, ValueError), (-1, ValueError), ("1", TypeError)])
+@pytest.mark.parametrize(
+    ("timeout", "error"), [(0, ValueError), (-1, ValueError), ("1", TypeError)]
+)
 async def test_receive_request_rejects_a_bad_timeout(timeout: object, error: type) -> None:
     async with CaseControlledTestServer() as server:
         with pytest.raises(error, match="timeout must be"):
@@ -137,7 +139,7 @@ async def test_answering_twice_raises() -> None:
         with pytest.raises(RequestNotPending, match="GET /once was answered already"):
             server.send_json(request, {})
         (await task).release()
-        with pytest.raises(RequestNotPending, match="GET /once.*answered already"):
+        with pytest.raises(RequestNotPending, match=r"GET /once.*answered already"):
             server.send_response(request)
 
 
@@ -184,7 +186,9 @@ async def test_close_drops_pending_requests_and_warns_naming_them() -> None:
         # POST: aiohttp retries an idempotent GET on a fresh connection after a drop.
         task = asyncio.create_task(session.post(server.make_url("/never")))
         request = await server.receive_request()
-        with pytest.warns(UnansweredRequestsWarning, match=r"1 unanswered request\(s\): POST /never"):
+        with pytest.warns(
+            UnansweredRequestsWarning, match=r"1 unanswered request\(s\): POST /never"
+        ):
             await server.close()
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await task
@@ -226,7 +230,48 @@ async def test_json_encoder_can_be_replaced() -> None:
     async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
         task = asyncio.create_task(session.get(server.make_url("/")))
         server.send_json(
-            await server.receive_request(), {"b": 1, "a": 2}, dumps=lambda d: json.dumps(d, sort_keys=True)
+            await server.receive_request(),
+            {"b": 1, "a": 2},
+            dumps=lambda d: json.dumps(d, sort_keys=True),
         )
         async with await task as response:
             assert await response.text() == '{"a": 2, "b": 1}'
+
+
+async def test_drop_connection_disconnects_the_client_without_an_answer() -> None:
+    async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
+        task = asyncio.create_task(session.post(server.make_url("/crash")))
+        request = await server.receive_request()
+        server.drop_connection(request)
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await task
+        with pytest.raises(RequestNotPending, match="connection was dropped by the test"):
+            server.send_response(request)
+        assert server.pending_requests == []
+
+
+async def test_wait_for_disconnect_returns_once_the_client_gives_up() -> None:
+    async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
+        task = asyncio.create_task(
+            session.get(server.make_url("/slow"), timeout=aiohttp.ClientTimeout(total=0.05))
+        )
+        request = await server.receive_request()
+        with pytest.raises(asyncio.TimeoutError):
+            await task
+        await server.wait_for_disconnect(request)
+        assert server.pending_requests == []
+        await server.wait_for_disconnect(request)  # already gone: returns at once
+
+
+async def test_wait_for_disconnect_times_out_while_the_client_waits() -> None:
+    async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
+        task = asyncio.create_task(session.get(server.make_url("/held")))
+        request = await server.receive_request()
+        with pytest.raises(
+            ReceiveTimeout, match=r"client of GET /held kept its connection .* open for 0.05 s"
+        ):
+            await server.wait_for_disconnect(request, timeout=0.05)
+        server.send_response(request)
+        (await task).release()
+        with pytest.raises(RequestNotPending, match="answered already"):
+            await server.wait_for_disconnect(request)

@@ -32,6 +32,9 @@ def _check_timeout(timeout: float) -> float:
     return float(timeout)
 
 
+_CLIENT_CLOSED = "its client closed the connection before the answer"
+
+
 def _describe(request: web.BaseRequest) -> str:
     return f"{request.method} {request.path_qs}"
 
@@ -117,6 +120,14 @@ class CaseControlledTestServer(RawTestServer):
             loop: deprecated by aiohttp; leave it out.
             **kwargs: passed to :class:`aiohttp.web.Server`; ``ssl`` overrides the
                 context given to the constructor.
+
+        Example:
+            >>> server = CaseControlledTestServer()
+            >>> await server.start_server()
+            >>> try:
+            ...     ...
+            ... finally:
+            ...     await server.close()
         """
         kwargs.setdefault("ssl", self._server_ssl)
         await super().start_server(loop=loop, **kwargs)
@@ -177,7 +188,7 @@ class CaseControlledTestServer(RawTestServer):
         finally:
             del self._exchanges[key]
             if key not in self._finished:
-                self._finish(request, "its client closed the connection before the answer")
+                self._finish(request, _CLIENT_CLOSED)
 
     def _finish(self, request: web.BaseRequest, reason: str) -> None:
         key = id(request)
@@ -302,6 +313,69 @@ class CaseControlledTestServer(RawTestServer):
         exchange = self._exchange_for(request)
         response = web.json_response(data, status=status, headers=headers, dumps=dumps)
         self._answer(exchange, response)
+
+    async def wait_for_disconnect(
+        self, request: web.BaseRequest, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Wait until the client of the unanswered ``request`` closes its connection.
+
+        Use it to check that a client which gave up (a timeout, a cancelled task)
+        really released its connection, and to leave no request pending.
+
+        Args:
+            request: a request returned by :meth:`receive_request` and not answered.
+            timeout: how long to wait, in seconds (float, > 0).
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if the connection stayed open ``timeout`` seconds.
+            aiotestkit.RequestNotPending: if ``request`` was answered or dropped by the
+                test, or this server never held it.
+            TypeError, ValueError: if ``timeout`` is not a positive number.
+
+        Example:
+            >>> with pytest.raises(asyncio.TimeoutError):
+            ...     await client_task
+            >>> await server.wait_for_disconnect(request)
+        """
+        timeout = _check_timeout(timeout)
+        exchange = self._exchanges.get(id(request))
+        if exchange is None or exchange.request is not request or exchange.response.done():
+            finished = self._finished.get(id(request))
+            if finished is not None and finished[0]() is request and finished[1] == _CLIENT_CLOSED:
+                return
+            self._exchange_for(request)  # raises the precise RequestNotPending
+            return
+        assert exchange.handler is not None
+        done, _ = await asyncio.wait({exchange.handler}, timeout=timeout)
+        if not done:
+            raise ReceiveTimeout(
+                f"the client of {_describe(request)} kept its connection to {self!r} open "
+                f"for {timeout:g} s without an answer; did it give up on the request?"
+            )
+
+    def drop_connection(self, request: web.BaseRequest) -> None:
+        """Close the connection of ``request`` without answering it.
+
+        The client sees the server go away mid-request (aiohttp raises
+        ``ServerDisconnectedError``), as when a real server crashes or a proxy cuts the
+        connection.
+
+        Args:
+            request: a request returned by :meth:`receive_request` of this server.
+
+        Raises:
+            aiotestkit.RequestNotPending: as for :meth:`send_response`.
+
+        Example:
+            >>> server.drop_connection(await server.receive_request())
+        """
+        exchange = self._exchange_for(request)
+        self._finish(request, "its connection was dropped by the test")
+        transport = request.transport
+        if transport is not None:
+            transport.close()
+        if exchange.handler is not None:
+            exchange.handler.cancel()
 
     def _exchange_for(self, request: web.BaseRequest) -> _Exchange:
         if not isinstance(request, web.BaseRequest):

@@ -100,7 +100,7 @@ class CertificateAuthority(trustme.CA):
             >>> ca.server_context("api.example.com").protocol == ssl.PROTOCOL_TLS_SERVER
             True
         """
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.leaf_certificate(*hostnames).configure_cert(context)
         return context
 
@@ -142,14 +142,16 @@ class CertificateAuthority(trustme.CA):
         """Return a new client context that trusts this authority and verifies host names.
 
         Returns:
-            ``ssl.create_default_context()`` with this authority added to its trust
-            store: ``verify_mode`` is ``CERT_REQUIRED`` and ``check_hostname`` is on.
+            A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_CLIENT`` that trusts
+            this authority only: ``verify_mode`` is ``CERT_REQUIRED`` and
+            ``check_hostname`` is on. It does not load the system's trust store (which
+            costs tens of milliseconds), since a test reaches only its own servers.
 
         Example:
             >>> CertificateAuthority().client_context().check_hostname
             True
         """
-        context = ssl.create_default_context()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.configure_trust(context)
         return context
 
@@ -176,7 +178,7 @@ class CertificateAuthority(trustme.CA):
             not_before=now - datetime.timedelta(days=30),
             not_after=now - datetime.timedelta(days=1),
         )
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         leaf.configure_cert(context)
         return context
 

@@ -1,0 +1,129 @@
+"""The pytest plugin, run through pytester as users run it."""
+
+from __future__ import annotations
+
+import pytest
+
+INI = """
+[pytest]
+asyncio_mode = {mode}
+asyncio_default_fixture_loop_scope = function
+filterwarnings = error
+"""
+
+SEED_TEST = """
+import asyncio
+import pytest
+from aiotestkit import CaseControlledTestServer
+
+async def get_time(session):
+    async with session.get("https://api.kraken.com/0/public/Time") as response:
+        return (await response.json())["result"]["unixtime"]
+
+{mark}
+async def test_example(aiohttp_redirector):
+    async with CaseControlledTestServer(scheme="https") as server:
+        aiohttp_redirector.add_server("api.kraken.com", 443, server)
+        task = asyncio.create_task(get_time(aiohttp_redirector.session))
+        request = await server.receive_request()
+        assert request.path_qs == "/0/public/Time"
+        server.send_json(request, {{"error": [], "result": {{"unixtime": 1700000000}}}})
+        assert await task == 1700000000
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "mark"), [("strict", "@pytest.mark.asyncio"), ("auto", "")], ids=["strict", "auto"]
+)
+def test_the_seed_test_runs_in_strict_and_auto_mode(
+    pytester: pytest.Pytester, mode: str, mark: str
+) -> None:
+    pytester.makeini(INI.format(mode=mode))
+    pytester.makepyfile(SEED_TEST.format(mark=mark))
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_plugin_is_registered_under_its_name(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI.format(mode="strict"))
+    result = pytester.runpytest_subprocess("--fixtures")
+    for fixture in (
+        "aiohttp_redirector",
+        "case_controlled_server_factory",
+        "tls_certificate_authority",
+    ):
+        result.stdout.fnmatch_lines([f"{fixture}*"])
+    disabled = pytester.runpytest_subprocess("-p", "no:aiotestkit", "--fixtures")
+    assert "case_controlled_server_factory" not in disabled.stdout.str()
+
+
+def test_servers_are_closed_after_a_failing_test(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI.format(mode="strict"))
+    pytester.makepyfile(
+        """
+        import asyncio, aiohttp, pytest, warnings
+        from aiotestkit import UnansweredRequestsWarning
+
+        SERVERS = []
+
+        @pytest.mark.asyncio
+        async def test_fails(
+            case_controlled_server, case_controlled_server_factory, aiohttp_redirector
+        ):
+            https = await case_controlled_server_factory(scheme="https")
+            SERVERS.extend([case_controlled_server, https])
+            SERVERS.append(aiohttp_redirector)
+            assert https.scheme == "https"
+            raise AssertionError("the test failed")
+
+        def test_after():
+            case_controlled, https, redirector = SERVERS
+            assert case_controlled.closed and https.closed
+            assert redirector._session.closed
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: the test failed*"])
+
+
+def test_unanswered_request_at_teardown_is_reported(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI.format(mode="auto").replace("filterwarnings = error", ""))
+    pytester.makepyfile(
+        """
+        import asyncio, aiohttp, pytest_asyncio
+
+        @pytest_asyncio.fixture
+        async def session():
+            async with aiohttp.ClientSession() as session:
+                yield session
+
+        # The session is set up first, so it closes after the server: the request
+        # is still pending when the server closes.
+        async def test_forgets_to_answer(session, case_controlled_server):
+            task = asyncio.create_task(session.post(case_controlled_server.make_url("/forgotten")))
+            task.add_done_callback(lambda t: t.exception())
+            await case_controlled_server.receive_request()
+        """
+    )
+    result = pytester.runpytest_subprocess("-W", "default::aiotestkit.UnansweredRequestsWarning")
+    result.stdout.fnmatch_lines(
+        ["*UnansweredRequestsWarning*1 unanswered request(s): POST /forgotten*"]
+    )
+
+
+def test_receive_timeout_fails_the_test_with_a_clear_message(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI.format(mode="auto"))
+    pytester.makepyfile(
+        """
+        async def test_waits(case_controlled_server):
+            await case_controlled_server.receive_request(timeout=0.01)
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ReceiveTimeout: <CaseControlledTestServer http://127.0.0.1:*>"
+            " received no request within 0.01 s*"
+        ]
+    )
