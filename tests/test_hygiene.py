@@ -510,4 +510,3 @@ def test_bad_arguments_are_rejected() -> None:
         LoopInstrumentation(hang_timeout=0)
     with pytest.raises(RuntimeError, match=r"call finish\(\)"):
         LoopInstrumentation().check()
-

@@ -938,9 +938,7 @@ class LoopInstrumentation:
             "the stacks below show what it waits for.\n"
             f"Tasks on the loop ({len(tasks)}):\n{described}"
         )
-        targets = (
-            [target] if target is not None and not target.done() else self._pending_tasks()
-        )
+        targets = [target] if target is not None and not target.done() else self._pending_tasks()
         for task in targets:
             if not task.done():
                 task.cancel(f"aiotestkit hang guard: still running after {timeout:g} s")
