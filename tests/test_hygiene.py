@@ -14,6 +14,7 @@ from aiotestkit import (
     HygieneWarning,
     LoopInstrumentation,
 )
+from aiotestkit._instrumentation import register_probe, report_issue
 
 INI = """
 [pytest]
@@ -510,3 +511,63 @@ def test_bad_arguments_are_rejected() -> None:
         LoopInstrumentation(hang_timeout=0)
     with pytest.raises(RuntimeError, match=r"call finish\(\)"):
         LoopInstrumentation().check()
+
+
+def test_session_in_a_reference_cycle_is_found_by_the_young_gc(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        class Client:
+            def __init__(self):
+                self.session = aiohttp.ClientSession()
+                self.me = self  # only the garbage collector frees it
+
+        async def test_leak():
+            Client()
+        """,
+    )
+    assert_leak_fails(result, "*Unclosed client session <aiohttp.client.ClientSession object*")
+
+
+def test_components_report_refused_connections_into_the_test(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        from aiotestkit._instrumentation import report_issue
+
+        async def test_leak():
+            assert report_issue(
+                "refused_connections", "connection to api.example.com:443 refused"
+            )
+        """,
+    )
+    assert_leak_fails(
+        result,
+        "*network access refused by the sandbox (refused_connections, 1):",
+        "*connection to api.example.com:443 refused",
+        "*fix: route the host to a test server*",
+    )
+
+
+@pytest.mark.asyncio
+async def test_report_issue_and_probes_reach_the_innermost_instrumentation() -> None:
+    class Probe:
+        def hygiene_issues(self) -> list[tuple[str, str]]:
+            return [("unanswered_requests", "WebSocket /feed never answered")]
+
+    probe = Probe()
+    async with LoopInstrumentation(checks={"refused_connections": "warn"}) as instrumentation:
+        assert report_issue("refused_connections", "example.com:443 refused")
+        assert register_probe(probe)
+    assert [(issue.check, issue.message) for issue in instrumentation.report.issues] == [
+        ("refused_connections", "example.com:443 refused"),
+        ("unanswered_requests", "WebSocket /feed never answered"),
+    ]
+    with (
+        pytest.raises(HygieneError, match="WebSocket /feed") as info,
+        pytest.warns(HygieneWarning, match="example.com:443 refused"),
+    ):
+        instrumentation.check()
+    assert "refused" not in str(info.value)
+    with pytest.raises(ValueError, match="unknown hygiene check 'refused'"):
+        report_issue("refused", "x")
