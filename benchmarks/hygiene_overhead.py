@@ -48,7 +48,30 @@ import time
 
 import pytest
 
-TOTALS = {"wall": 0.0, "cpu": 0.0}
+TOTALS = {"wall": 0.0, "cpu": 0.0, "library": 0.0}
+
+
+def _timed(function):
+    def wrapper(*args, **kwargs):
+        start = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            TOTALS["library"] += time.process_time() - start
+
+    return wrapper
+
+
+def pytest_configure(config):
+    # CPU time spent in aiotestkit's own per-test code (settings, attach, hang guard,
+    # finish), without pytest's fixture machinery around it.
+    if not config.pluginmanager.has_plugin("aiotestkit"):
+        return
+    from aiotestkit import LoopInstrumentation, pytest_plugin
+
+    for name in ("__init__", "attach", "run_finish", "start_hang_guard", "stop_hang_guard"):
+        setattr(LoopInstrumentation, name, _timed(getattr(LoopInstrumentation, name)))
+    pytest_plugin._instrumentation_for = _timed(pytest_plugin._instrumentation_for)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -63,7 +86,7 @@ def pytest_runtest_protocol(item, nextitem):
 
 def pytest_sessionfinish(session):
     with open(os.environ["HYGIENE_BENCH_OUT"], "w") as out:
-        out.write(f"{TOTALS['wall']} {TOTALS['cpu']}")
+        out.write(f"{TOTALS['wall']} {TOTALS['cpu']} {TOTALS['library']}")
 """
 
 INI = """
@@ -81,11 +104,12 @@ VARIANTS = {
 
 def run_once(
     directory: Path, test_file: str, extra: list[str], tests: int
-) -> tuple[float, float, float, float]:
+) -> tuple[float, float, float, float, float]:
     """Run one suite once.
 
     Returns:
-        (process wall s, process CPU s, wall s in test protocols, CPU s in test protocols).
+        (process wall s, process CPU s, wall s in test protocols, CPU s in test
+        protocols, CPU s in aiotestkit's per-test code).
     """
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test_file, *extra]
     out = directory / "totals.txt"
@@ -100,8 +124,8 @@ def run_once(
     if result.returncode != 0 or f"{tests} passed" not in result.stdout:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    protocol_wall, protocol_cpu = (float(x) for x in out.read_text().split())
-    return elapsed, cpu, protocol_wall, protocol_cpu
+    protocol_wall, protocol_cpu, library = (float(x) for x in out.read_text().split())
+    return elapsed, cpu, protocol_wall, protocol_cpu, library
 
 
 def main() -> None:
@@ -120,7 +144,7 @@ def main() -> None:
         for _ in range(args.repeat):
             for size in sizes:
                 for variant, extra in VARIANTS.items():
-                    wall, cpu, in_wall, in_cpu = run_once(
+                    wall, cpu, in_wall, in_cpu, library = run_once(
                         directory, f"test_{size}.py", extra, size
                     )
                     for clock, value in (
@@ -128,6 +152,7 @@ def main() -> None:
                         ("CPU", cpu),
                         ("in-test wall", in_wall),
                         ("in-test CPU", in_cpu),
+                        ("library CPU", library),
                     ):
                         key = (variant, clock, size)
                         best[key] = min(best.get(key, value), value)
@@ -152,6 +177,13 @@ def main() -> None:
             f"on/off {per_test[ON] / per_test[OFF]:.3f}, "
             f"on/plugin off {per_test[ON] / per_test[PLUGIN_OFF]:.3f}"
         )
+    library = {v: best[v, "library CPU", args.tests] / args.tests for v in (ON, OFF)}
+    in_test = best[PLUGIN_OFF, "in-test CPU", args.tests] / args.tests
+    print(
+        f"aiotestkit's own code per test (CPU): on {library[ON] * 1e3:.3f} ms, "
+        f"off {library[OFF] * 1e3:.3f} ms; checks on cost "
+        f"{(library[ON] - library[OFF]) / in_test:.1%} of a test's in-test CPU without the plugin"
+    )
     for clock in ("in-test wall", "in-test CPU"):
         per_test = {v: best[v, clock, args.tests] / args.tests for v in VARIANTS}
         print(

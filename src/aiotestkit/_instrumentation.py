@@ -24,6 +24,7 @@ import itertools
 import linecache
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -272,6 +273,29 @@ def _watched_files(
     return described
 
 
+_WARNING_FILTERS: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    (
+        "unawaited_coroutines",
+        ("always", re.compile(r"coroutine .* was never awaited", re.I), RuntimeWarning, None, 0),
+    ),
+    ("unclosed_resources", ("always", None, ResourceWarning, None, 0)),
+    ("unanswered_requests", ("always", None, UnansweredRequestsWarning, None, 0)),
+)
+"""The warnings filters each check adds, in the form of ``warnings.filters`` entries."""
+
+
+def _insert_warning_filters(filters: list[tuple[Any, ...]]) -> None:
+    """Put ``filters`` first in ``warnings.filters`` (inside a ``catch_warnings``)."""
+    mutated = getattr(warnings, "_filters_mutated", None)
+    if mutated is None or not isinstance(warnings.filters, list):
+        # No fast path on this Python: use the public API.
+        for action, message, category, _, _ in reversed(filters):
+            warnings.filterwarnings(action, message.pattern if message else "", category)
+        return
+    warnings.filters[:0] = filters
+    mutated()
+
+
 class _Watchdog:
     """One daemon thread that calls callbacks at real-time deadlines."""
 
@@ -342,14 +366,15 @@ class _ServerErrorHandler(logging.Handler):
     def start(self) -> None:
         self.users += 1
         if self.users == 1:
-            logging.getLogger(_SERVER_LOGGER).addHandler(self)
+            _server_logger.addHandler(self)
 
     def stop(self) -> None:
         self.users -= 1
         if self.users == 0:
-            logging.getLogger(_SERVER_LOGGER).removeHandler(self)
+            _server_logger.removeHandler(self)
 
 
+_server_logger = logging.getLogger(_SERVER_LOGGER)
 _server_errors = _ServerErrorHandler()
 
 
@@ -533,12 +558,11 @@ class LoopInstrumentation:
         stack.push(catcher.__exit__, None, None, None)
         self._previous_showwarning = warnings.showwarning
         warnings.showwarning = self._showwarning
-        if self._on("unawaited_coroutines"):
-            warnings.filterwarnings("always", r"coroutine .* was never awaited", RuntimeWarning)
-        if self._on("unclosed_resources"):
-            warnings.filterwarnings("always", category=ResourceWarning)
-        if self._on("unanswered_requests"):
-            warnings.filterwarnings("always", category=UnansweredRequestsWarning)
+        filters = [entry for check, entry in _WARNING_FILTERS if self._on(check)]
+        if filters:
+            # Shown ("always") ahead of any other filter, so that they reach
+            # _showwarning even under filterwarnings=error or ignore.
+            _insert_warning_filters(filters)
         if self._on("unretrieved_exceptions"):
             _server_errors.start()
             stack.push(_server_errors.stop)
@@ -663,9 +687,10 @@ class LoopInstrumentation:
             raise RuntimeError(f"{self!r}: the loop is running; use 'await finish()'")
         if self._unsettled():
             return loop.run_until_complete(self.finish())
-        # Nothing to wait for: conclude without running the loop (the common case).
+        # Nothing pending, nothing open: conclude without running the loop (the
+        # common case).
         try:
-            self._conclude()
+            self._ask_probes()
             self._collect_garbage()
         finally:
             self._finished = True

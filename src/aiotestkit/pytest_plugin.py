@@ -102,7 +102,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _instrumentation_for(item: pytest.Item) -> LoopInstrumentation:
     modes, timeout, gc_generation = item.config.stash[_SETTINGS]
-    marker = item.get_closest_marker("hygiene")
+    marker = timeout_marker = None
+    for mark in item.iter_markers():  # closest first; one pass for both markers
+        if mark.name == "hygiene" and marker is None:
+            marker = mark
+        elif mark.name == "hang_timeout" and timeout_marker is None:
+            timeout_marker = mark
     if marker is not None:
         where = f"{item.nodeid}: @pytest.mark.hygiene"
         kwargs = dict(marker.kwargs)
@@ -125,7 +130,6 @@ def _instrumentation_for(item: pytest.Item) -> LoopInstrumentation:
         modes = resolve_modes(
             "strict", modes, marker_mode=mode, allow=allow, warn=warn, where=where
         )
-    timeout_marker = item.get_closest_marker("hang_timeout")
     if timeout_marker is not None:
         where = f"{item.nodeid}: @pytest.mark.hang_timeout"
         if len(timeout_marker.args) != 1 or timeout_marker.kwargs:
