@@ -571,3 +571,63 @@ async def test_report_issue_and_probes_reach_the_innermost_instrumentation() -> 
     assert "refused" not in str(info.value)
     with pytest.raises(ValueError, match="unknown hygiene check 'refused'"):
         report_issue("refused", "x")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "aiotestkit_hang_timeout = soon",
+            "*aiotestkit_hang_timeout: expected a number of seconds*",
+        ),
+        ("aiotestkit_hang_timeout = -1", "*aiotestkit_hang_timeout: expected seconds >= 0*"),
+        ("aiotestkit_hygiene_gc = always", "*aiotestkit_hygiene_gc: expected young, full or off*"),
+        (
+            "aiotestkit_hygiene_checks = pending_tasks",
+            "*expected 'check=mode', got 'pending_tasks'",
+        ),
+    ],
+)
+def test_bad_ini_options_name_the_option(
+    pytester: pytest.Pytester, option: str, message: str
+) -> None:
+    result = run(pytester, "", ini=option)
+    result.stderr.fnmatch_lines([message])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_loop_instrumentation_fixture_needs_an_async_test(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        @pytest.mark.filterwarnings("ignore::pytest.PytestWarning")
+        def test_sync(loop_instrumentation):
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*loop_instrumentation is only available to async tests*"])
+
+
+@pytest.mark.asyncio
+async def test_global_state_is_restored_when_the_body_raises() -> None:
+    import warnings
+
+    loop = asyncio.get_running_loop()
+    before = (
+        loop.get_exception_handler(),
+        loop.get_task_factory(),
+        warnings.showwarning,
+        list(warnings.filters),
+    )
+    with pytest.raises(KeyError):
+        async with LoopInstrumentation(hang_timeout=None) as instrumentation:
+            raise KeyError("body failed")
+    after = (
+        loop.get_exception_handler(),
+        loop.get_task_factory(),
+        warnings.showwarning,
+        list(warnings.filters),
+    )
+    assert after == before
+    assert instrumentation.loop is None
