@@ -4,6 +4,7 @@ The implementation lives in private modules; this module pulls the public API
 together in one place. Anything not listed in ``__all__`` is private.
 """
 
+from ._clock import VirtualClock as VirtualClock
 from ._http import CaseControlledTestServer as CaseControlledTestServer
 from ._hygiene import HygieneIssue as HygieneIssue
 from ._hygiene import HygieneReport as HygieneReport
@@ -11,14 +12,20 @@ from ._instrumentation import LoopExtension as LoopExtension
 from ._instrumentation import LoopInstrumentation as LoopInstrumentation
 from ._redirector import AiohttpRedirector as AiohttpRedirector
 from ._resolver import FakeResolver as FakeResolver
+from ._sandbox import BlockedConnection as BlockedConnection
+from ._sandbox import NetworkSandbox as NetworkSandbox
+from ._sandbox import UnverifiedTLSConnection as UnverifiedTLSConnection
 from ._tls import CertificateAuthority as CertificateAuthority
 from ._tls import default_certificate_authority as default_certificate_authority
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import DeadlockError as DeadlockError
 from .errors import HangTimeout as HangTimeout
 from .errors import HygieneError as HygieneError
 from .errors import HygieneWarning as HygieneWarning
+from .errors import NameResolutionDenied as NameResolutionDenied
 from .errors import NetworkAccessDenied as NetworkAccessDenied
+from .errors import NetworkSandboxActive as NetworkSandboxActive
 from .errors import ReceiveTimeout as ReceiveTimeout
 from .errors import RequestNotPending as RequestNotPending
 from .errors import UnansweredRequestsWarning as UnansweredRequestsWarning
@@ -27,8 +34,10 @@ __all__ = [
     "AiohttpRedirector",
     "AiotestkitError",
     "AiotestkitWarning",
+    "BlockedConnection",
     "CaseControlledTestServer",
     "CertificateAuthority",
+    "DeadlockError",
     "FakeResolver",
     "HangTimeout",
     "HygieneError",
@@ -37,10 +46,15 @@ __all__ = [
     "HygieneWarning",
     "LoopExtension",
     "LoopInstrumentation",
+    "NameResolutionDenied",
     "NetworkAccessDenied",
+    "NetworkSandbox",
+    "NetworkSandboxActive",
     "ReceiveTimeout",
     "RequestNotPending",
     "UnansweredRequestsWarning",
+    "UnverifiedTLSConnection",
+    "VirtualClock",
     "default_certificate_authority",
 ]
 

@@ -493,6 +493,7 @@ class LoopInstrumentation:
         self._hang_generation = 0
         self._hang_target: asyncio.Task[Any] | None = None
         self._claim_next_task = False
+        self._test_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         state = "attached" if self._loop is not None else "detached"
@@ -656,7 +657,8 @@ class LoopInstrumentation:
         if self._on("pending_tasks"):
             pending = self._pending_tasks()
             for task in pending:
-                self.add_issue("pending_tasks", self._describe_task(task))
+                if task not in self._test_tasks:
+                    self.add_issue("pending_tasks", self._describe_task(task))
                 task.cancel()
         if self._on("unclosed_resources"):
             for description in self._new_watched_files().values():
@@ -752,6 +754,7 @@ class LoopInstrumentation:
         if self._claim_next_task and isinstance(task, asyncio.Task):
             self._claim_next_task = False
             self._hang_target = task
+            self._test_tasks.add(task)
         return task
 
     def _handle_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -900,9 +903,13 @@ class LoopInstrumentation:
         task is cancelled. Without ``task``, the next task created on the loop is
         guarded (the test's own task, when a runner starts the test next).
 
+        The guarded task is the test's own task: if it is still pending when the test
+        ends (the loop was stopped under it by an error already reported), it is
+        cancelled without being reported as a leak.
+
         Args:
             timeout: seconds (float, > 0); ``hang_timeout`` by default. With neither,
-                nothing is guarded.
+                no time limit is set, but the task is still known as the test's own.
             task: the task to cancel.
 
         Raises:
@@ -914,12 +921,16 @@ class LoopInstrumentation:
         if self._loop is None:
             raise RuntimeError(f"{self!r} is not attached; attach it before the hang guard")
         self.stop_hang_guard()
+        self.hang_error = None
+        # The guarded task is the test's own: if the loop was aborted under it (a
+        # deadlock, an interrupt), it is cancelled at the end without being reported.
+        self._hang_target = task
+        self._claim_next_task = task is None
+        if task is not None:
+            self._test_tasks.add(task)
         timeout = self.hang_timeout if timeout is None else timeout
         if timeout is None:
             return
-        self.hang_error = None
-        self._hang_target = task
-        self._claim_next_task = task is None
         self._hang_generation += 1
         generation, loop = self._hang_generation, self._loop
 

@@ -10,6 +10,7 @@ in tests that want to be precise.
 from __future__ import annotations
 
 import errno
+import socket
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,10 +19,13 @@ if TYPE_CHECKING:
 __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
+    "DeadlockError",
     "HangTimeout",
     "HygieneError",
     "HygieneWarning",
+    "NameResolutionDenied",
     "NetworkAccessDenied",
+    "NetworkSandboxActive",
     "ReceiveTimeout",
     "RequestNotPending",
     "UnansweredRequestsWarning",
@@ -59,6 +63,22 @@ class RequestNotPending(AiotestkitError, RuntimeError):
 
     Example:
         >>> issubclass(RequestNotPending, RuntimeError)
+        True
+    """
+
+
+class DeadlockError(AiotestkitError, RuntimeError):
+    """Under a virtual clock, the event loop was idle with nothing that could ever wake it.
+
+    Raised by :class:`aiotestkit.VirtualClock` instead of hanging: every task waits,
+    no timer is scheduled (or autojump is off and nothing calls ``advance``), no I/O
+    arrived for ``deadlock_timeout`` real seconds and no executor job runs. It
+    propagates out of the loop's ``run_until_complete``, so the test fails with it.
+    The message lists every waiting task with the chain of lines it is suspended on,
+    and the future at its end.
+
+    Example:
+        >>> issubclass(DeadlockError, RuntimeError)
         True
     """
 
@@ -128,6 +148,48 @@ class HangTimeout(AiotestkitError, TimeoutError):
 
     Example:
         >>> issubclass(HangTimeout, TimeoutError)
+        True
+    """
+
+
+class NameResolutionDenied(NetworkAccessDenied, socket.gaierror):
+    """A host name lookup was refused because no test server is routed for the host.
+
+    A :class:`socket.gaierror` (``errno`` is ``socket.EAI_NONAME``, as for a name
+    that does not exist) as well as a :class:`NetworkAccessDenied`, so client code
+    sees the failure a real unknown host would cause.
+
+    Args:
+        message: what was refused and how to allow it.
+        host: the host name the client looked up.
+        port: the port given with the lookup (0 if none).
+
+    Example:
+        >>> error = NameResolutionDenied("no route", host="example.com", port=443)
+        >>> isinstance(error, socket.gaierror), error.errno == socket.EAI_NONAME
+        (True, True)
+    """
+
+    def __init__(self, message: str, *, host: str, port: int) -> None:
+        super().__init__(message, host=host, port=port)
+        self.errno = socket.EAI_NONAME
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_name_resolution_denied, (self.strerror, self.host, self.port))
+
+
+def _rebuild_name_resolution_denied(message: str, host: str, port: int) -> NameResolutionDenied:
+    return NameResolutionDenied(message, host=host, port=port)
+
+
+class NetworkSandboxActive(AiotestkitError, RuntimeError):
+    """A network sandbox was opened while another one is still active.
+
+    Only one :class:`aiotestkit.NetworkSandbox` can route the process's connections at
+    a time; two would silently mix their routes. The message names the active one.
+
+    Example:
+        >>> issubclass(NetworkSandboxActive, RuntimeError)
         True
     """
 
