@@ -631,3 +631,22 @@ async def test_global_state_is_restored_when_the_body_raises() -> None:
     )
     assert after == before
     assert instrumentation.loop is None
+
+
+def test_virtual_clock_plugs_into_the_instrumentation(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        from aiotestkit import VirtualClock
+
+        async def test_leak(clock, loop_instrumentation):
+            assert isinstance(clock, VirtualClock)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await asyncio.sleep(3600)  # virtual: returns at once
+            assert loop.time() - start >= 3600
+            asyncio.create_task(sleeper(), name="poller")
+            await asyncio.sleep(0)
+        """,
+    )
+    assert_leak_fails(result, "*Task 'poller' running sleeper(), created at test_case.py:*")

@@ -468,6 +468,15 @@ def clock(request: pytest.FixtureRequest) -> Iterator[VirtualClock]:
     except (TypeError, ValueError) as error:
         pytest.fail(f"@pytest.mark.virtual_clock: {error}", pytrace=False)
     loop = _test_loop(request)
+    instrumentation: LoopInstrumentation | None = request.getfixturevalue(
+        "_aiotestkit_loop_instrumentation"
+    )
+    if instrumentation is not None and instrumentation.loop is loop:
+        # An extension of the test's loop instrumentation: attached now, detached
+        # after the hygiene checks, when the instrumentation restores the loop.
+        instrumentation.add_extension(virtual_clock)
+        yield virtual_clock
+        return
     virtual_clock.attach(loop)
     try:
         yield virtual_clock
