@@ -650,3 +650,43 @@ def test_virtual_clock_plugs_into_the_instrumentation(pytester: pytest.Pytester)
         """,
     )
     assert_leak_fails(result, "*Task 'poller' running sleeper(), created at test_case.py:*")
+
+
+def test_fixture_that_cleans_up_its_task_is_not_blamed(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        @pytest_asyncio.fixture
+        async def poller():
+            task = asyncio.create_task(sleeper(), name="fixture-owned")
+            yield task
+            task.cancel()
+
+        @pytest_asyncio.fixture
+        async def sloppy():
+            yield asyncio.create_task(sleeper(), name="fixture-leak")
+
+        async def test_uses_clean_fixture(poller):
+            await asyncio.sleep(0)
+
+        async def test_leak(sloppy):
+            await asyncio.sleep(0)
+        """,
+    )
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leak*", "*Task 'fixture-leak'*"])
+    result.stdout.no_fnmatch_line("*fixture-owned*")
+
+
+def test_plugin_disabled_leaves_leaks_alone(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            asyncio.create_task(sleeper(), name="poller")
+            await asyncio.sleep(0)
+        """,
+        "-p",
+        "no:aiotestkit",
+    )
+    result.assert_outcomes(passed=2)
