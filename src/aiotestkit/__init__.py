@@ -6,6 +6,10 @@ together in one place. Anything not listed in ``__all__`` is private.
 
 from ._clock import VirtualClock as VirtualClock
 from ._http import CaseControlledTestServer as CaseControlledTestServer
+from ._hygiene import HygieneIssue as HygieneIssue
+from ._hygiene import HygieneReport as HygieneReport
+from ._instrumentation import LoopExtension as LoopExtension
+from ._instrumentation import LoopInstrumentation as LoopInstrumentation
 from ._redirector import AiohttpRedirector as AiohttpRedirector
 from ._resolver import FakeResolver as FakeResolver
 from ._sandbox import BlockedConnection as BlockedConnection
@@ -23,6 +27,9 @@ from .errors import AiotestkitWarning as AiotestkitWarning
 from .errors import ClientClosedConnection as ClientClosedConnection
 from .errors import DeadlockError as DeadlockError
 from .errors import HandlerError as HandlerError
+from .errors import HangTimeout as HangTimeout
+from .errors import HygieneError as HygieneError
+from .errors import HygieneWarning as HygieneWarning
 from .errors import NameResolutionDenied as NameResolutionDenied
 from .errors import NetworkAccessDenied as NetworkAccessDenied
 from .errors import NetworkSandboxActive as NetworkSandboxActive
@@ -46,6 +53,13 @@ __all__ = [
     "DeadlockError",
     "FakeResolver",
     "HandlerError",
+    "HangTimeout",
+    "HygieneError",
+    "HygieneIssue",
+    "HygieneReport",
+    "HygieneWarning",
+    "LoopExtension",
+    "LoopInstrumentation",
     "NameResolutionDenied",
     "NetworkAccessDenied",
     "NetworkSandbox",

@@ -246,6 +246,7 @@ class TransportContext:
         self._socket_path: str | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._handlers: set[asyncio.Task[Any]] = set()
+        self._cancelled: set[asyncio.Task[Any]] = set()
         self._server_connections: list[asyncio.BaseTransport] = []
         self._client_connections: list[asyncio.BaseTransport] = []
         # StreamWriter warns "unclosed" when collected before its transport closes:
@@ -573,6 +574,11 @@ class TransportContext:
                 result = callback(reader, writer)
                 if inspect.isawaitable(result):
                     await result
+            except asyncio.CancelledError:
+                if task not in self._cancelled:
+                    raise
+                # Cancelled by this context (it hung, and is reported): end normally, so
+                # asyncio's done-callback does not log the cancellation as an error.
             except (ConnectionError, EOFError) as error:
                 if id(writer.transport) not in self._closed_by_context:
                     self._failures.append(_Failure(where, error))
@@ -586,28 +592,46 @@ class TransportContext:
     def _track_protocol(self, protocol: asyncio.BaseProtocol) -> asyncio.BaseProtocol:
         where = type(protocol).__qualname__
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        connection: list[asyncio.BaseTransport] = []
         for name in _PROTOCOL_CALLBACKS:
             method = getattr(protocol, name, None)
             if method is None:
                 continue
-            wrapped = self._wrap_protocol_callback(f"{where}.{name}()", name, method, lost)
+            wrapped = self._wrap_protocol_callback(
+                f"{where}.{name}()", name, method, lost, connection
+            )
             with contextlib.suppress(AttributeError):  # protocols with __slots__
                 setattr(protocol, name, wrapped)
         _on_connection_lost(protocol, lost)
         return protocol
 
     def _wrap_protocol_callback(
-        self, where: str, name: str, method: Callable[..., Any], lost: asyncio.Future[None]
+        self,
+        where: str,
+        name: str,
+        method: Callable[..., Any],
+        lost: asyncio.Future[None],
+        connection: list[asyncio.BaseTransport],
     ) -> Callable[..., Any]:
         def callback(*args: Any) -> Any:
             if name == "connection_made":
+                connection.append(args[0])
                 self._server_connections.append(args[0])
                 self._lost[id(args[0])] = lambda: lost
             try:
                 return method(*args)
             except Exception as error:
                 self._failures.append(_Failure(f"server protocol {where}", error))
-                raise
+                if name == "get_buffer" or not connection:
+                    raise  # asyncio handles it (and the loop's handler logs it)
+                # Recorded for close(): drop the connection as asyncio would, without
+                # sending the same failure to the loop's exception handler too.
+                transport = connection[0]
+                if isinstance(transport, asyncio.WriteTransport):
+                    transport.abort()
+                else:  # pragma: no cover - stream servers only make write transports
+                    transport.close()
+                return None
 
         return callback
 
@@ -631,6 +655,7 @@ class TransportContext:
         if running:
             _, hanging = await asyncio.wait(running, timeout=self.handler_timeout)
             for task in hanging:
+                self._cancelled.add(task)
                 task.cancel()
                 self._failures.append(
                     _Failure(

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import errno
 import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._hygiene import HygieneReport
 
 __all__ = [
     "AiotestkitError",
@@ -18,6 +22,9 @@ __all__ = [
     "ClientClosedConnection",
     "DeadlockError",
     "HandlerError",
+    "HangTimeout",
+    "HygieneError",
+    "HygieneWarning",
     "NameResolutionDenied",
     "NetworkAccessDenied",
     "NetworkSandboxActive",
@@ -170,6 +177,41 @@ def _rebuild_network_access_denied(message: str, host: str, port: int) -> Networ
     return NetworkAccessDenied(message, host=host, port=port)
 
 
+class HygieneError(AiotestkitError, AssertionError):
+    """A test left tasks, exceptions, coroutines, resources or requests behind.
+
+    Raised at the end of a test by the hygiene checks of
+    :class:`aiotestkit.LoopInstrumentation` (and so by the pytest plugin) for every
+    check in ``strict`` mode that found something. The message is the whole report:
+    what was found, where it was created and how to fix it.
+
+    Args:
+        message: the formatted report.
+        report: the :class:`aiotestkit.HygieneReport` it was formatted from.
+
+    Example:
+        >>> issubclass(HygieneError, AssertionError)
+        True
+    """
+
+    def __init__(self, message: str, *, report: HygieneReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class HangTimeout(AiotestkitError, TimeoutError):
+    """An async test ran past its hang guard limit and was cancelled.
+
+    The message gives the limit in seconds and the stack of every task on the loop,
+    so that the place where the test waits is visible. Raise the limit with the
+    ``aiotestkit_hang_timeout`` ini option or ``@pytest.mark.hang_timeout(seconds)``.
+
+    Example:
+        >>> issubclass(HangTimeout, TimeoutError)
+        True
+    """
+
+
 class NameResolutionDenied(NetworkAccessDenied, socket.gaierror):
     """A host name lookup was refused because no test server is routed for the host.
 
@@ -245,5 +287,17 @@ class UnfinishedConnectionsWarning(AiotestkitWarning):
 
     Example:
         >>> issubclass(UnfinishedConnectionsWarning, UserWarning)
+        True
+    """
+
+
+class HygieneWarning(AiotestkitWarning):
+    """A hygiene check in ``warn`` mode found something the test left behind.
+
+    The message is the same report that :class:`HygieneError` carries in ``strict``
+    mode; the test still passes.
+
+    Example:
+        >>> issubclass(HygieneWarning, UserWarning)
         True
     """
