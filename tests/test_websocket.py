@@ -276,7 +276,10 @@ async def test_unfinished_connections_are_reported(session: aiohttp.ClientSessio
     undecided = asyncio.create_task(session.ws_connect(server.make_ws_url("/undecided")))
     await server.receive_connection()
     never = asyncio.create_task(session.ws_connect(server.make_ws_url("/never")))
-    await asyncio.sleep(0.05)
+    for _ in range(500):  # until the fourth upgrade request reached the server
+        if len(server.websocket_connections) == 4:
+            break
+        await asyncio.sleep(0.01)
     with pytest.warns(UnfinishedConnectionsWarning) as record:
         await server.close()
     message = str(record[0].message)

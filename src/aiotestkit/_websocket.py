@@ -539,6 +539,7 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
         super().__init__(**kwargs)
         self._websockets: list[WebSocketConnection] = []
         self._received_websockets: asyncio.Queue[WebSocketConnection] = asyncio.Queue()
+        self._closing = False
 
     @property
     def websocket_connections(self) -> list[WebSocketConnection]:
@@ -564,6 +565,8 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
     async def _handle_request(self, request: web.BaseRequest) -> web.StreamResponse:
         if not _is_upgrade(request):
             return await super()._handle_request(request)
+        if self._closing:
+            return web.Response(status=503, text="the test server is closing")
         connection = WebSocketConnection(self, request, len(self._websockets) + 1)
         self._websockets.append(connection)
         self._received_websockets.put_nowait(connection)
@@ -644,18 +647,22 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
             return
         unfinished = [c._describe_unfinished() for c in self._websockets if not c.finished]
         described = repr(self)
-        handlers: list[asyncio.Task[Any]] = []
+        self._closing = True  # upgrade requests from now on get 503
+        handlers = [
+            c._handler
+            for c in self._websockets
+            if c._handler is not None and not c._handler.done()
+        ]
+        for connection in self._websockets:  # first, before any await lets more arrive
+            if connection._handler is not None and not connection._decision.done():
+                connection._handler.cancel()
         for connection in self._websockets:
-            if connection._handler is not None and not connection._handler.done():
-                handlers.append(connection._handler)
             if connection._ws is not None and not connection._ws.closed:
                 closing = connection._ws.close(
                     code=WSCloseCode.GOING_AWAY, message=b"server closed"
                 )
                 with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
                     await asyncio.wait_for(closing, DEFAULT_TIMEOUT)
-            elif connection._handler is not None and not connection._decision.done():
-                connection._handler.cancel()
         if handlers:
             await asyncio.wait(handlers, timeout=DEFAULT_TIMEOUT)
         await super().close()
