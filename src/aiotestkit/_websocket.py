@@ -631,7 +631,8 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
         """Close every WebSocket connection and the server, and wait for their tasks.
 
         Accepted connections still open get a close frame with code 1001 (going
-        away); upgrades not decided are dropped. Then as
+        away); upgrades not decided are dropped; upgrade requests that arrive while
+        it closes are answered 503. Then as
         :meth:`aiotestkit.CaseControlledTestServer.close`. Calling it again does nothing.
 
         Warns:
