@@ -52,7 +52,9 @@ _FIXES = {
     "unclosed_resources": "close each one ('async with', or await .close())",
     "unanswered_requests": "answer each request with send_response()/send_json() before "
     "the server closes",
-    "refused_connections": "route the host to a test server, or fix the address the client uses",
+    "refused_connections": "route the host to a test server, fix the address the client "
+    "uses, or declare the refusal expected with sandbox.expect_blocked(host, port) or "
+    "@pytest.mark.network_sandbox(allow_blocked=True)",
 }
 
 

@@ -117,6 +117,22 @@ def _innermost(loop: asyncio.AbstractEventLoop | None) -> LoopInstrumentation | 
     return stack[-1] if stack else None
 
 
+def is_attached(loop: asyncio.AbstractEventLoop | None = None) -> bool:
+    """Tell whether a :class:`LoopInstrumentation` is attached to ``loop``.
+
+    Args:
+        loop: the loop; the running loop by default.
+
+    Returns:
+        True if the hygiene checks will report what :func:`report_issue` sends them.
+
+    Example:
+        >>> is_attached()
+        False
+    """
+    return _innermost(loop) is not None
+
+
 def report_issue(
     check: str, message: str, *, loop: asyncio.AbstractEventLoop | None = None
 ) -> bool:
