@@ -16,8 +16,8 @@ from aiotestkit import (
     AiohttpRedirector,
     CaseControlledServerFactory,
     CaseControlledTestServer,
+    HygieneWarning,
     NetworkTestCase,
-    UnansweredRequestsWarning,
     default_certificate_authority,
 )
 
@@ -68,6 +68,14 @@ class TestNetwork(NetworkTestCase):
             writer.close()
             await writer.wait_closed()
 
+    def test_unused_port(self):
+        self.assertGreater(self.aiohttp_unused_port(), 0)
+
+
+class TestRefusedHandshake(NetworkTestCase):
+    # The server side of a refused handshake reports its error to the loop.
+    hygiene_checks = {"unretrieved_exceptions": "off"}
+
     async def test_client_context_refuses_an_untrusted_server(self):
         untrusted = self.tls_certificate_authority.untrusted_server_context()
         server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=untrusted)
@@ -75,9 +83,6 @@ class TestNetwork(NetworkTestCase):
             port = server.sockets[0].getsockname()[1]
             with self.assertRaises(ssl.SSLCertVerificationError):
                 await asyncio.open_connection("127.0.0.1", port, ssl=self.client_ssl_ctx)
-
-    def test_unused_port(self):
-        self.assertGreater(self.aiohttp_unused_port(), 0)
 
 
 class TestSandboxAndClock(NetworkTestCase):
@@ -133,6 +138,7 @@ class TestHelloPlain(NetworkAioHTTPTestCase):
 
 class TestHelloTls(TestHelloPlain):
     use_tls = True
+    hygiene_checks = {"unretrieved_exceptions": "off"}  # the refused handshake
 
     async def test_hello(self):
         async with self.client.get("/") as response:
@@ -226,10 +232,12 @@ class _Unanswered(NetworkTestCase):
                 await task
 
 
-def test_a_server_closed_with_requests_pending_warns() -> None:
-    with pytest.warns(UnansweredRequestsWarning, match=r"1 unanswered request\(s\): GET /orders"):
-        result = _run(_Unanswered("test_leaves_a_request_unanswered"))
-    assert result.wasSuccessful(), result.errors
+def test_a_server_closed_with_requests_pending_fails_the_hygiene_check() -> None:
+    result = _run(_Unanswered("test_leaves_a_request_unanswered"))
+    assert len(result.failures) == 1, result.errors
+    message = result.failures[0][1]
+    assert "HygieneError" in message
+    assert "1 unanswered request(s): GET /orders" in message
 
 
 def test_attributes_come_from_the_same_objects_as_the_fixtures() -> None:
@@ -262,7 +270,7 @@ def test_closed_factory_refuses_to_start_servers() -> None:
     import asyncio
 
     async def scenario() -> None:
-        factory = CaseControlledServerFactory()
+        factory = CaseControlledServerFactory(CaseControlledTestServer)
         server = await factory(scheme="https")
         assert factory.servers == [server]
         await factory.close()
@@ -304,12 +312,14 @@ class _Blocked(NetworkTestCase):
             await asyncio.open_connection("blocked.invalid", 443)
 
 
-def test_a_refused_connection_fails_the_test_after_tear_down() -> None:
+def test_a_refused_connection_fails_the_test_in_its_hygiene_report() -> None:
     result = _run(_Blocked("test_reaches_for_the_network"))
     assert len(result.failures) == 1, result.errors
     message = result.failures[0][1]
-    assert "the network sandbox refused 1 attempt(s) to reach the network" in message
-    assert "blocked.invalid" in message
+    # reported with the hygiene checks, as under the network_sandbox fixture
+    assert "aiotestkit.errors.HygieneError" in message
+    assert "network access refused by the sandbox (refused_connections, 1)" in message
+    assert "connection to blocked.invalid:443 refused by the network sandbox" in message
 
 
 def test_opting_out_of_the_sandbox_and_into_the_clock_is_explicit() -> None:
@@ -324,3 +334,65 @@ def test_opting_out_of_the_sandbox_and_into_the_clock_is_explicit() -> None:
 
     result = _run(Case("test_it"))
     assert result.wasSuccessful(), result.failures + result.errors
+
+
+class _LeavesATask(NetworkTestCase):
+    __test__ = False
+
+    async def test_leaves_a_task(self) -> None:
+        import asyncio
+
+        self.task = asyncio.get_running_loop().create_task(asyncio.sleep(3600))
+
+
+def test_hygiene_checks_run_at_tear_down_with_the_fixtures_modes() -> None:
+    result = _run(_LeavesATask("test_leaves_a_task"))
+    assert len(result.failures) == 1, result.errors
+    message = result.failures[0][1]
+    assert "aiotestkit.errors.HygieneError" in message
+    assert "test_leaves_a_task left 1 hygiene problem(s) behind" in message
+    assert "pending_tasks" in message
+
+    class Allowed(_LeavesATask):
+        hygiene_checks = {"pending_tasks": "off"}  # noqa: RUF012
+
+    allowed = _run(Allowed("test_leaves_a_task"))
+    assert allowed.wasSuccessful(), allowed.failures + allowed.errors
+
+
+def test_loop_instrumentation_is_the_one_watching_the_test() -> None:
+    from aiotestkit import LoopInstrumentation
+
+    class Case(NetworkTestCase):
+        async def test_it(self) -> None:
+            import asyncio
+
+            assert isinstance(self.loop_instrumentation, LoopInstrumentation)
+            assert self.loop_instrumentation.loop is asyncio.get_running_loop()
+
+    result = _run(Case("test_it"))
+    assert result.wasSuccessful(), result.failures + result.errors
+
+
+def test_refusals_are_a_hygiene_check_with_its_modes() -> None:
+    class Warned(_Blocked):
+        hygiene_checks = {"refused_connections": "warn"}  # noqa: RUF012
+
+    with pytest.warns(HygieneWarning, match="refused_connections"):
+        result = _run(Warned("test_reaches_for_the_network"))
+    assert result.wasSuccessful(), result.failures + result.errors
+
+
+def test_stream_and_websocket_server_factories_close_their_servers() -> None:
+    seen: dict[str, Any] = {}
+
+    class Case(NetworkTestCase):
+        async def test_it(self) -> None:
+            seen["stream"] = await self.case_controlled_stream_server_factory(transport="tcp")
+            seen["websocket"] = await self.case_controlled_websocket_server_factory()
+
+    result = _run(Case("test_it"))
+    assert result.wasSuccessful(), result.failures + result.errors
+    assert type(seen["stream"]).__name__ == "CaseControlledStreamServer"
+    assert type(seen["websocket"]).__name__ == "CaseControlledWebSocketServer"
+    assert seen["websocket"].closed

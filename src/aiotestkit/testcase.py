@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import ssl
 import unittest
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TypeVar
 
@@ -23,10 +23,14 @@ from aiohttp import web
 from aiohttp.test_utils import AioHTTPTestCase, TestClient, TestServer, unused_port
 
 from ._clock import VirtualClock
+from ._http import CaseControlledTestServer
+from ._instrumentation import LoopInstrumentation
 from ._redirector import AiohttpRedirector
 from ._sandbox import NetworkSandbox
 from ._server_factory import CaseControlledServerFactory
+from ._stream import CaseControlledStreamServer
 from ._tls import CertificateAuthority, default_certificate_authority
+from ._websocket import CaseControlledWebSocketServer
 
 __all__ = ["NetworkAioHTTPTestCase", "NetworkTestCase"]
 
@@ -46,7 +50,8 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
     * ``ssl_ctx`` / ``client_ssl_ctx``: server and client
       :class:`ssl.SSLContext` of the test CA (made on first use);
     * ``aiohttp_redirector``: an open :class:`aiotestkit.AiohttpRedirector`;
-    * ``case_controlled_server_factory``: a
+    * ``case_controlled_server_factory``, ``case_controlled_stream_server_factory``,
+      ``case_controlled_websocket_server_factory``: each a
       :class:`aiotestkit.CaseControlledServerFactory`;
       ``await self.case_controlled_server_factory(scheme="https")`` starts a
       server that is closed after the test;
@@ -56,7 +61,12 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
       attribute ``use_network_sandbox = False`` turns it off); refused connections
       fail the test unless ``allow_blocked = True``;
     * ``clock``: a :class:`aiotestkit.VirtualClock` on the test's loop, with
-      ``use_virtual_clock = True`` (off by default, as the fixture is opt-in).
+      ``use_virtual_clock = True`` (off by default, as the fixture is opt-in);
+    * ``loop_instrumentation``: the :class:`aiotestkit.LoopInstrumentation` whose
+      hygiene checks run after everything else closed; a problem fails the test
+      with :class:`aiotestkit.HygieneError`. ``hygiene_checks`` on the class sets
+      their modes (``"strict"`` by default; e.g. ``{"unretrieved_exceptions": "off"}``).
+      The hang guard of the pytest plugin is not installed.
 
     Everything is set up in :meth:`asyncSetUp` and closed by cleanups that run
     after :meth:`asyncTearDown`, in reverse order, also when the test or its
@@ -81,10 +91,22 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
     use_virtual_clock: bool = False
     """Run each test in virtual time (``self.clock``, made by :meth:`make_virtual_clock`)."""
 
+    hygiene_checks: str | Mapping[str, str] = "strict"
+    """Modes of the hygiene checks (``strict``, ``warn``, ``off``), for all or by check name."""
+
+    _loop_instrumentation: LoopInstrumentation | None = None
     _network_sandbox: NetworkSandbox | None = None
     _clock: VirtualClock | None = None
     _aiohttp_redirector: AiohttpRedirector | None = None
-    _case_controlled_server_factory: CaseControlledServerFactory | None = None
+    _case_controlled_server_factory: (
+        CaseControlledServerFactory[CaseControlledTestServer] | None
+    ) = None
+    _case_controlled_stream_server_factory: (
+        CaseControlledServerFactory[CaseControlledStreamServer] | None
+    ) = None
+    _case_controlled_websocket_server_factory: (
+        CaseControlledServerFactory[CaseControlledWebSocketServer] | None
+    ) = None
 
     def _set_up(self, name: str, value: _T | None) -> _T:
         if value is None:
@@ -130,6 +152,15 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
             )
         return self._set_up("clock", self._clock)
 
+    @property
+    def loop_instrumentation(self) -> LoopInstrumentation:
+        """The :class:`aiotestkit.LoopInstrumentation` checking this test, as the fixture.
+
+        Raises:
+            RuntimeError: if :meth:`asyncSetUp` of this class did not run.
+        """
+        return self._set_up("loop_instrumentation", self._loop_instrumentation)
+
     def make_virtual_clock(self) -> VirtualClock:
         """Return the clock for ``use_virtual_clock``; override it to pass options.
 
@@ -149,16 +180,49 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
         return self._set_up("aiohttp_redirector", self._aiohttp_redirector)
 
     @property
-    def case_controlled_server_factory(self) -> CaseControlledServerFactory:
-        """The test's :class:`aiotestkit.CaseControlledServerFactory`.
+    def case_controlled_server_factory(
+        self,
+    ) -> CaseControlledServerFactory[CaseControlledTestServer]:
+        """Starts :class:`aiotestkit.CaseControlledTestServer` instances, as the fixture.
 
-        ``await self.case_controlled_server_factory(**kwargs)`` starts a
-        :class:`aiotestkit.CaseControlledTestServer`, closed after the test.
+        ``await self.case_controlled_server_factory(**kwargs)`` starts a server,
+        closed after the test.
 
         Raises:
             RuntimeError: if :meth:`asyncSetUp` of this class did not run.
         """
         return self._set_up("case_controlled_server_factory", self._case_controlled_server_factory)
+
+    @property
+    def case_controlled_stream_server_factory(
+        self,
+    ) -> CaseControlledServerFactory[CaseControlledStreamServer]:
+        """Starts :class:`aiotestkit.CaseControlledStreamServer` instances, as the fixture.
+
+        ``await self.case_controlled_stream_server_factory(transport="tls")``.
+
+        Raises:
+            RuntimeError: if :meth:`asyncSetUp` of this class did not run.
+        """
+        return self._set_up(
+            "case_controlled_stream_server_factory", self._case_controlled_stream_server_factory
+        )
+
+    @property
+    def case_controlled_websocket_server_factory(
+        self,
+    ) -> CaseControlledServerFactory[CaseControlledWebSocketServer]:
+        """Starts :class:`aiotestkit.CaseControlledWebSocketServer` instances, as the fixture.
+
+        ``await self.case_controlled_websocket_server_factory(scheme="https")``.
+
+        Raises:
+            RuntimeError: if :meth:`asyncSetUp` of this class did not run.
+        """
+        return self._set_up(
+            "case_controlled_websocket_server_factory",
+            self._case_controlled_websocket_server_factory,
+        )
 
     @cached_property
     def tls_certificate_authority(self) -> CertificateAuthority:
@@ -200,9 +264,14 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
     async def _enter_network_resources(self, resources: contextlib.AsyncExitStack) -> None:
         # Entered in this order, closed in the reverse one: the checks that must see
         # everything closed come first, the resources that live inside them after.
-        # The hygiene checks (LoopInstrumentation) go first, here.
+        loop = asyncio.get_running_loop()
+        instrumentation = LoopInstrumentation(
+            checks=self.hygiene_checks, hang_timeout=None, name=self.id()
+        )
+        instrumentation.attach(loop)
+        self._loop_instrumentation = instrumentation
+        resources.push_async_callback(self._check_hygiene, instrumentation)
         if self.use_virtual_clock:
-            loop = asyncio.get_running_loop()
             clock = self.make_virtual_clock()
             clock.attach(loop)
             # A sync cleanup runs outside the loop (before the resources close): a
@@ -211,16 +280,29 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
             self.addCleanup(clock.detach, loop)
             self._clock = clock
         if self.use_network_sandbox:
-            sandbox = NetworkSandbox(certificate_authority=self.tls_certificate_authority)
-            if not self.allow_blocked:
-                resources.callback(sandbox.assert_nothing_blocked)  # runs after it closed
+            sandbox = NetworkSandbox(
+                certificate_authority=self.tls_certificate_authority,
+                allow_blocked=self.allow_blocked,
+            )
+            # Unless allow_blocked, it reports refusals to the hygiene checks when it
+            # closes (check refused_connections), as under the network_sandbox fixture.
             self._network_sandbox = await resources.enter_async_context(sandbox)
         self._aiohttp_redirector = await resources.enter_async_context(
             AiohttpRedirector(certificate_authority=self.tls_certificate_authority)
         )
         self._case_controlled_server_factory = await resources.enter_async_context(
-            CaseControlledServerFactory()
+            CaseControlledServerFactory(CaseControlledTestServer)
         )
+        self._case_controlled_stream_server_factory = await resources.enter_async_context(
+            CaseControlledServerFactory(CaseControlledStreamServer)
+        )
+        self._case_controlled_websocket_server_factory = await resources.enter_async_context(
+            CaseControlledServerFactory(CaseControlledWebSocketServer)
+        )
+
+    async def _check_hygiene(self, instrumentation: LoopInstrumentation) -> None:
+        await instrumentation.finish()
+        instrumentation.check()
 
 
 class NetworkAioHTTPTestCase(NetworkTestCase, AioHTTPTestCase):
