@@ -1,6 +1,8 @@
 # ruff: noqa: PT009, UP032  # the docs' code kept verbatim: unittest asserts, str.format
 """Every example of aiohttp's testing docs (seed 001), run with aiotestkit active.
 
+Every async test runs in the network sandbox (``@pytest.mark.network_sandbox``) and,
+as every async test, under the hygiene checks in strict mode; warnings are errors.
 The examples are kept as the docs write them; a test differs only where strict
 settings demand (``@pytest.mark.asyncio`` in strict mode) or where the documented
 form cannot work, and then the test shows the failure first and the working form
@@ -40,6 +42,7 @@ async def hello(request: web.Request) -> web.Response:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_hello(aiohttp_client: Any, loop: asyncio.AbstractEventLoop) -> None:
     app = web.Application()
     app.router.add_get("/", hello)
@@ -78,6 +81,7 @@ CHANGING_STATE = "Changing state of started or joined application is deprecated"
 # with warnings as errors the handler would raise (a 500, and a server error the
 # hygiene checks report), so the tests expect the warning where it is raised.
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_set_value(cli: Any) -> None:
     with pytest.warns(DeprecationWarning, match=CHANGING_STATE):
         resp = await cli.post("/", data={"value": "foo"})
@@ -87,6 +91,7 @@ async def test_set_value(cli: Any) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_get_value(cli: Any) -> None:
     with pytest.warns(DeprecationWarning, match=CHANGING_STATE):
         cli.server.app[value] = "bar"
@@ -117,6 +122,7 @@ def boxed_cli(loop: asyncio.AbstractEventLoop, aiohttp_client: Any) -> Any:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_set_value_boxed(boxed_cli: Any) -> None:
     resp = await boxed_cli.post("/", data={"value": "foo"})
     assert resp.status == 200
@@ -125,6 +131,7 @@ async def test_set_value_boxed(boxed_cli: Any) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_get_value_boxed(boxed_cli: Any) -> None:
     boxed_cli.server.app[box]["value"] = "bar"
     resp = await boxed_cli.get("/")
@@ -136,6 +143,7 @@ async def test_get_value_boxed(boxed_cli: Any) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_aiohttp_server(aiohttp_server: Any, aiohttp_client: Any) -> None:
     app = web.Application()
     app.router.add_get("/", hello)
@@ -148,6 +156,7 @@ async def test_aiohttp_server(aiohttp_server: Any, aiohttp_client: Any) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_aiohttp_server_over_tls_from_the_test_ca(
     aiohttp_server: Any,
     aiohttp_client: Any,
@@ -165,6 +174,7 @@ async def test_aiohttp_server_over_tls_from_the_test_ca(
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_aiohttp_raw_server(aiohttp_raw_server: Any, aiohttp_client: Any) -> None:
     async def handler(request: web.BaseRequest) -> web.Response:
         return web.Response(text="OK")
@@ -177,6 +187,7 @@ async def test_aiohttp_raw_server(aiohttp_raw_server: Any, aiohttp_client: Any) 
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_aiohttp_unused_port(
     aiohttp_client: Any, aiohttp_unused_port: Callable[[], int]
 ) -> None:
@@ -190,6 +201,7 @@ async def test_aiohttp_unused_port(
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_aiohttp_unused_port_is_racy_where_a_bound_socket_is_not(
     aiohttp_unused_port: Callable[[], int],
 ) -> None:
@@ -254,6 +266,7 @@ def test_handler() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_make_mocked_coro() -> None:
     mocked = make_mocked_coro(1)
     assert await mocked(1, 2) == 1
@@ -312,6 +325,7 @@ def test_loop_context_granular() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_loop_context_inside_a_running_loop_cannot_run() -> None:
     # An async test already runs in a loop, and a thread runs one loop at a time:
     # neither the test's run_until_complete() nor loop_context's own teardown
@@ -352,6 +366,7 @@ def test_unused_port_and_base_test_server() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.network_sandbox
 async def test_test_client_methods_and_ws_connect(aiohttp_client: Any) -> None:
     async def echo(request: web.Request) -> web.StreamResponse:
         if request.path == "/ws":
