@@ -390,3 +390,19 @@ async def test_test_client_methods_and_ws_connect(aiohttp_client: Any) -> None:
     await ws.send_str("ping")
     assert (await ws.receive_str()) == "PING"
     await ws.close()
+
+
+def test_aiohttp_test_case_runs_under_python_m_unittest() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "unittest", "-v", f"{__name__}.MyAppTestCase"],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test_example (test_aiohttp_compat.MyAppTestCase.test_example) ... ok" in result.stderr
