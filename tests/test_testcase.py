@@ -352,6 +352,10 @@ def test_hygiene_checks_run_at_tear_down_with_the_fixtures_modes() -> None:
     assert "aiotestkit.errors.HygieneError" in message
     assert "test_leaves_a_task left 1 hygiene problem(s) behind" in message
     assert "pending_tasks" in message
+    assert (
+        "In a NetworkTestCase the class attribute does what the marker does: "
+        "hygiene_checks = {'pending_tasks': 'off'} on _LeavesATask."
+    ) in message
 
     class Allowed(_LeavesATask):
         hygiene_checks = {"pending_tasks": "off"}  # noqa: RUF012

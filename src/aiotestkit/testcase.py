@@ -31,6 +31,7 @@ from ._server_factory import CaseControlledServerFactory
 from ._stream import CaseControlledStreamServer
 from ._tls import CertificateAuthority, default_certificate_authority
 from ._websocket import CaseControlledWebSocketServer
+from .errors import HygieneError
 
 __all__ = ["NetworkAioHTTPTestCase", "NetworkTestCase"]
 
@@ -302,7 +303,19 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
 
     async def _check_hygiene(self, instrumentation: LoopInstrumentation) -> None:
         await instrumentation.finish()
-        instrumentation.check()
+        try:
+            instrumentation.check()
+        except HygieneError as error:
+            report = error.report
+            checks = (
+                sorted({issue.check for issue in report.issues_in("strict")}) if report else []
+            )
+            allowed = ", ".join(f"{check!r}: 'off'" for check in checks) or "'<check>': 'off'"
+            raise HygieneError(
+                f"{error}\nIn a NetworkTestCase the class attribute does what the marker "
+                f"does: hygiene_checks = {{{allowed}}} on {type(self).__name__}.",
+                report=error.report,
+            ) from None
 
 
 class NetworkAioHTTPTestCase(NetworkTestCase, AioHTTPTestCase):
