@@ -66,7 +66,7 @@ TOOL_OF_VARIANT = {
     "aiointercept": "aiointercept",
     "aioresponses": "aioresponses",
 }
-PYTEST_FLAGS = ["-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
+PYTEST_FLAGS = ["-q", "-x", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,11 @@ class Sizes:
     concurrent: int
     scale_out_tests: int
     repeats: int
+    import_repeats: int
 
 
-FULL = Sizes(300, 2000, 10_000, 1_000, 2_000, 3)
-QUICK = Sizes(20, 100, 300, 100, 40, 1)
+FULL = Sizes(300, 2000, 10_000, 1_000, 2_000, 3, import_repeats=5)
+QUICK = Sizes(20, 100, 300, 100, 40, 1, import_repeats=1)
 
 
 @dataclass
@@ -178,8 +179,8 @@ class Runner:
         self._count += 1
         result_file = self.workdir / f"result-{self._count}.json"
         env = dict(os.environ, BENCH_RESULT=str(result_file), PYTHONDONTWRITEBYTECODE="1")
-        env.pop("PYTEST_ADDOPTS", None)
-        env.pop("PYTEST_PLUGINS", None)
+        for name in [name for name in env if name.startswith("PYTEST_")]:
+            del env[name]  # e.g. PYTEST_ADDOPTS, or the variables of an outer pytest run
         command = [sys.executable, "-m", "pytest", *PYTEST_FLAGS, *extra, str(directory)]
         start = time.perf_counter()
         completed = subprocess.run(
@@ -187,8 +188,13 @@ class Runner:
         )
         wall = time.perf_counter() - start
         if completed.returncode != 0:
-            tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-            raise VariantFailed(f"pytest exited with {completed.returncode}:\n{tail}")
+            lines = (completed.stdout + completed.stderr).strip().splitlines()
+            errors = [line[1:].strip() for line in lines if line.startswith("E ")]
+            first = errors[0] if errors else lines[-1] if lines else "no output"
+            tail = "\n".join(lines[-15:])
+            raise VariantFailed(
+                f"pytest exited with {completed.returncode}: {first}\n\n{tail}"
+            )
         recorded: dict[str, object] = {}
         if result_file.exists():
             recorded = json.loads(result_file.read_text())
@@ -293,7 +299,7 @@ def scenario_overhead(runner: Runner) -> tuple[list[Result], dict[str, Result]]:
             f"{warm}; import aiotestkit.pytest_plugin", warm),
     }
     import_results = {name: Result(name) for name in imports}
-    for _ in range(max(runner.sizes.repeats, 3)):
+    for _ in range(runner.sizes.import_repeats):
         for name, (code, prefix) in imports.items():
             import_results[name].add(us=import_us(runner, code) - import_us(runner, prefix))
     return results, import_results
@@ -372,8 +378,10 @@ def http_table(results: list[Result]) -> list[str]:
     ]
     for result in results:
         if not result.ok:
-            lines.append(f"| {result.name} | {result.unavailable.splitlines()[0]} "
-                         "| | | | | | |")
+            reason = result.unavailable.splitlines()[0]
+            if reason.startswith("failed") and "aiohttp" not in reason:
+                reason += f" (with aiohttp {version('aiohttp')})"
+            lines.append(f"| {result.name} | {reason} | | | | | | |")
             continue
         total = result.median("total")
         lines.append(
@@ -635,10 +643,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     output.write_text(text)
     print(text)
     log(f"wrote {output}")
-    failed = [r.name for r in (*http, *https, *overhead, *throughput, *scale)
+    failed = [r for r in (*http, *https, *overhead, *throughput, *scale)
               if r.unavailable.startswith("failed")]
     if failed:
-        log(f"variants that failed: {', '.join(failed)}")
+        log(f"variants that failed: {', '.join(r.name for r in failed)}")
+    # A peer tool that does not run here is a finding, reported above; a failure of
+    # aiotestkit's own variants, the baselines or the scenarios 3-5 is an error.
+    ours = [r.name for r in failed if TOOL_OF_VARIANT.get(r.name, "aiotestkit") == "aiotestkit"]
+    if ours:
+        log(f"aiotestkit's own measurements failed: {', '.join(ours)}")
+        return 1
     return 0
 
 
