@@ -56,8 +56,13 @@ HTTP_TOOLS = [
     "aioresponses",
 ]
 # aiointercept serves plain HTTP only; aioresponses never opens a connection.
-HTTPS_TOOLS = ["baseline", "aiotestkit-redirector", "aiotestkit-sandbox", "pytest-aiohttp",
-               "pytest-httpserver"]
+HTTPS_TOOLS = [
+    "baseline",
+    "aiotestkit-redirector",
+    "aiotestkit-sandbox",
+    "pytest-aiohttp",
+    "pytest-httpserver",
+]
 TOOL_OF_VARIANT = {
     "aiotestkit-redirector": "aiotestkit",
     "aiotestkit-sandbox": "aiotestkit",
@@ -134,9 +139,11 @@ def why_unavailable(variant: str) -> str:
     if tool is None:
         return ""
     if version(tool) is None or importlib.util.find_spec(TOOLS[tool]) is None:
-        return f"not installed (`pip install -e '.[bench]'`; {tool} needs Python >= 3.11)" \
-            if tool == "aiointercept" and sys.version_info < (3, 11) \
+        return (
+            f"not installed (`pip install -e '.[bench]'`; {tool} needs Python >= 3.11)"
+            if tool == "aiointercept" and sys.version_info < (3, 11)
             else "not installed (`pip install -e '.[bench]'`)"
+        )
     if variant == "aiotestkit-sandbox" and not sandbox_available():
         return "not available: this aiotestkit has no `NetworkSandbox` yet"
     return ""
@@ -192,9 +199,7 @@ class Runner:
             errors = [line[1:].strip() for line in lines if line.startswith("E ")]
             first = errors[0] if errors else lines[-1] if lines else "no output"
             tail = "\n".join(lines[-15:])
-            raise VariantFailed(
-                f"pytest exited with {completed.returncode}: {first}\n\n{tail}"
-            )
+            raise VariantFailed(f"pytest exited with {completed.returncode}: {first}\n\n{tail}")
         recorded: dict[str, object] = {}
         if result_file.exists():
             recorded = json.loads(result_file.read_text())
@@ -206,8 +211,9 @@ class Runner:
         )
         if completed.returncode != 0:
             tail = "\n".join(completed.stderr.strip().splitlines()[-15:])
-            raise VariantFailed(f"python {' '.join(args)} exited with {completed.returncode}:\n"
-                                f"{tail}")
+            raise VariantFailed(
+                f"python {' '.join(args)} exited with {completed.returncode}:\n{tail}"
+            )
         return completed.stdout, completed.stderr
 
 
@@ -231,8 +237,10 @@ def interleave(
                 measure(result)
             except VariantFailed as error:
                 result.unavailable = f"failed: {error}"
-            log(f"  [{repeat + 1}/{repeats}] {result.name}: "
-                f"{'FAILED' if result.unavailable else 'ok'} ({time.perf_counter() - start:.1f} s)")
+            log(
+                f"  [{repeat + 1}/{repeats}] {result.name}: "
+                f"{'FAILED' if result.unavailable else 'ok'} ({time.perf_counter() - start:.1f} s)"
+            )
 
 
 # --------------------------------------------------------------------------- scenarios
@@ -256,7 +264,8 @@ def scenario_http(runner: Runner, scheme: str) -> list[Result]:
         wall, recorded = runner.pytest(directories[result.name])
         phases = recorded["phases"]
         outcomes = recorded["outcomes"]
-        assert isinstance(phases, dict) and isinstance(outcomes, dict)
+        assert isinstance(phases, dict)
+        assert isinstance(outcomes, dict)
         if outcomes["passed"] != n:
             raise VariantFailed(f"expected {n} passed tests, got {outcomes}")
         result.add(
@@ -276,8 +285,11 @@ def scenario_overhead(runner: Runner) -> tuple[list[Result], dict[str, Result]]:
     directory = generated.write_suite(runner.workdir / "trivial", generated.TRIVIAL, n)
     # Both variants load the same other plugins; only aiotestkit differs.
     variants = {
-        "collect, aiotestkit disabled (-p no:aiotestkit)": ["--collect-only", "-p",
-                                                            "no:aiotestkit"],
+        "collect, aiotestkit disabled (-p no:aiotestkit)": [
+            "--collect-only",
+            "-p",
+            "no:aiotestkit",
+        ],
         "collect, aiotestkit loaded": ["--collect-only"],
         "run, aiotestkit disabled (-p no:aiotestkit)": ["-p", "no:aiotestkit"],
         "run, aiotestkit loaded": [],
@@ -296,7 +308,9 @@ def scenario_overhead(runner: Runner) -> tuple[list[Result], dict[str, Result]]:
         "import pytest (baseline)": ("import pytest", "pass"),
         "import aiotestkit.pytest_plugin, alone": ("import aiotestkit.pytest_plugin", "pass"),
         "import aiotestkit.pytest_plugin, after what pytest-aiohttp loads anyway": (
-            f"{warm}; import aiotestkit.pytest_plugin", warm),
+            f"{warm}; import aiotestkit.pytest_plugin",
+            warm,
+        ),
     }
     import_results = {name: Result(name) for name in imports}
     for _ in range(runner.sizes.import_repeats):
@@ -322,8 +336,9 @@ def import_us(runner: Runner, code: str) -> int:
 def scenario_throughput(runner: Runner) -> list[Result]:
     script = str(HERE / "throughput.py")
     modes = {"sequential": runner.sizes.sequential, "concurrent": runner.sizes.concurrent}
-    results = [Result(f"{server}, {mode}") for mode in modes for server in
-               ("plain", "case-controlled")]
+    results = [
+        Result(f"{server}, {mode}") for mode in modes for server in ("plain", "case-controlled")
+    ]
 
     def measure(result: Result) -> None:
         server, mode = result.name.split(", ")
@@ -396,9 +411,12 @@ def http_table(results: list[Result]) -> list[str]:
     return lines
 
 
-def gap(measured: float, target: float, higher_is_better: bool) -> tuple[str, str]:
+def gap(measured: float, target: float, higher_is_better: bool, fmt: str) -> tuple[str, str]:
+    """Whether ``measured`` meets ``target``, and the difference in the target's unit."""
     met = measured >= target if higher_is_better else measured <= target
-    return ("met" if met else "missed", f"{(measured - target) / target * 100:+.1f}%")
+    delta = measured - target
+    text = f"{delta * 100:+.1f} points" if fmt.endswith("%}") else f"{delta:+.2f}x"
+    return ("met" if met else "missed", text)
 
 
 def report(
@@ -413,8 +431,11 @@ def report(
     elapsed: float,
 ) -> str:
     out: list[str] = ["# aiotestkit benchmarks", ""]
-    mode = "quick (CI smoke run: small sizes, one repeat; not figures to quote)" \
-        if args.quick else "full"
+    mode = (
+        "quick (CI smoke run: small sizes, one repeat; not figures to quote)"
+        if args.quick
+        else "full"
+    )
     out += [
         f"Command: `python benchmarks/run.py{' --quick' if args.quick else ''}` ({mode}); "
         f"{sizes.repeats} repeat(s) per variant, interleaved; finished in {elapsed:.0f} s on "
@@ -461,7 +482,7 @@ def report(
         "",
         f"## 2. The same over HTTPS ({n} tests per variant)",
         "",
-        "aiotestkit: `case_controlled_server_factory(scheme=\"https\")` (SNI certificates from "
+        'aiotestkit: `case_controlled_server_factory(scheme="https")` (SNI certificates from '
         "the test CA) and the redirector's session, which trusts that CA; sandbox: the plain "
         "server routed for port 443, the client's own session. pytest-aiohttp: "
         "`aiohttp_raw_server(handler, ssl=...)`; pytest-httpserver: `httpserver_ssl_context` "
@@ -556,66 +577,114 @@ def report(
             out.append(f"| {result.name} | {result.unavailable.splitlines()[0]} | | | no |")
             continue
         base = sc["-n 0"]
-        speed = (f"{base.median('wall') / result.median('wall'):.2f}x" if base.ok else "n/a")
-        out.append(f"| {result.name} | {result.median('wall'):.2f} | {result.spread('wall')} | "
-                   f"{speed} | yes, {len(result.samples['wall'])} run(s) |")
+        speed = f"{base.median('wall') / result.median('wall'):.2f}x" if base.ok else "n/a"
+        out.append(
+            f"| {result.name} | {result.median('wall'):.2f} | {result.spread('wall')} | "
+            f"{speed} | yes, {len(result.samples['wall'])} run(s) |"
+        )
 
     # Targets.
-    out += ["", "## Targets", "", "| target | measured | gap to target | status |",
-            "|---|---:|---:|---|"]
+    out += [
+        "",
+        "## Targets",
+        "",
+        "Gap: measured minus target, in the target's unit (ratio, or percentage points).",
+        "",
+        "| target | measured | gap to target | status |",
+        "|---|---:|---:|---|",
+    ]
 
     def row(target: str, measured: float | None, limit: float, higher: bool, fmt: str) -> None:
         if measured is None:
             out.append(f"| {target} | not measured | | |")
             return
-        status, gap_text = gap(measured, limit, higher)
+        status, gap_text = gap(measured, limit, higher, fmt)
         out.append(f"| {target} | {fmt.format(measured)} | {gap_text} | {status} |")
 
-    ours = by_name.get("aiotestkit-redirector")
-    theirs = by_name.get("pytest-aiohttp")
-    row("per-test cost (redirector) <= pytest-aiohttp's",
-        ours.median("total") / theirs.median("total")
-        if ours and theirs and ours.ok and theirs.ok else None, 1.0, False, "{:.2f}x")
-    sandbox = by_name.get("aiotestkit-sandbox")
-    row("per-test cost (sandbox) <= pytest-aiohttp's",
-        sandbox.median("total") / theirs.median("total")
-        if sandbox and theirs and sandbox.ok and theirs.ok else None, 1.0, False, "{:.2f}x")
-    ours_s = by_name_s.get("aiotestkit-redirector")
-    row("HTTPS per-test cost <= 1.3x our HTTP (redirector)",
-        ours_s.median("total") / ours.median("total")
-        if ours and ours_s and ours.ok and ours_s.ok else None, 1.3, False, "{:.2f}x")
-    sandbox_s = by_name_s.get("aiotestkit-sandbox")
-    row("HTTPS per-test cost <= 1.3x our HTTP (sandbox)",
-        sandbox_s.median("total") / sandbox.median("total")
-        if sandbox and sandbox_s and sandbox.ok and sandbox_s.ok else None, 1.3, False,
-        "{:.2f}x")
+    def quotient(a: Result | None, b: Result | None, key: str) -> float | None:
+        """``a``'s median over ``b``'s, or None if either was not measured."""
+        if a is None or b is None or not a.ok or not b.ok:
+            return None
+        return a.median(key) / b.median(key)
+
+    aiohttp_http = by_name.get("pytest-aiohttp")
+    for variant in ("redirector", "sandbox"):
+        ours_http = by_name.get(f"aiotestkit-{variant}")
+        ours_https = by_name_s.get(f"aiotestkit-{variant}")
+        row(
+            f"per-test cost ({variant}) <= pytest-aiohttp's",
+            quotient(ours_http, aiohttp_http, "total"),
+            1.0,
+            False,
+            "{:.2f}x",
+        )
+        row(
+            f"HTTPS per-test cost <= 1.3x our HTTP ({variant})",
+            quotient(ours_https, ours_http, "total"),
+            1.3,
+            False,
+            "{:.2f}x",
+        )
     for step in ("collect", "run"):
-        on, off = ov[f"{step}, aiotestkit loaded"], \
-            ov[f"{step}, aiotestkit disabled (-p no:aiotestkit)"]
-        row(f"plugin overhead ({step}) < 5%",
-            on.median("wall") / off.median("wall") - 1 if on.ok and off.ok else None,
-            0.05, False, "{:+.1%}")
+        on = ov[f"{step}, aiotestkit loaded"]
+        off = ov[f"{step}, aiotestkit disabled (-p no:aiotestkit)"]
+        loaded = quotient(on, off, "wall")
+        row(
+            f"plugin overhead ({step}) < 5%",
+            None if loaded is None else loaded - 1,
+            0.05,
+            False,
+            "{:+.1%}",
+        )
     for mode in ("sequential", "concurrent"):
-        cc, plain = tp[f"case-controlled, {mode}"], tp[f"plain, {mode}"]
-        row(f"case-controlled throughput ({mode}) >= 80% of plain aiohttp",
-            cc.median("rps") / plain.median("rps") if cc.ok and plain.ok else None,
-            0.8, True, "{:.0%}")
-    n0, n2 = sc["-n 0"], sc["-n 2"]
-    row(f"xdist -n 2 speed-up >= 1.7x ({os.cpu_count()} cores)",
-        n0.median("wall") / n2.median("wall") if n0.ok and n2.ok else None, 1.7, True,
-        "{:.2f}x")
-    out.append("")
+        row(
+            f"case-controlled throughput ({mode}) >= 80% of plain aiohttp",
+            quotient(tp[f"case-controlled, {mode}"], tp[f"plain, {mode}"], "rps"),
+            0.8,
+            True,
+            "{:.0%}",
+        )
+    row(
+        f"xdist -n 2 speed-up >= 1.7x ({os.cpu_count()} cores)",
+        quotient(sc["-n 0"], sc["-n 2"], "wall"),
+        1.7,
+        True,
+        "{:.2f}x",
+    )
+    reference = quotient(by_name_s.get("pytest-aiohttp"), aiohttp_http, "total")
+    if reference is not None:
+        out.append(
+            "| (reference, not a target: pytest-aiohttp's HTTPS cost over its HTTP cost) | "
+            f"{reference:.2f}x | | |"
+        )
+    try:
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    out += [
+        "",
+        f"Load average at the end (1, 5, 15 min): {load}. A load above the number of "
+        "cores means other processes competed for the CPU during the run: then the "
+        "xdist speed-up and the spreads say more about the machine than about the tools.",
+        "",
+    ]
     return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes and one repeat: a smoke test for CI, in seconds")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes and one repeat: a smoke test for CI, in seconds",
+    )
     parser.add_argument("--repeats", type=int, help="repeats per variant (full: 3, quick: 1)")
-    parser.add_argument("--output", type=Path,
-                        help="where to write the results (default: benchmarks/RESULTS.md, "
-                             "or benchmarks/RESULTS-quick.md with --quick)")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="where to write the results (default: benchmarks/RESULTS.md, "
+        "or benchmarks/RESULTS-quick.md with --quick)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.repeats:
@@ -638,13 +707,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         throughput = scenario_throughput(runner)
         log("5. scale-out")
         scale = scenario_scale_out(runner)
-    text = report(args, sizes, http, https, overhead, imports, throughput, scale,
-                  time.perf_counter() - start)
+    text = report(
+        args, sizes, http, https, overhead, imports, throughput, scale, time.perf_counter() - start
+    )
     output.write_text(text)
     print(text)
     log(f"wrote {output}")
-    failed = [r for r in (*http, *https, *overhead, *throughput, *scale)
-              if r.unavailable.startswith("failed")]
+    failed = [
+        r
+        for r in (*http, *https, *overhead, *throughput, *scale)
+        if r.unavailable.startswith("failed")
+    ]
     if failed:
         log(f"variants that failed: {', '.join(r.name for r in failed)}")
     # A peer tool that does not run here is a finding, reported above; a failure of
