@@ -174,12 +174,23 @@ def machine() -> dict[str, str]:
     }
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process's waited-for children."""
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return float("nan")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class Runner:
     def __init__(self, sizes: Sizes, workdir: Path, log: Callable[[str], None]) -> None:
         self.sizes = sizes
         self.workdir = workdir
         self.log = log
         self._count = 0
+        self.last_cpu = 0.0
 
     def pytest(self, directory: Path, *extra: str) -> tuple[float, dict[str, object]]:
         """Run pytest on ``directory`` in a new process; wall seconds and recorded phases."""
@@ -189,11 +200,13 @@ class Runner:
         for name in [name for name in env if name.startswith("PYTEST_")]:
             del env[name]  # e.g. PYTEST_ADDOPTS, or the variables of an outer pytest run
         command = [sys.executable, "-m", "pytest", *PYTEST_FLAGS, *extra, str(directory)]
+        cpu_before = children_cpu()
         start = time.perf_counter()
         completed = subprocess.run(
             command, cwd=directory, env=env, capture_output=True, text=True, check=False
         )
         wall = time.perf_counter() - start
+        self.last_cpu = children_cpu() - cpu_before
         if completed.returncode != 0:
             lines = (completed.stdout + completed.stderr).strip().splitlines()
             errors = [line[1:].strip() for line in lines if line.startswith("E ")]
@@ -298,7 +311,7 @@ def scenario_overhead(runner: Runner) -> tuple[list[Result], dict[str, Result]]:
 
     def measure(result: Result) -> None:
         wall, _ = runner.pytest(directory, *variants[result.name])
-        result.add(wall=wall)
+        result.add(wall=wall, cpu=runner.last_cpu)
 
     interleave(runner.sizes.repeats, results, measure, runner.log)
 
@@ -367,7 +380,7 @@ def scenario_scale_out(runner: Runner) -> list[Result]:
         assert isinstance(outcomes, dict)
         if outcomes["passed"] != n:
             raise VariantFailed(f"expected {n} passed tests, got {outcomes}")
-        result.add(wall=wall)
+        result.add(wall=wall, cpu=runner.last_cpu)
 
     interleave(runner.sizes.repeats, results, measure, runner.log)
     return results
@@ -500,21 +513,24 @@ def report(
         "",
         "`pytest --collect-only` and a full run of the same suite, with aiotestkit's plugin "
         "loaded and with `-p no:aiotestkit` (every other installed plugin loaded in both). "
-        "Figures are the wall time of the pytest process.",
+        "Figures are the wall time of the pytest process, and its CPU time (user + system, "
+        "from `getrusage`), which other load on the machine disturbs less.",
         "",
-        "| variant | wall s | spread | ratio to the same step with aiotestkit disabled |",
-        "|---|---:|---:|---:|",
+        "| variant | wall s | spread | ratio to the same step with aiotestkit disabled | "
+        "CPU s (user + system) | CPU ratio |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     ov = {r.name: r for r in overhead}
     for result in overhead:
         if not result.ok:
-            out.append(f"| {result.name} | {result.unavailable.splitlines()[0]} | | |")
+            out.append(f"| {result.name} | {result.unavailable.splitlines()[0]} | | | | |")
             continue
-        base_name = result.name.split(",")[0] + ", aiotestkit disabled (-p no:aiotestkit)"
-        base = ov[base_name]
+        base = ov[result.name.split(",")[0] + ", aiotestkit disabled (-p no:aiotestkit)"]
         out.append(
             f"| {result.name} | {result.median('wall'):.2f} | {result.spread('wall')} | "
-            f"{ratio(result.median('wall'), base.median('wall')) if base.ok else 'n/a'} |"
+            f"{ratio(result.median('wall'), base.median('wall')) if base.ok else 'n/a'} | "
+            f"{result.median('cpu'):.2f} | "
+            f"{ratio(result.median('cpu'), base.median('cpu')) if base.ok else 'n/a'} |"
         )
     out += [
         "",
@@ -569,19 +585,32 @@ def report(
         "reads a file in its `tmp_path`. Every run must pass every test (a port or file "
         "clash between workers would fail one). Baseline: `-n 0` (xdist loaded, no workers).",
         "",
-        "| variant | wall s | spread | speed-up over -n 0 | all passed |",
-        "|---|---:|---:|---:|---|",
+        "| variant | wall s | spread | speed-up over -n 0 | CPU s (user + system) | all passed |",
+        "|---|---:|---:|---:|---:|---|",
     ]
     for result in scale:
         if not result.ok:
-            out.append(f"| {result.name} | {result.unavailable.splitlines()[0]} | | | no |")
+            out.append(f"| {result.name} | {result.unavailable.splitlines()[0]} | | | | no |")
             continue
         base = sc["-n 0"]
         speed = f"{base.median('wall') / result.median('wall'):.2f}x" if base.ok else "n/a"
         out.append(
             f"| {result.name} | {result.median('wall'):.2f} | {result.spread('wall')} | "
-            f"{speed} | yes, {len(result.samples['wall'])} run(s) |"
+            f"{speed} | {result.median('cpu'):.2f} | "
+            f"yes, {len(result.samples['wall'])} run(s) |"
         )
+    n0, n2 = sc["-n 0"], sc["-n 2"]
+    if n0.ok and n2.ok and n2.median("cpu") > 0:
+        cores = os.cpu_count() or 1
+        ceiling = min(2.0, cores) * n0.median("cpu") / n2.median("cpu")
+        out += [
+            "",
+            f"`-n 2` spends {n2.median('cpu') / n0.median('cpu'):.2f}x the CPU time of `-n 0` "
+            "(worker start-up and collection twice, and xdist passing every report to the "
+            f"controller). With two idle cores the speed-up cannot exceed {ceiling:.2f}x "
+            "(2 x CPU of -n 0 / CPU of -n 2): a wall-clock speed-up below that means the "
+            "cores were busy with other work.",
+        ]
 
     # Targets.
     out += [
@@ -628,14 +657,15 @@ def report(
     for step in ("collect", "run"):
         on = ov[f"{step}, aiotestkit loaded"]
         off = ov[f"{step}, aiotestkit disabled (-p no:aiotestkit)"]
-        loaded = quotient(on, off, "wall")
-        row(
-            f"plugin overhead ({step}) < 5%",
-            None if loaded is None else loaded - 1,
-            0.05,
-            False,
-            "{:+.1%}",
-        )
+        for key, unit in (("wall", "wall time"), ("cpu", "CPU time")):
+            loaded = quotient(on, off, key)
+            row(
+                f"plugin overhead ({step}, {unit}) < 5%",
+                None if loaded is None else loaded - 1,
+                0.05,
+                False,
+                "{:+.1%}",
+            )
     for mode in ("sequential", "concurrent"):
         row(
             f"case-controlled throughput ({mode}) >= 80% of plain aiohttp",
