@@ -119,7 +119,7 @@ BODIES: dict[str, str] = {
 """,
     "aiotestkit-sandbox": """
 {param}async def test_get(i, case_controlled_server, network_sandbox):
-    network_sandbox.route(HOST, {port}, case_controlled_server)
+    await network_sandbox.route(HOST, {port}, case_controlled_server)
 
     async def client():
         # An unmodified client: it makes its own session, with default settings.

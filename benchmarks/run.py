@@ -478,8 +478,8 @@ def report(
         "",
         "- aiotestkit-redirector: `case_controlled_server_factory` + `aiohttp_redirector`; the "
         "test receives the request and answers with `send_json` (a server per test).",
-        "- aiotestkit-sandbox: `network_sandbox.route(host, 80, case_controlled_server)`; the "
-        "client makes its own `ClientSession()`, unmodified.",
+        "- aiotestkit-sandbox: `await network_sandbox.route(host, 80, "
+        "case_controlled_server)`; the client makes its own `ClientSession()`, unmodified.",
         "- pytest-aiohttp: `aiohttp_raw_server(handler)` (a server per test) + a new "
         "`ClientSession`.",
         "- pytest-httpserver: `httpserver.expect_request(...).respond_with_json(...)` (one "
