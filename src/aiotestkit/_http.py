@@ -119,6 +119,14 @@ class CaseControlledTestServer(RawTestServer):
             loop: deprecated by aiohttp; leave it out.
             **kwargs: passed to :class:`aiohttp.web.Server`; ``ssl`` overrides the
                 context given to the constructor.
+
+        Example:
+            >>> server = CaseControlledTestServer()
+            >>> await server.start_server()
+            >>> try:
+            ...     ...
+            ... finally:
+            ...     await server.close()
         """
         kwargs.setdefault("ssl", self._server_ssl)
         await super().start_server(loop=loop, **kwargs)

@@ -50,6 +50,9 @@ class AiohttpRedirector:
 
         Raises:
             RuntimeError: if the redirector was not opened (``async with``) or is closed.
+
+        Example:
+            >>> kraken = Kraken(session=redirector.session)
         """
         if self._session is None or self._session.closed:
             raise RuntimeError(
@@ -86,7 +89,14 @@ class AiohttpRedirector:
         self.resolver.add(host, port, target.port, target_host=target.host)
 
     async def open(self) -> None:
-        """Create the session; ``async with`` calls this for you. Needs a running loop."""
+        """Create the session; ``async with`` calls this for you. Needs a running loop.
+
+        Calling it again does nothing.
+
+        Example:
+            >>> redirector = AiohttpRedirector()
+            >>> await redirector.open()
+        """
         if self._session is not None:
             return
         connector = aiohttp.TCPConnector(
@@ -97,7 +107,11 @@ class AiohttpRedirector:
         self._session = aiohttp.ClientSession(connector=connector)
 
     async def close(self) -> None:
-        """Close the session and its connections. Calling it again does nothing."""
+        """Close the session and its connections. Calling it again does nothing.
+
+        Example:
+            >>> await redirector.close()
+        """
         if self._session is not None:
             await self._session.close()
 

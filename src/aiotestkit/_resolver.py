@@ -119,6 +119,11 @@ class FakeResolver(AbstractResolver):
         Raises:
             aiotestkit.NetworkAccessDenied: (an :class:`OSError`) if nothing was added
                 for ``host:port``; the message shows the :meth:`add` call that would.
+
+        Example:
+            >>> [result] = await resolver.resolve("api.kraken.com", 443)
+            >>> result["host"], result["port"]
+            ('127.0.0.1', 40123)
         """
         try:
             address, target_port = self._targets[normalize_host(host), port]
@@ -142,4 +147,8 @@ class FakeResolver(AbstractResolver):
         ]
 
     async def close(self) -> None:
-        """Release nothing: the resolver holds no resources. Part of aiohttp's interface."""
+        """Release nothing: the resolver holds no resources. Part of aiohttp's interface.
+
+        Example:
+            >>> await resolver.close()
+        """

@@ -10,11 +10,15 @@ in tests that want to be precise.
 from __future__ import annotations
 
 import errno
+import socket
 
 __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
+    "DeadlockError",
+    "NameResolutionDenied",
     "NetworkAccessDenied",
+    "NetworkSandboxActive",
     "ReceiveTimeout",
     "RequestNotPending",
     "UnansweredRequestsWarning",
@@ -56,6 +60,22 @@ class RequestNotPending(AiotestkitError, RuntimeError):
     """
 
 
+class DeadlockError(AiotestkitError, RuntimeError):
+    """Under a virtual clock, the event loop was idle with nothing that could ever wake it.
+
+    Raised by :class:`aiotestkit.VirtualClock` instead of hanging: every task waits,
+    no timer is scheduled (or autojump is off and nothing calls ``advance``), no I/O
+    arrived for ``deadlock_timeout`` real seconds and no executor job runs. It
+    propagates out of the loop's ``run_until_complete``, so the test fails with it.
+    The message lists every waiting task with the chain of lines it is suspended on,
+    and the future at its end.
+
+    Example:
+        >>> issubclass(DeadlockError, RuntimeError)
+        True
+    """
+
+
 class NetworkAccessDenied(AiotestkitError, OSError):
     """A connection or name resolution was refused because no test server is there.
 
@@ -88,6 +108,48 @@ class NetworkAccessDenied(AiotestkitError, OSError):
 
 def _rebuild_network_access_denied(message: str, host: str, port: int) -> NetworkAccessDenied:
     return NetworkAccessDenied(message, host=host, port=port)
+
+
+class NameResolutionDenied(NetworkAccessDenied, socket.gaierror):
+    """A host name lookup was refused because no test server is routed for the host.
+
+    A :class:`socket.gaierror` (``errno`` is ``socket.EAI_NONAME``, as for a name
+    that does not exist) as well as a :class:`NetworkAccessDenied`, so client code
+    sees the failure a real unknown host would cause.
+
+    Args:
+        message: what was refused and how to allow it.
+        host: the host name the client looked up.
+        port: the port given with the lookup (0 if none).
+
+    Example:
+        >>> error = NameResolutionDenied("no route", host="example.com", port=443)
+        >>> isinstance(error, socket.gaierror), error.errno == socket.EAI_NONAME
+        (True, True)
+    """
+
+    def __init__(self, message: str, *, host: str, port: int) -> None:
+        super().__init__(message, host=host, port=port)
+        self.errno = socket.EAI_NONAME
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_name_resolution_denied, (self.strerror, self.host, self.port))
+
+
+def _rebuild_name_resolution_denied(message: str, host: str, port: int) -> NameResolutionDenied:
+    return NameResolutionDenied(message, host=host, port=port)
+
+
+class NetworkSandboxActive(AiotestkitError, RuntimeError):
+    """A network sandbox was opened while another one is still active.
+
+    Only one :class:`aiotestkit.NetworkSandbox` can route the process's connections at
+    a time; two would silently mix their routes. The message names the active one.
+
+    Example:
+        >>> issubclass(NetworkSandboxActive, RuntimeError)
+        True
+    """
 
 
 class AiotestkitWarning(UserWarning):

@@ -1,0 +1,256 @@
+"""The sandbox's gateways: local listening sockets that stand for a route's target.
+
+A :class:`aiotestkit.NetworkSandbox` connects every routed client to a gateway, one
+per target: a socket on ``127.0.0.1`` that accepts the client and then either hands
+the connection to an aiohttp test server in this process (plain or over TLS, the
+way that server's own sites do) or relays the bytes to another address (a TCP
+``(host, port)`` or a Unix socket path), optionally ending TLS in front of it.
+
+Whether a client speaks TLS is decided per connection when the route leaves it open
+(``tls=None``): a TLS client's first byte is ``0x16`` (a handshake record), an HTTP
+client's is a letter. The gateway peeks at it without consuming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+__all__ = ["Dispatch", "Gateway", "Relay", "Service"]
+
+SNIFF_TIMEOUT = 5.0
+"""Seconds a gateway waits for a client's first byte to tell TLS from plain text."""
+
+HANDSHAKE_TIMEOUT = 5.0
+"""Seconds a gateway waits for a client's TLS handshake."""
+
+_TLS_HANDSHAKE_RECORD = b"\x16"
+
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]
+OpenTarget = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, object]]]
+
+
+class _Pipe(asyncio.Protocol):
+    """One side of a relay: writes what it receives to its peer's transport."""
+
+    def __init__(self, registry: set[_Pipe]) -> None:
+        self._registry = registry
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Pipe | None = None
+        self._buffer = bytearray()
+        self._closed = False
+
+    def link(self, peer: _Pipe) -> None:
+        self.peer = peer
+        peer.peer = self
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._registry.add(self)
+        if self.peer is not None and self.peer._buffer and not self._closed:
+            transport.write(bytes(self.peer._buffer))
+            self.peer._buffer.clear()
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+        else:
+            self._buffer += data
+
+    def eof_received(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._registry.discard(self)
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+
+class Service(Protocol):
+    """What a gateway does with each accepted connection."""
+
+    async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
+        """Serve ``conn``, ending TLS with ``context`` first unless it is ``None``."""
+
+    def close(self) -> None:
+        """Drop the connections the service still holds."""
+
+
+class Dispatch:
+    """Hands each connection to a protocol of this process, e.g. an aiohttp server's.
+
+    Args:
+        factory: a protocol factory, e.g. an aiohttp test server's
+            :attr:`~aiohttp.test_utils.BaseTestServer.handler`. The connections
+            belong to that server, which closes them when it closes.
+    """
+
+    def __init__(self, factory: ProtocolFactory) -> None:
+        self._factory = factory
+
+    async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
+        """Hand ``conn`` to a new protocol from the factory."""
+        await asyncio.get_running_loop().connect_accepted_socket(
+            self._factory,
+            conn,
+            ssl=context,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT if context else None,
+        )
+
+    def close(self) -> None:
+        """Do nothing: the connections belong to the server."""
+
+
+class Relay:
+    """Relays the bytes of each connection to a target address, and back.
+
+    Args:
+        open_target: opens a connection to the target with the given protocol
+            factory (``loop.create_connection`` or ``create_unix_connection``).
+    """
+
+    def __init__(self, open_target: OpenTarget) -> None:
+        self._open_target = open_target
+        self._pipes: set[_Pipe] = set()
+
+    async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
+        """Connect to the target, then relay between it and ``conn``."""
+        loop = asyncio.get_running_loop()
+        client_side, target_side = _Pipe(self._pipes), _Pipe(self._pipes)
+        client_side.link(target_side)
+        try:
+            await self._open_target(lambda: target_side)
+        except OSError:
+            conn.close()  # the client sees the connection drop, as the target is not there
+            raise
+        try:
+            await loop.connect_accepted_socket(
+                lambda: client_side,
+                conn,
+                ssl=context,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if context else None,
+            )
+        except BaseException:
+            if target_side.transport is not None:
+                target_side.transport.close()
+            raise
+
+    def close(self) -> None:
+        """Close both sides of every relayed connection."""
+        for pipe in list(self._pipes):
+            if pipe.transport is not None:
+                pipe.transport.close()
+
+
+class Gateway:
+    """A listening socket on ``127.0.0.1`` that serves one target of a sandbox.
+
+    Args:
+        service: serves each accepted connection, given the server-side TLS context
+            to end TLS with (``None``: leave the bytes as they are).
+        tls: ``True`` ends TLS for every client, ``False`` for none, ``None`` for
+            the clients whose first byte starts a TLS handshake.
+        server_context: the server-side context for ending TLS.
+        description: what the gateway stands for, for ``repr``.
+    """
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        tls: bool | None,
+        server_context: ssl.SSLContext,
+        description: str,
+    ) -> None:
+        self._service = service
+        self.tls = tls
+        self._server_context = server_context
+        self._description = description
+        self._loop = asyncio.get_running_loop()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._socket.bind(("127.0.0.1", 0))
+            self._socket.listen(128)
+            self._socket.setblocking(False)
+            self.address: tuple[str, int] = self._socket.getsockname()[:2]
+            self._loop.add_reader(self._socket.fileno(), self._accept)
+        except BaseException:
+            self._socket.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"<Gateway {self.address[0]}:{self.address[1]} to {self._description}>"
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self._socket.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        conn.setblocking(False)
+        task = self._loop.create_task(self._handle(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, conn: socket.socket) -> None:
+        try:
+            tls = self.tls
+            if tls is None:
+                tls = await self._starts_tls(conn)
+                if tls is None:
+                    conn.close()
+                    return
+            await self._service.serve(conn, self._server_context if tls else None)
+        except (OSError, asyncio.TimeoutError):
+            # The client sees the failure itself (a closed connection, a failed
+            # handshake); it is its to report.
+            conn.close()
+
+    async def _starts_tls(self, conn: socket.socket) -> bool | None:
+        """Peek at the client's first byte: ``None`` if it closed without sending one."""
+        readable = self._loop.create_future()
+        fd = conn.fileno()
+
+        def on_readable() -> None:
+            if not readable.done():
+                readable.set_result(None)
+
+        self._loop.add_reader(fd, on_readable)
+        try:
+            await asyncio.wait_for(readable, SNIFF_TIMEOUT)
+        except asyncio.TimeoutError:
+            return False  # a client that waits for the server to speak first: plain
+        finally:
+            self._loop.remove_reader(fd)
+        first = conn.recv(1, socket.MSG_PEEK)
+        if not first:
+            return None
+        return first == _TLS_HANDSHAKE_RECORD
+
+    async def close(self) -> None:
+        """Stop accepting, cancel the connections being set up, close relayed ones."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed already
+            self._loop.remove_reader(self._socket.fileno())
+        self._socket.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._service.close()
