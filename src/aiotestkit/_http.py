@@ -196,9 +196,6 @@ class CaseControlledTestServer(RawTestServer):
         """
         timeout = _check_timeout(timeout)
         self._check_open("receive a request")
-        if not self._received.empty():
-            # The request is there already: skip wait_for, which starts a task per call.
-            return self._received.get_nowait()
         try:
             return await asyncio.wait_for(self._received.get(), timeout)
         except asyncio.TimeoutError:
