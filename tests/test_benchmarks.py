@@ -55,5 +55,5 @@ def test_quick_run_measures_every_scenario(tmp_path: Path) -> None:
         assert number.match(_row(text, name)[1])
     for name in ("case-controlled, sequential", "case-controlled, concurrent"):
         assert number.match(_row(text, name)[1])
-    assert _row(text, "-n 2")[4].startswith("yes")
+    assert _row(text, "-n 2")[-1].startswith("yes")
     assert "not measured" not in _row(text, "plugin overhead (run, CPU time) < 5%")[1]
