@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl as ssl_module
+import sys
 import warnings
 import weakref
 from collections.abc import Callable
@@ -196,11 +197,14 @@ class CaseControlledTestServer(RawTestServer):
         """
         timeout = _check_timeout(timeout)
         self._check_open("receive a request")
-        if not self._received.empty():
-            # The request is there already: return it at once, as wait_for does on
-            # Python >= 3.12; on 3.10/3.11 wait_for starts a task and yields to the loop.
-            return self._received.get_nowait()
         try:
+            if sys.version_info >= (3, 11):
+                # No task per call, as 3.10/3.11's wait_for starts; a waiting request is
+                # returned without yielding to the loop, as on Python >= 3.12.
+                async with asyncio.timeout(timeout):
+                    return await self._received.get()
+            if not self._received.empty():
+                return self._received.get_nowait()
             return await asyncio.wait_for(self._received.get(), timeout)
         except asyncio.TimeoutError:
             raise ReceiveTimeout(
