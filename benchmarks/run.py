@@ -433,6 +433,7 @@ def gap(measured: float, target: float, higher_is_better: bool, fmt: str) -> tup
 
 
 def report(
+    about_machine: dict[str, str],
     args: argparse.Namespace,
     sizes: Sizes,
     http: list[Result],
@@ -455,11 +456,13 @@ def report(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "Figures are medians over the repeats; spread is half the range (max - min) as a "
         "percentage of the median. Ratios are to the named baseline of the same run.",
+        "How each scenario measures, what profiling found, what was fixed and what remains "
+        "and why: `benchmarks/README.md`.",
         "",
         "## Machine",
         "",
     ]
-    out += [f"- {key}: {value}" for key, value in machine().items()]
+    out += [f"- {key}: {value}" for key, value in about_machine.items()]
     out += ["", "## Package versions", ""]
     out += [f"- {dist}: {version(dist) or 'not installed'}" for dist in TOOLS]
 
@@ -724,6 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    about_machine = machine()  # before the run: the load average the run starts with
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aiotestkit-bench-") as tmp:
         runner = Runner(sizes, Path(tmp), log)
@@ -738,7 +742,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("5. scale-out")
         scale = scenario_scale_out(runner)
     text = report(
-        args, sizes, http, https, overhead, imports, throughput, scale, time.perf_counter() - start
+        about_machine,
+        args,
+        sizes,
+        http,
+        https,
+        overhead,
+        imports,
+        throughput,
+        scale,
+        time.perf_counter() - start,
     )
     output.write_text(text)
     print(text)
