@@ -106,8 +106,14 @@ def test_unanswered_request_at_teardown_is_reported(pytester: pytest.Pytester) -
         """
     )
     result = pytester.runpytest_subprocess("-W", "default::aiotestkit.UnansweredRequestsWarning")
+    # The hygiene checks (strict by default) make the forgotten request fail the test.
+    result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(
-        ["*UnansweredRequestsWarning*1 unanswered request(s): POST /forgotten*"]
+        [
+            "*ERROR at teardown of test_forgets_to_answer*",
+            "*HygieneError*",
+            "*1 unanswered request(s): POST /forgotten*",
+        ]
     )
 
 

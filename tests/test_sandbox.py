@@ -20,6 +20,8 @@ from aiohttp.resolver import AsyncResolver, ThreadedResolver
 from aiotestkit import (
     BlockedConnection,
     CaseControlledTestServer,
+    HygieneError,
+    LoopInstrumentation,
     NameResolutionDenied,
     NetworkAccessDenied,
     NetworkSandbox,
@@ -33,7 +35,8 @@ pytestmark = pytest.mark.asyncio
 
 @pytest_asyncio.fixture
 async def sandbox() -> AsyncIterator[NetworkSandbox]:
-    async with NetworkSandbox() as sandbox:
+    # These tests provoke refusals and inspect sandbox.blocked themselves.
+    async with NetworkSandbox(allow_blocked=True) as sandbox:
         yield sandbox
 
 
@@ -600,7 +603,7 @@ async def test_close_restores_everything_it_patched_and_closes_owned_servers() -
     assert handler_server.closed
     # the next sandbox opens fine, and nothing is routed any more
     with pytest.raises(NameResolutionDenied):
-        async with NetworkSandbox():
+        async with NetworkSandbox(allow_blocked=True):
             await loop.getaddrinfo("api.example.com", 443)
 
 
@@ -703,6 +706,7 @@ async def test_a_host_keeps_its_address_so_a_cached_one_never_reaches_another_ho
     async with NetworkSandbox() as second:
         await second.route("other.example.com", 443, server)
         await second.route("cached.example.com", 80, server)
+        second.expect_blocked("cached.example.com", 443)
         assert (await loop.getaddrinfo("cached.example.com", 443))[0][4] == cached
         # an address cached from the first sandbox still means cached.example.com:443
         with pytest.raises(NetworkAccessDenied, match=r"cached\.example\.com:443 refused"):
@@ -724,3 +728,19 @@ async def test_sock_connect_by_host_name_reaches_the_routed_server(
     writer.close()
     await writer.wait_closed()
     assert request.path == "/named"
+
+
+async def test_refusals_go_into_the_hygiene_report_when_the_sandbox_closes() -> None:
+    async with (
+        LoopInstrumentation(name="refusals") as instrumentation,
+        NetworkSandbox() as sandbox,
+    ):
+        sandbox.expect_blocked("expected.example.com")
+        for host in ("expected.example.com", "unexpected.example.com"):
+            with pytest.raises(NameResolutionDenied):
+                await asyncio.get_running_loop().getaddrinfo(host, 443)
+    messages = [issue.message for issue in instrumentation.report.issues]
+    assert [issue.check for issue in instrumentation.report.issues] == ["refused_connections"]
+    assert "name resolution of unexpected.example.com refused" in messages[0]
+    with pytest.raises(HygieneError, match=r"unexpected\.example\.com"):
+        instrumentation.check()

@@ -65,15 +65,39 @@ def test_refused_attempts_fail_the_test_at_teardown_listing_each(
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_swallows_errors*",
-            "*the network sandbox refused 2 attempt(s) to reach the network:",
+            "*HygieneError: *test_swallows_errors left 2 hygiene problem(s) behind:",
+            "*network access refused by the sandbox (refused_connections, 2):",
             "*  - name resolution of api.example.com refused by the network sandbox: no test "
             "server is routed for it; route a test server for it with "
             "`await sandbox.route('api.example.com', 443, server)`",
             "*  - name resolution of cdn.example.org refused by the network sandbox:*"
             "`await sandbox.route('cdn.example.org', 8080, server)`",
-            "*Route each host the code needs, or declare the refusals expected with*",
+            "*fix: route the host to a test server*sandbox.expect_blocked(host, port)*",
         ]
     )
+
+
+def test_refused_attempts_can_be_allowed_like_any_hygiene_check(
+    pytester: pytest.Pytester,
+) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(
+        """
+        import aiohttp
+        import pytest
+
+        @pytest.mark.asyncio
+        @pytest.mark.hygiene(allow=["refused_connections"], reason="telemetry is best effort")
+        async def test_swallows_errors(network_sandbox):
+            try:
+                async with aiohttp.ClientSession() as session:
+                    await session.get("https://telemetry.example.com/")
+            except aiohttp.ClientError:
+                pass
+            assert [a.host for a in network_sandbox.blocked] == ["telemetry.example.com"]
+        """
+    )
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
 def test_allow_blocked_marker_and_expect_blocked_opt_out(pytester: pytest.Pytester) -> None:

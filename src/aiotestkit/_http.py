@@ -8,13 +8,14 @@ import ssl as ssl_module
 import sys
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import RawTestServer
 
+from ._instrumentation import register_probe
 from ._tls import CertificateAuthority, default_certificate_authority
 from .errors import ReceiveTimeout, RequestNotPending, UnansweredRequestsWarning
 
@@ -131,6 +132,33 @@ class CaseControlledTestServer(RawTestServer):
         """
         kwargs.setdefault("ssl", self._server_ssl)
         await super().start_server(loop=loop, **kwargs)
+        register_probe(self)
+
+    def hygiene_issues(self) -> Iterator[tuple[str, str]]:
+        """What the server is left with at the end of a test, for the hygiene checks.
+
+        A started server that was not closed is reported as an unclosed resource, and
+        each request it still holds as an unanswered request.
+
+        Returns:
+            An iterator of ``(check, message)`` pairs (see
+            :class:`aiotestkit.LoopInstrumentation`).
+
+        Example:
+            >>> list(server.hygiene_issues())
+            []
+        """
+        if not self.started or self.closed:
+            return
+        yield (
+            "unclosed_resources",
+            f"{self!r} was never closed; use 'async with' or 'await server.close()'",
+        )
+        for request in self.pending_requests:
+            yield (
+                "unanswered_requests",
+                f"{_describe(request)} is still waiting for an answer on {self!r}",
+            )
 
     async def __aenter__(self) -> CaseControlledTestServer:
         await self.start_server(loop=self._loop)

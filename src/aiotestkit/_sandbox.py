@@ -31,6 +31,7 @@ from aiohttp.resolver import AsyncResolver
 from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
 from ._gateway import Dispatch, Gateway, Relay
+from ._instrumentation import is_attached, report_issue
 from ._local_ports import process_listens_on
 from ._resolver import _check_port, normalize_host
 from ._tls import CertificateAuthority, default_certificate_authority
@@ -219,10 +220,17 @@ class NetworkSandbox:
     and :meth:`ssl.SSLContext.wrap_bio`. Patching costs the same whatever the number
     of routes. Only one sandbox can be open at a time.
 
+    Refused attempts that the test did not declare with :meth:`expect_blocked` are
+    reported when the sandbox closes, in the hygiene report of the test (check
+    ``refused_connections``) when aiotestkit's hygiene checks run on the loop; call
+    :meth:`assert_nothing_blocked` to check them yourself anywhere else.
+
     Args:
         certificate_authority: issues the certificates routed hosts present and is
             trusted by their clients; :func:`aiotestkit.default_certificate_authority`
             by default.
+        allow_blocked: do not report refused attempts when closing (they are still
+            recorded in :attr:`blocked`).
 
     Attributes:
         blocked: every refused lookup or connection, in order
@@ -239,8 +247,14 @@ class NetworkSandbox:
         ...     assert request.secure and request.host == "api.kraken.com"
     """
 
-    def __init__(self, *, certificate_authority: CertificateAuthority | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        certificate_authority: CertificateAuthority | None = None,
+        allow_blocked: bool = False,
+    ) -> None:
         self.certificate_authority = certificate_authority or default_certificate_authority()
+        self.allow_blocked = allow_blocked
         self.blocked: list[BlockedConnection] = []
         self.unverified: list[UnverifiedTLSConnection] = []
         self._expected_blocked: list[tuple[str, int | None]] = []
@@ -365,6 +379,9 @@ class NetworkSandbox:
             await gateway.close()
         for server in reversed(self._owned_servers):
             await server.close()
+        if not self.allow_blocked and is_attached(self._loop):
+            for attempt in self._unexpected_blocked():
+                report_issue("refused_connections", attempt.message, loop=self._loop)
 
     async def __aenter__(self) -> NetworkSandbox:
         await self.open()
@@ -704,6 +721,9 @@ class NetworkSandbox:
             for expected, port in self._expected_blocked
         )
 
+    def _unexpected_blocked(self) -> list[BlockedConnection]:
+        return [attempt for attempt in self.blocked if not self._is_expected(attempt)]
+
     def assert_nothing_blocked(self) -> None:
         """Check that the sandbox refused nothing the test did not expect.
 
@@ -718,7 +738,7 @@ class NetworkSandbox:
         Example:
             >>> sandbox.assert_nothing_blocked()
         """
-        unexpected = [attempt for attempt in self.blocked if not self._is_expected(attempt)]
+        unexpected = self._unexpected_blocked()
         if unexpected:
             listed = "\n".join(f"  - {attempt.message}" for attempt in unexpected)
             raise AssertionError(

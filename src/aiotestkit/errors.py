@@ -11,17 +11,29 @@ from __future__ import annotations
 
 import errno
 import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._hygiene import HygieneReport
 
 __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
+    "ClientClosedConnection",
     "DeadlockError",
+    "HandlerError",
+    "HangTimeout",
+    "HygieneError",
+    "HygieneWarning",
     "NameResolutionDenied",
     "NetworkAccessDenied",
     "NetworkSandboxActive",
     "ReceiveTimeout",
     "RequestNotPending",
+    "SendTimeout",
     "UnansweredRequestsWarning",
+    "UnexpectedMessage",
+    "UnfinishedConnectionsWarning",
 ]
 
 
@@ -44,6 +56,61 @@ class ReceiveTimeout(AiotestkitError, TimeoutError):
 
     Example:
         >>> isinstance(ReceiveTimeout("no request"), TimeoutError)
+        True
+    """
+
+
+class SendTimeout(AiotestkitError, TimeoutError):
+    """A test server could not hand its data to a client that stopped reading.
+
+    Raised by ``send*`` methods of the case-controlled stream and WebSocket servers
+    when the data stayed in the send buffer longer than the timeout: the client does
+    not read. The message names the connection, the timeout and the size of the data.
+
+    Example:
+        >>> isinstance(SendTimeout("client does not read"), TimeoutError)
+        True
+    """
+
+
+class ClientClosedConnection(AiotestkitError, EOFError):
+    """The client closed the connection while the test waited for more from it.
+
+    Raised by ``receive_*`` methods when the connection ended before what the test
+    asked for arrived (a whole line, ``n`` bytes, a WebSocket message). The message
+    shows what the client sent before it closed.
+
+    Example:
+        >>> issubclass(ClientClosedConnection, EOFError)
+        True
+    """
+
+
+class UnexpectedMessage(AiotestkitError, AssertionError):
+    """A client sent something other than what the test asked to receive.
+
+    Raised, for example, by
+    :meth:`aiotestkit.CaseControlledWebSocketServer` connections when
+    ``receive_str()`` gets a binary message or ``receive_json()`` gets text that is
+    not JSON. It is an :class:`AssertionError`: the client did not behave as the test
+    expects. The message shows what arrived.
+
+    Example:
+        >>> issubclass(UnexpectedMessage, AssertionError)
+        True
+    """
+
+
+class HandlerError(AiotestkitError, RuntimeError):
+    """A server connection handler started by the test raised, or never returned.
+
+    Raised when a :class:`aiotestkit.TransportContext` (the ``transport`` fixture)
+    closes: a handler exception happens in a background task that the test does not
+    await, so it is collected and raised here, with the handler's traceback in the
+    message and as ``__cause__``.
+
+    Example:
+        >>> issubclass(HandlerError, RuntimeError)
         True
     """
 
@@ -110,6 +177,41 @@ def _rebuild_network_access_denied(message: str, host: str, port: int) -> Networ
     return NetworkAccessDenied(message, host=host, port=port)
 
 
+class HygieneError(AiotestkitError, AssertionError):
+    """A test left tasks, exceptions, coroutines, resources or requests behind.
+
+    Raised at the end of a test by the hygiene checks of
+    :class:`aiotestkit.LoopInstrumentation` (and so by the pytest plugin) for every
+    check in ``strict`` mode that found something. The message is the whole report:
+    what was found, where it was created and how to fix it.
+
+    Args:
+        message: the formatted report.
+        report: the :class:`aiotestkit.HygieneReport` it was formatted from.
+
+    Example:
+        >>> issubclass(HygieneError, AssertionError)
+        True
+    """
+
+    def __init__(self, message: str, *, report: HygieneReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class HangTimeout(AiotestkitError, TimeoutError):
+    """An async test ran past its hang guard limit and was cancelled.
+
+    The message gives the limit in seconds and the stack of every task on the loop,
+    so that the place where the test waits is visible. Raise the limit with the
+    ``aiotestkit_hang_timeout`` ini option or ``@pytest.mark.hang_timeout(seconds)``.
+
+    Example:
+        >>> issubclass(HangTimeout, TimeoutError)
+        True
+    """
+
+
 class NameResolutionDenied(NetworkAccessDenied, socket.gaierror):
     """A host name lookup was refused because no test server is routed for the host.
 
@@ -170,5 +272,32 @@ class UnansweredRequestsWarning(AiotestkitWarning):
 
     Example:
         >>> issubclass(UnansweredRequestsWarning, UserWarning)
+        True
+    """
+
+
+class UnfinishedConnectionsWarning(AiotestkitWarning):
+    """A case-controlled server closed while connections were not finished by the test.
+
+    A connection is finished when the test received it and then closed it, aborted
+    it, or received the client's end of stream. The message lists the others (the
+    ones the test never received and the ones it left open), with the bytes or
+    messages they carried that the test did not receive. A test that means to leave
+    connections open can expect it with ``pytest.warns(UnfinishedConnectionsWarning)``.
+
+    Example:
+        >>> issubclass(UnfinishedConnectionsWarning, UserWarning)
+        True
+    """
+
+
+class HygieneWarning(AiotestkitWarning):
+    """A hygiene check in ``warn`` mode found something the test left behind.
+
+    The message is the same report that :class:`HygieneError` carries in ``strict``
+    mode; the test still passes.
+
+    Example:
+        >>> issubclass(HygieneWarning, UserWarning)
         True
     """

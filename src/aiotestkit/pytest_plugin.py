@@ -1,8 +1,11 @@
-"""The aiotestkit pytest plugin: fixtures, a marker, an ini option; logic lives in the library.
+"""The aiotestkit pytest plugin: fixtures, markers and options; the logic lives in the library.
 
 Loaded automatically once aiotestkit is installed (entry point ``pytest11``); disable
 it with ``-p no:aiotestkit``. Async fixtures are declared with pytest-asyncio, so they
 work in its strict and auto modes alike.
+
+Every async test runs with a :class:`aiotestkit.LoopInstrumentation` attached to its
+loop (the hygiene checks and the hang guard, see ``docs/hygiene.md``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import inspect
 import ssl
 import unittest
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -20,18 +23,260 @@ import trustme
 
 from ._clock import VirtualClock
 from ._http import CaseControlledTestServer
+from ._hygiene import MODES, resolve_modes
+from ._instrumentation import DEFAULT_HANG_TIMEOUT, LoopInstrumentation, is_attached
 from ._redirector import AiohttpRedirector
 from ._sandbox import NetworkSandbox
+from ._stream import CaseControlledStreamServer
 from ._tls import CertificateAuthority, default_certificate_authority
+from ._transport import TRANSPORT_NAMES, TransportContext, select_transports
+from ._websocket import CaseControlledWebSocketServer
 
 CaseControlledServerFactory = Callable[..., Awaitable[CaseControlledTestServer]]
+CaseControlledStreamServerFactory = Callable[..., Awaitable[CaseControlledStreamServer]]
+CaseControlledWebSocketServerFactory = Callable[..., Awaitable[CaseControlledWebSocketServer]]
+
+_TRANSPORTS_INI = "aiotestkit_transports"
+
+
+async def _close_all(servers: list[Any]) -> None:
+    """Close every server, newest first, even when closing one raises (a warning as error)."""
+    error: BaseException | None = None
+    for server in reversed(servers):
+        try:
+            await server.close()
+        except Exception as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+
+
+def _uses_our_transport(metafunc: pytest.Metafunc) -> bool:
+    """Whether ``transport`` is this plugin's fixture, not one of the project's own."""
+    definitions = getattr(metafunc, "_arg2fixturedefs", {}).get("transport")
+    if not definitions:
+        return True
+    function = inspect.unwrap(definitions[-1].func)
+    return getattr(function, "__module__", None) == __name__
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize every test that uses the ``transport`` fixture over its transports."""
+    if "transport" not in metafunc.fixturenames or not _uses_our_transport(metafunc):
+        return
+    marker = metafunc.definition.get_closest_marker("transports")
+    if marker is not None:
+        names = select_transports(marker.args, source="@pytest.mark.transports")
+    else:
+        names = select_transports(
+            metafunc.config.getini(_TRANSPORTS_INI), source=f"ini option {_TRANSPORTS_INI}"
+        )
+    metafunc.parametrize("transport", names, indirect=True)
+
+
+_GC_GENERATIONS = {"young": 1, "full": 2, "off": None}
+_INSTRUMENTATION = pytest.StashKey[LoopInstrumentation]()
+_SETTINGS = pytest.StashKey[tuple[dict[str, str], float | None, int | None]]()
+
+
+def _add_hygiene_options(parser: pytest.Parser) -> None:
+    parser.addini(
+        "aiotestkit_hygiene",
+        f"hygiene checks of async tests: {', '.join(MODES)} (default strict)",
+        default="strict",
+    )
+    parser.addini(
+        "aiotestkit_hygiene_checks",
+        "per-check hygiene modes, one 'check=mode' per line",
+        type="linelist",
+        default=[],
+    )
+    parser.addini(
+        "aiotestkit_hang_timeout",
+        f"seconds an async test may run before it is cancelled (default {DEFAULT_HANG_TIMEOUT:g};"
+        " 0 turns the hang guard off)",
+        default=f"{DEFAULT_HANG_TIMEOUT:g}",
+    )
+    parser.addini(
+        "aiotestkit_hygiene_gc",
+        "garbage collection at the end of each async test: young (default), full, off",
+        default="young",
+    )
+
+
+def _parse_timeout(value: object, where: str) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{where}: expected a number of seconds, got {value!r}")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number of seconds, got {value!r}") from None
+    if not seconds >= 0:
+        raise ValueError(f"{where}: expected seconds >= 0 (0 turns it off), got {value!r}")
+    return seconds or None
+
+
+def _configure_hygiene(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "hygiene(mode=None, *, allow=(), warn=(), reason=None): hygiene checks of this "
+        "test: a mode for all checks (strict, warn, off), checks allowed (off) or warned; "
+        "allow and off need a reason",
+    )
+    config.addinivalue_line(
+        "markers",
+        "hang_timeout(seconds): cancel this async test after so many seconds (0: never)",
+    )
+    try:
+        modes = resolve_modes(
+            config.getini("aiotestkit_hygiene").strip(),
+            config.getini("aiotestkit_hygiene_checks"),
+            where="ini option aiotestkit_hygiene / aiotestkit_hygiene_checks",
+        )
+        timeout = _parse_timeout(
+            config.getini("aiotestkit_hang_timeout"), "ini option aiotestkit_hang_timeout"
+        )
+        gc_option = config.getini("aiotestkit_hygiene_gc").strip()
+        if gc_option not in _GC_GENERATIONS:
+            raise ValueError(
+                f"ini option aiotestkit_hygiene_gc: expected young, full or off, got {gc_option!r}"
+            )
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[_SETTINGS] = (modes, timeout, _GC_GENERATIONS[gc_option])
+
+
+def _instrumentation_for(item: pytest.Item) -> LoopInstrumentation:
+    modes, timeout, gc_generation = item.config.stash[_SETTINGS]
+    marker = timeout_marker = None
+    for mark in item.iter_markers():  # closest first; one pass for both markers
+        if mark.name == "hygiene" and marker is None:
+            marker = mark
+        elif mark.name == "hang_timeout" and timeout_marker is None:
+            timeout_marker = mark
+    if marker is not None:
+        where = f"{item.nodeid}: @pytest.mark.hygiene"
+        kwargs = dict(marker.kwargs)
+        mode = marker.args[0] if marker.args else kwargs.pop("mode", None)
+        allow = kwargs.pop("allow", ())
+        warn = kwargs.pop("warn", ())
+        reason = kwargs.pop("reason", None)
+        if kwargs or len(marker.args) > 1:
+            raise ValueError(
+                f"{where} takes one mode and the keywords allow, warn and reason; "
+                f"got {marker.args!r} {marker.kwargs!r}"
+            )
+        if isinstance(allow, str) or isinstance(warn, str):
+            raise ValueError(f"{where}: allow and warn take a list of check names")
+        if (allow or mode == "off") and not (isinstance(reason, str) and reason.strip()):
+            raise ValueError(
+                f"{where}: allowing a hygiene problem needs a reason; "
+                "add reason='why this test may leave it behind'"
+            )
+        modes = resolve_modes(
+            "strict", modes, marker_mode=mode, allow=allow, warn=warn, where=where
+        )
+    if timeout_marker is not None:
+        where = f"{item.nodeid}: @pytest.mark.hang_timeout"
+        if len(timeout_marker.args) != 1 or timeout_marker.kwargs:
+            raise ValueError(f"{where} takes one number of seconds")
+        timeout = _parse_timeout(timeout_marker.args[0], where)
+    return LoopInstrumentation(
+        checks=modes, hang_timeout=timeout, gc_generation=gc_generation, name=item.nodeid
+    )
+
+
+def _loop_scope(item: pytest.Item) -> str:
+    scope = getattr(item, "_loop_scope", None)  # pytest-asyncio's, computed already
+    if isinstance(scope, str):
+        return scope
+    marker = item.get_closest_marker("asyncio")
+    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") if marker else None
+    return str(scope or item.config.getini("asyncio_default_test_loop_scope") or "function")
+
+
+@pytest.fixture(autouse=True)
+def _aiotestkit_loop_instrumentation(
+    request: pytest.FixtureRequest,
+) -> Iterator[LoopInstrumentation | None]:
+    """Attach a LoopInstrumentation to the loop of every async test; check it at teardown.
+
+    It runs before the test's other function-scoped fixtures are set up and after
+    they are torn down, while the test's loop is still open, so what the test and its
+    fixtures left behind fails this test.
+    """
+    __tracebackhide__ = True
+    item = request.node
+    if not pytest_asyncio.is_async_test(item):
+        yield None
+        return
+    try:
+        instrumentation = _instrumentation_for(item)
+    except ValueError as error:
+        pytest.fail(str(error), pytrace=False)
+    # pytest-asyncio runs each test on the runner of its loop scope.
+    runner = request.getfixturevalue(f"_{_loop_scope(item)}_scoped_runner")
+    instrumentation.attach(runner.get_loop())
+    item.stash[_INSTRUMENTATION] = instrumentation
+    try:
+        yield instrumentation
+    finally:
+        del item.stash[_INSTRUMENTATION]
+        report = instrumentation.run_finish()
+    report.raise_or_warn()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Run an async test under its hang guard; a hang fails it with every task's stack."""
+    __tracebackhide__ = True
+    instrumentation = pyfuncitem.stash.get(_INSTRUMENTATION, None)
+    if instrumentation is None:
+        return (yield)
+    instrumentation.start_hang_guard()
+    try:
+        return (yield)
+    except BaseException:
+        error = instrumentation.stop_hang_guard()
+        if error is not None:
+            raise error from None
+        raise
+    finally:
+        instrumentation.stop_hang_guard()
+
+
+@pytest.fixture
+def loop_instrumentation(
+    _aiotestkit_loop_instrumentation: LoopInstrumentation | None,
+) -> LoopInstrumentation:
+    """The :class:`aiotestkit.LoopInstrumentation` attached to this async test's loop.
+
+    Add loop extensions with ``loop_instrumentation.add_extension(extension)``, or
+    report problems with ``loop_instrumentation.add_issue(check, message)``.
+    """
+    if _aiotestkit_loop_instrumentation is None:
+        pytest.fail(
+            "loop_instrumentation is only available to async tests run by pytest-asyncio "
+            "(mark the test with @pytest.mark.asyncio)",
+            pytrace=False,
+        )
+    return _aiotestkit_loop_instrumentation
+
 
 _SANDBOX_INI = "aiotestkit_network_sandbox"
 _SANDBOX_MARKER = "network_sandbox"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register the ini options: network sandbox and virtual clock for every async test."""
+    """Register the ini options: hygiene, network sandbox, virtual clock, transports."""
+    parser.addini(
+        _TRANSPORTS_INI,
+        type="args",
+        default=list(TRANSPORT_NAMES),
+        help="transports the 'transport' fixture runs each test over, by default "
+        f"(space-separated, from: {' '.join(TRANSPORT_NAMES)})",
+    )
+    _add_hygiene_options(parser)
     parser.addini(
         "aiotestkit_virtual_clock",
         "run every asyncio test under aiotestkit.VirtualClock, as if it requested the "
@@ -50,7 +295,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``network_sandbox`` and ``virtual_clock`` markers."""
+    """Register the markers (transports among them); check the hygiene ini options."""
+    config.addinivalue_line(
+        "markers",
+        "transports(*names): run the test over these transports only "
+        f"({', '.join(TRANSPORT_NAMES)}) instead of the {_TRANSPORTS_INI} ini option",
+    )
+    _configure_hygiene(config)
     config.addinivalue_line(
         "markers",
         "virtual_clock(enabled=True, **options): run this asyncio test under "
@@ -196,9 +447,10 @@ async def network_sandbox(
     """An open :class:`aiotestkit.NetworkSandbox` for the test, closed after it.
 
     Route hosts with ``await network_sandbox.route(host, port, server)``. When the
-    test ends, refused connection attempts fail it
-    (:meth:`~aiotestkit.NetworkSandbox.assert_nothing_blocked`) unless they were
-    declared with ``expect_blocked()`` or the test is marked
+    test ends, refused connection attempts fail it, in its hygiene report (check
+    ``refused_connections``), or with
+    :meth:`~aiotestkit.NetworkSandbox.assert_nothing_blocked` where the hygiene checks
+    are off, unless they were declared with ``expect_blocked()`` or the test is marked
     ``@pytest.mark.network_sandbox(allow_blocked=True)``.
     """
     enabled, allow_blocked = _sandbox_options(request.node)
@@ -216,10 +468,13 @@ async def network_sandbox(
             "it @pytest.mark.network_sandbox(enabled=False)",
             pytrace=False,
         )
-    sandbox = NetworkSandbox(certificate_authority=tls_certificate_authority)
+    sandbox = NetworkSandbox(
+        certificate_authority=tls_certificate_authority, allow_blocked=allow_blocked
+    )
     async with sandbox:
         yield sandbox
-    if not allow_blocked:
+    if not allow_blocked and not is_attached():
+        # No hygiene checks on this loop to report the refusals in: fail here.
         sandbox.assert_nothing_blocked()
 
 
@@ -254,6 +509,82 @@ async def case_controlled_server(
     return await case_controlled_server_factory()
 
 
+@pytest_asyncio.fixture
+async def transport(
+    request: pytest.FixtureRequest, tls_certificate_authority: CertificateAuthority
+) -> AsyncIterator[TransportContext]:
+    """A :class:`aiotestkit.TransportContext`; the test runs once per transport.
+
+    The transports are ``tcp``, ``tls`` and ``unix`` (the ``aiotestkit_transports``
+    ini option), or those named by ``@pytest.mark.transports(...)``. Everything it
+    started is closed after the test; a connection handler that raised fails the test.
+    """
+    name = getattr(request, "param", None)
+    if name is None:
+        raise pytest.UsageError(
+            "the 'transport' fixture is parametrized when tests are collected: name it in "
+            "the test's (or a fixture's) arguments instead of request.getfixturevalue()"
+        )
+    async with TransportContext(name, certificate_authority=tls_certificate_authority) as context:
+        yield context
+
+
+@pytest_asyncio.fixture
+async def case_controlled_stream_server_factory() -> AsyncIterator[
+    CaseControlledStreamServerFactory
+]:
+    """A factory that starts :class:`aiotestkit.CaseControlledStreamServer` instances.
+
+    ``await case_controlled_stream_server_factory(transport="tls")`` takes the
+    server's constructor arguments and returns it started. Every server it made is
+    closed after the test, also when the test fails, socket files included.
+    """
+    servers: list[CaseControlledStreamServer] = []
+
+    async def start(**kwargs: Any) -> CaseControlledStreamServer:
+        server = CaseControlledStreamServer(**kwargs)
+        servers.append(server)
+        await server.start_server()
+        return server
+
+    try:
+        yield start
+    finally:
+        await _close_all(servers)
+
+
+@pytest_asyncio.fixture
+async def case_controlled_websocket_server_factory() -> AsyncIterator[
+    CaseControlledWebSocketServerFactory
+]:
+    """A factory that starts :class:`aiotestkit.CaseControlledWebSocketServer` instances.
+
+    ``await case_controlled_websocket_server_factory(scheme="https")`` takes the
+    server's constructor arguments and returns it started. Every server it made is
+    closed after the test, also when the test fails.
+    """
+    servers: list[CaseControlledWebSocketServer] = []
+
+    async def start(**kwargs: Any) -> CaseControlledWebSocketServer:
+        server = CaseControlledWebSocketServer(**kwargs)
+        servers.append(server)
+        await server.start_server()
+        return server
+
+    try:
+        yield start
+    finally:
+        await _close_all(servers)
+
+
+@pytest_asyncio.fixture
+async def case_controlled_websocket_server(
+    case_controlled_websocket_server_factory: CaseControlledWebSocketServerFactory,
+) -> CaseControlledWebSocketServer:
+    """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
+    return await case_controlled_websocket_server_factory()
+
+
 @pytest.fixture
 def clock(request: pytest.FixtureRequest) -> Iterator[VirtualClock]:
     """A :class:`aiotestkit.VirtualClock` attached to the test's event loop.
@@ -272,6 +603,15 @@ def clock(request: pytest.FixtureRequest) -> Iterator[VirtualClock]:
     except (TypeError, ValueError) as error:
         pytest.fail(f"@pytest.mark.virtual_clock: {error}", pytrace=False)
     loop = _test_loop(request)
+    instrumentation: LoopInstrumentation | None = request.getfixturevalue(
+        "_aiotestkit_loop_instrumentation"
+    )
+    if instrumentation is not None and instrumentation.loop is loop:
+        # An extension of the test's loop instrumentation: attached now, detached
+        # after the hygiene checks, when the instrumentation restores the loop.
+        instrumentation.add_extension(virtual_clock)
+        yield virtual_clock
+        return
     virtual_clock.attach(loop)
     try:
         yield virtual_clock

@@ -1,0 +1,241 @@
+"""Hygiene checks: their names, their modes, and the report of what a test left behind.
+
+The checks themselves are gathered by :class:`aiotestkit.LoopInstrumentation`; this
+module holds what they have in common: the check names, the ``strict`` / ``warn`` /
+``off`` modes and how settings from the ini file and a marker combine, and
+:class:`HygieneReport`, the one readable report of a test's problems.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .errors import HygieneError, HygieneWarning
+
+__all__ = [
+    "CHECKS",
+    "MODES",
+    "HygieneIssue",
+    "HygieneReport",
+    "resolve_modes",
+]
+
+CHECKS: tuple[str, ...] = (
+    "pending_tasks",
+    "unretrieved_exceptions",
+    "unawaited_coroutines",
+    "unclosed_resources",
+    "unanswered_requests",
+    "refused_connections",
+)
+"""The names of the hygiene checks, in the order the report lists them."""
+
+MODES: tuple[str, ...] = ("strict", "warn", "off")
+"""``strict`` fails the test, ``warn`` emits a :class:`HygieneWarning`, ``off`` ignores."""
+
+_TITLES = {
+    "pending_tasks": "tasks still pending when the test ended",
+    "unretrieved_exceptions": "exceptions that no one retrieved",
+    "unawaited_coroutines": "coroutines that were never awaited",
+    "unclosed_resources": "resources that were never closed",
+    "unanswered_requests": "requests and connections the test never answered",
+    "refused_connections": "network access refused by the sandbox",
+}
+
+_FIXES = {
+    "pending_tasks": "await or cancel every task the test starts (asyncio.TaskGroup helps)",
+    "unretrieved_exceptions": "await the task or future whose exception was lost, "
+    "or handle the error where it happens",
+    "unawaited_coroutines": "add the missing 'await' where the coroutine was created",
+    "unclosed_resources": "close each one ('async with', or await .close())",
+    "unanswered_requests": "answer each request with send_response()/send_json() before "
+    "the server closes",
+    "refused_connections": "route the host to a test server, fix the address the client "
+    "uses, or declare the refusal expected with sandbox.expect_blocked(host, port) or "
+    "@pytest.mark.network_sandbox(allow_blocked=True)",
+}
+
+
+def _check_mode(mode: object, where: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{where}: hygiene mode must be one of {', '.join(MODES)}; got {mode!r}")
+    return str(mode)
+
+
+def _check_name(name: object, where: str) -> str:
+    if name not in CHECKS:
+        raise ValueError(
+            f"{where}: unknown hygiene check {name!r}; the checks are {', '.join(CHECKS)}"
+        )
+    return str(name)
+
+
+def resolve_modes(
+    default: str = "strict",
+    overrides: Iterable[str] | Mapping[str, str] = (),
+    *,
+    marker_mode: str | None = None,
+    allow: Iterable[str] = (),
+    warn: Iterable[str] = (),
+    where: str = "hygiene settings",
+) -> dict[str, str]:
+    """Combine the run's settings and one test's marker into a mode for every check.
+
+    Later sources win: ``default``, then ``overrides``, then ``marker_mode`` (all
+    checks), then ``warn`` and ``allow`` (named checks).
+
+    Args:
+        default: the mode of every check (``"strict"``, ``"warn"`` or ``"off"``).
+        overrides: per-check modes, as a mapping or as ``"check=mode"`` strings.
+        marker_mode: a mode for all checks of one test, or ``None``.
+        allow: checks turned ``off`` for one test.
+        warn: checks turned to ``warn`` for one test.
+        where: where the settings came from, for error messages.
+
+    Returns:
+        A dict mapping each name in :data:`CHECKS` to its mode.
+
+    Raises:
+        ValueError: if a mode or a check name is unknown, or an override is not
+            written ``check=mode``.
+
+    Example:
+        >>> resolve_modes("strict", ["pending_tasks=warn"], allow=["unclosed_resources"])[
+        ...     "pending_tasks"
+        ... ]
+        'warn'
+    """
+    modes = dict.fromkeys(CHECKS, _check_mode(default, where))
+    pairs: Iterable[tuple[str, str]]
+    if isinstance(overrides, Mapping):
+        pairs = overrides.items()
+    else:
+        parsed = []
+        for line in overrides:
+            name, sep, mode = line.partition("=")
+            if not sep:
+                raise ValueError(f"{where}: expected 'check=mode', got {line!r}")
+            parsed.append((name.strip(), mode.strip()))
+        pairs = parsed
+    for name, mode in pairs:
+        modes[_check_name(name, where)] = _check_mode(mode, where)
+    if marker_mode is not None:
+        modes = dict.fromkeys(CHECKS, _check_mode(marker_mode, where))
+    for name in warn:
+        modes[_check_name(name, where)] = "warn"
+    for name in allow:
+        modes[_check_name(name, where)] = "off"
+    return modes
+
+
+@dataclass(frozen=True)
+class HygieneIssue:
+    """One problem a test left behind.
+
+    Args:
+        check: the name of the check that found it (one of :data:`CHECKS`).
+        message: what was observed, possibly on several lines.
+
+    Example:
+        >>> HygieneIssue("pending_tasks", "Task 'poll' created at test_poll.py:12")
+        HygieneIssue(check='pending_tasks', message="Task 'poll' created at test_poll.py:12")
+    """
+
+    check: str
+    message: str
+
+
+@dataclass
+class HygieneReport:
+    """Everything the hygiene checks found in one test, and the mode of each check.
+
+    Args:
+        test: what was checked (a test id), named in the report.
+        modes: the mode of each check.
+        issues: the problems found, in the order they were observed.
+
+    Example:
+        >>> report = HygieneReport("test_x", dict.fromkeys(CHECKS, "strict"))
+        >>> bool(report)
+        False
+    """
+
+    test: str
+    modes: dict[str, str]
+    issues: list[HygieneIssue] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.issues)
+
+    def issues_in(self, mode: str) -> list[HygieneIssue]:
+        """The issues whose check is in ``mode``, in the report's order.
+
+        Args:
+            mode: ``"strict"``, ``"warn"`` or ``"off"``.
+
+        Returns:
+            A list of :class:`HygieneIssue`.
+
+        Example:
+            >>> HygieneReport("t", dict.fromkeys(CHECKS, "warn")).issues_in("strict")
+            []
+        """
+        return [issue for issue in self.issues if self.modes.get(issue.check) == mode]
+
+    def format(self, mode: str | None = None) -> str:
+        """The report as text: one section per check, with how to fix it.
+
+        Args:
+            mode: only the issues of checks in this mode; all issues when ``None``.
+
+        Returns:
+            The text, empty when there is nothing to report.
+
+        Example:
+            >>> HygieneReport("t", dict.fromkeys(CHECKS, "strict")).format()
+            ''
+        """
+        issues = self.issues if mode is None else self.issues_in(mode)
+        if not issues:
+            return ""
+        lines = [f"{self.test} left {len(issues)} hygiene problem(s) behind:"]
+        for check in CHECKS:
+            found = [issue for issue in issues if issue.check == check]
+            if not found:
+                continue
+            lines.append(f"{_TITLES[check]} ({check}, {len(found)}):")
+            for issue in found:
+                first, *rest = issue.message.splitlines() or [""]
+                lines.append(f"  - {first}")
+                lines.extend(f"    {line}" for line in rest)
+            lines.append(f"  fix: {_FIXES[check]}")
+        allowed = sorted({issue.check for issue in issues})
+        lines.append(
+            "A known problem can be allowed for one test with "
+            f"@pytest.mark.hygiene(allow={allowed!r}, reason='...'), or for the run with the "
+            "ini options aiotestkit_hygiene / aiotestkit_hygiene_checks (strict, warn, off)."
+        )
+        return "\n".join(lines)
+
+    def raise_or_warn(self) -> None:
+        """Raise for the issues of ``strict`` checks, warn for those of ``warn`` checks.
+
+        Raises:
+            aiotestkit.HygieneError: (an :class:`AssertionError`) if a ``strict``
+                check found anything; the message is :meth:`format` of those issues.
+
+        Warns:
+            aiotestkit.HygieneWarning: if a ``warn`` check found anything.
+
+        Example:
+            >>> HygieneReport("t", dict.fromkeys(CHECKS, "strict")).raise_or_warn()
+        """
+        __tracebackhide__ = True
+        warned = self.format("warn")
+        if warned:
+            warnings.warn(HygieneWarning(warned), stacklevel=3)
+        failed = self.format("strict")
+        if failed:
+            raise HygieneError(failed, report=self)

@@ -1,0 +1,658 @@
+"""The case-controlled stream server: the test plays the server, byte by byte.
+
+For clients of non-HTTP protocols (line protocols, SMTP, Redis, MQTT, JSON channels):
+each connection waits in the server until the test takes it with
+:meth:`CaseControlledStreamServer.receive_connection` and plays the server side with
+``receive_*``/``send`` calls, over TCP, TLS or a Unix socket, with STARTTLS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl as ssl_module
+import struct
+import warnings
+from types import TracebackType
+from typing import Any
+
+from ._http import DEFAULT_TIMEOUT, _check_timeout
+from ._tls import CertificateAuthority, default_certificate_authority
+from ._transport import (
+    _CLOSE_TIMEOUT,
+    _new_socket_path,
+    _remove_socket,
+    _sni_server_context,
+    _wait_all,
+    select_transports,
+)
+from .errors import (
+    ClientClosedConnection,
+    ReceiveTimeout,
+    SendTimeout,
+    UnfinishedConnectionsWarning,
+)
+
+__all__ = ["CaseControlledStreamServer", "StreamConnection"]
+
+_CHUNK = 65536
+_PREVIEW = 120
+
+
+def _preview(data: bytes | bytearray) -> str:
+    """Show ``data`` for a message: all of it when short, its start and end otherwise."""
+    if len(data) <= 2 * _PREVIEW:
+        return f"{bytes(data)!r} ({len(data)} bytes)"
+    return f"{bytes(data[:_PREVIEW])!r}…{bytes(data[-_PREVIEW:])!r} ({len(data)} bytes)"
+
+
+class StreamConnection:
+    r"""One client connection held by a :class:`CaseControlledStreamServer`; the test serves it.
+
+    Every ``receive_*`` method waits at most ``timeout`` seconds and raises
+    :class:`aiotestkit.ReceiveTimeout` with the bytes that did arrive; bytes that
+    arrive beyond what a method returns stay buffered for the next call.
+
+    Attributes:
+        number: the connection's position on its server, from 1 (int).
+        peername: the client's address, as :meth:`socket.socket.getpeername` gives it.
+
+    Example:
+        >>> connection = await server.receive_connection()
+        >>> assert await connection.receive_line() == b"PING\r\n"
+        >>> await connection.send(b"+PONG\r\n")
+        >>> await connection.close()
+    """
+
+    def __init__(
+        self,
+        server: CaseControlledStreamServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        number: int,
+    ) -> None:
+        self._server = server
+        self._reader = reader
+        self._writer = writer
+        self.number = number
+        self.peername: Any = writer.get_extra_info("peername")
+        self._buffer = bytearray()
+        self._returned = 0
+        self._eof = False
+        self._received = False
+        self._closed = False
+        self._tls = server.transport == "tls"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} #{self.number} on {self._server!r}>"
+
+    @property
+    def finished(self) -> bool:
+        """Whether the test closed or aborted the connection, or received the client's end."""
+        return self._closed or (self._eof and not self._buffer)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection runs TLS (a ``"tls"`` server, or after :meth:`start_tls`)."""
+        return self._tls
+
+    @property
+    def buffered(self) -> bytes:
+        """Bytes that arrived from the client and no ``receive_*`` call returned yet."""
+        return bytes(self._buffer)
+
+    async def receive(self, max_bytes: int = _CHUNK, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        """Return what the client sent, at most ``max_bytes``, as soon as any arrived.
+
+        Args:
+            max_bytes: the most bytes to return (int, > 0).
+            timeout: how long to wait for the first byte, in seconds (float, > 0).
+
+        Returns:
+            1 to ``max_bytes`` bytes, or ``b""`` once the client closed its side and
+            every byte it sent was returned.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if nothing arrived within ``timeout`` seconds.
+            RuntimeError: if the test closed the connection.
+            ValueError: if ``max_bytes`` or ``timeout`` is not positive.
+
+        Example:
+            >>> data = await connection.receive(1024, timeout=1.0)
+        """
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+        deadline = self._deadline(timeout)
+        while not self._buffer and not self._eof:
+            await self._fill(deadline, timeout, f"receive({max_bytes}): any data")
+        return self._take(min(max_bytes, len(self._buffer)))
+
+    async def receive_exactly(self, n: int, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        """Return exactly the next ``n`` bytes the client sends.
+
+        Args:
+            n: how many bytes (int, >= 0).
+            timeout: how long to wait for all ``n`` bytes, in seconds (float, > 0).
+
+        Returns:
+            ``n`` bytes.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if fewer than ``n`` bytes arrived in time; the
+                message shows those that did.
+            aiotestkit.ClientClosedConnection: if the client closed before sending ``n``.
+            RuntimeError: if the test closed the connection.
+            ValueError: if ``n`` is negative or ``timeout`` not positive.
+
+        Example:
+            >>> header = await connection.receive_exactly(4)
+        """
+        if n < 0:
+            raise ValueError(f"n must be a number of bytes >= 0, got {n!r}")
+        deadline = self._deadline(timeout)
+        what = f"receive_exactly({n}): {n} bytes"
+        while len(self._buffer) < n:
+            if self._eof:
+                raise self._closed_error(what)
+            await self._fill(deadline, timeout, what)
+        return self._take(n)
+
+    async def receive_until(self, separator: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        r"""Return the bytes up to and including the next ``separator``.
+
+        Args:
+            separator: the bytes that end the data (non-empty).
+            timeout: how long to wait for the separator, in seconds (float, > 0).
+
+        Returns:
+            The data, ending with ``separator``.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no ``separator`` arrived in time; the message
+                shows the bytes that did.
+            aiotestkit.ClientClosedConnection: if the client closed before sending it.
+            RuntimeError: if the test closed the connection.
+            ValueError: if ``separator`` is empty or ``timeout`` not positive.
+
+        Example:
+            >>> await connection.receive_until(b"\r\n\r\n")
+            b'CONNECT example.com:443 HTTP/1.1\r\n\r\n'
+        """
+        if not separator:
+            raise ValueError("separator must not be empty")
+        deadline = self._deadline(timeout)
+        what = f"receive_until({separator!r}): data ending with {separator!r}"
+        start = 0
+        while (index := self._buffer.find(separator, start)) < 0:
+            start = max(0, len(self._buffer) - len(separator) + 1)
+            if self._eof:
+                raise self._closed_error(what)
+            await self._fill(deadline, timeout, what)
+        return self._take(index + len(separator))
+
+    async def receive_line(
+        self, *, separator: bytes = b"\n", timeout: float = DEFAULT_TIMEOUT
+    ) -> bytes:
+        r"""Return the next line, with its line ending, as :meth:`asyncio.StreamReader.readline`.
+
+        Args:
+            separator: what ends a line; ``b"\n"`` also ends ``b"\r\n"`` lines.
+            timeout: how long to wait for the whole line, in seconds (float, > 0).
+
+        Returns:
+            The line, ending with ``separator``.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no whole line arrived in time.
+            aiotestkit.ClientClosedConnection: if the client closed mid-line.
+            RuntimeError: if the test closed the connection.
+
+        Example:
+            >>> await connection.receive_line()
+            b'EHLO client.example\r\n'
+        """
+        return await self.receive_until(separator, timeout=timeout)
+
+    async def send(self, data: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        r"""Send ``data`` to the client and wait until the transport took it.
+
+        Args:
+            data: the bytes to send (bytes, bytearray or memoryview).
+            timeout: how long the send buffer may stay full, in seconds (float, > 0).
+
+        Raises:
+            aiotestkit.SendTimeout: if the client did not read within ``timeout`` seconds.
+            RuntimeError: if the test closed the connection.
+            ConnectionError: if the client went away.
+
+        Example:
+            >>> await connection.send(b"250 OK\r\n")
+        """
+        timeout = _check_timeout(timeout)
+        self._check_open(f"send {_preview(bytes(data))}")
+        self._writer.write(data)
+        try:
+            await asyncio.wait_for(self._writer.drain(), timeout)
+        except asyncio.TimeoutError:
+            raise SendTimeout(
+                f"{self!r} could not send {_preview(bytes(data))} within {timeout:g} s: the "
+                "client does not read. Read in the client before the server sends more."
+            ) from None
+
+    async def send_eof(self) -> None:
+        """Close the sending side only (half-close): the client reads the end of stream.
+
+        The test can still receive. Not possible on TLS connections.
+
+        Raises:
+            RuntimeError: if the test closed the connection, or it runs TLS.
+
+        Example:
+            >>> await connection.send_eof()
+        """
+        self._check_open("send the end of stream")
+        if not self._writer.can_write_eof():
+            raise RuntimeError(f"cannot half-close {self!r}: TLS connections cannot send EOF")
+        self._writer.write_eof()
+        await self._writer.drain()
+
+    async def start_tls(
+        self,
+        ssl: ssl_module.SSLContext | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        r"""Upgrade the connection to TLS, as the server side of STARTTLS.
+
+        Call it after the protocol's "go ahead" reply was sent (SMTP's ``220``): the
+        client then starts the handshake. Without ``ssl`` the server presents a
+        certificate from the test certificate authority for the name the client asks
+        for (SNI), ``localhost``/``127.0.0.1``/``::1`` when it sends none.
+
+        Args:
+            ssl: the server :class:`ssl.SSLContext` to use instead.
+            timeout: how long the handshake may take, in seconds (float, > 0).
+
+        Raises:
+            ssl.SSLError: if the handshake fails (the client rejected the certificate).
+            RuntimeError: if the connection already runs TLS, the test closed it,
+                the client sent bytes the test did not receive before the upgrade,
+                or Python is older than 3.11.
+            ReceiveTimeout: if the client did not complete the handshake in time.
+
+        Example:
+            >>> assert await connection.receive_line() == b"STARTTLS\r\n"
+            >>> await connection.send(b"220 Ready to start TLS\r\n")
+            >>> await connection.start_tls()
+        """
+        timeout = _check_timeout(timeout)
+        self._check_open("start TLS")
+        if self._tls:
+            raise RuntimeError(f"cannot start TLS on {self!r}: it runs TLS already")
+        if self._buffer:
+            raise RuntimeError(
+                f"cannot start TLS on {self!r}: the client sent {_preview(self._buffer)} "
+                "that the test did not receive; receive it first (a client must not send "
+                "after STARTTLS before the handshake)"
+            )
+        start_tls = getattr(self._writer, "start_tls", None)
+        if start_tls is None:  # Python 3.10
+            raise RuntimeError("start_tls() needs Python 3.11 or later (StreamWriter.start_tls)")
+        context = ssl or _sni_server_context(self._server.certificate_authority)
+        try:
+            await start_tls(context, ssl_handshake_timeout=timeout)
+        except asyncio.TimeoutError:  # pragma: no cover - depends on the client
+            raise ReceiveTimeout(
+                f"{self!r}: the client did not complete the TLS handshake within {timeout:g} s"
+            ) from None
+        self._tls = True
+
+    async def close(self) -> None:
+        """Close the connection cleanly: the client reads the end of stream (FIN).
+
+        On TLS connections the server sends its TLS close first. Calling it again,
+        or after :meth:`abort`, does nothing.
+
+        Example:
+            >>> await connection.close()
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, ssl_module.SSLError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_TIMEOUT)
+
+    def abort(self) -> None:
+        """Drop the connection at once: a TCP client sees a reset (RST).
+
+        Unsent data is discarded. Over a Unix socket there is no reset: the client
+        reads the end of stream, or a :class:`ConnectionResetError` if it was sending.
+
+        Example:
+            >>> connection.abort()
+        """
+        if self._closed:
+            return
+        self._closed = True
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                # Linger on, timeout 0: close() sends RST instead of FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._writer.transport.abort()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _deadline(self, timeout: float) -> float:
+        _check_timeout(timeout)
+        self._check_open("receive")
+        return asyncio.get_running_loop().time() + timeout
+
+    def _check_open(self, action: str) -> None:
+        if self._closed:
+            raise RuntimeError(f"cannot {action}: the test closed {self!r}")
+
+    async def _fill(self, deadline: float, timeout: float, what: str) -> None:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise self._timeout_error(what, timeout)
+        try:
+            chunk = await asyncio.wait_for(self._reader.read(_CHUNK), remaining)
+        except asyncio.TimeoutError:
+            raise self._timeout_error(what, timeout) from None
+        except ConnectionError:
+            chunk = b""
+        if chunk:
+            self._buffer += chunk
+        else:
+            self._eof = True
+
+    def _take(self, n: int) -> bytes:
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        self._returned += n
+        return data
+
+    def _history(self) -> str:
+        return (
+            f"received and not returned yet: {_preview(self._buffer)}; "
+            f"returned by earlier receive calls: {self._returned} bytes"
+        )
+
+    def _timeout_error(self, what: str, timeout: float) -> ReceiveTimeout:
+        return ReceiveTimeout(
+            f"{self!r} waited {timeout:g} s for {what}; {self._history()}. "
+            "Did the client send it? Raise the timeout if it is slow."
+        )
+
+    def _closed_error(self, what: str) -> ClientClosedConnection:
+        return ClientClosedConnection(
+            f"the client closed {self!r} while the test waited for {what}; {self._history()}"
+        )
+
+    def _describe_unfinished(self) -> str:
+        state = "never received by the test" if not self._received else "left open"
+        # Bytes still in the StreamReader were never read by a receive call; show them
+        # too (``_buffer`` is private but has been there since Python 3.4).
+        pending = self._buffer + bytes(getattr(self._reader, "_buffer", b""))
+        unread = f", unread {_preview(pending)}" if pending else ""
+        return f"#{self.number} from {self.peername!r} ({state}{unread})"
+
+    def _drop(self) -> None:
+        self._closed = True
+        self._writer.close()
+
+
+class CaseControlledStreamServer:
+    r"""A stream server (TCP, TLS or Unix socket) whose every connection the test plays.
+
+    Each client connection waits until the test takes it with
+    :meth:`receive_connection`; the test then receives and sends bytes on the
+    returned :class:`StreamConnection` in the order the protocol goes. The server
+    starts no task of its own. Routable like aiohttp's test servers: it has ``host``
+    and ``port`` (or ``path`` for a Unix socket) once started.
+
+    Args:
+        transport: ``"tcp"``, ``"tls"`` or ``"unix"``.
+        host: the address TCP servers listen on (str).
+        port: the TCP port (int); ``None`` picks a free one.
+        path: the Unix socket path (str); ``None`` makes one in a short temporary
+            directory. :meth:`close` removes the socket file.
+        ssl: the server :class:`ssl.SSLContext` for ``"tls"``; by default the
+            certificate comes from ``certificate_authority`` for the name the client
+            asks for (SNI), so the server can stand in for any host.
+        certificate_authority: for ``"tls"`` and :meth:`StreamConnection.start_tls`;
+            :func:`aiotestkit.default_certificate_authority` by default.
+
+    Raises:
+        ValueError: if ``transport`` is unknown, or the arguments do not fit it
+            (``path`` for TCP, ``ssl`` without ``"tls"``).
+
+    Example:
+        >>> async with CaseControlledStreamServer(transport="tls") as server:
+        ...     client = asyncio.create_task(redis_client.ping(server.host, server.port))
+        ...     connection = await server.receive_connection()
+        ...     assert await connection.receive_line() == b"PING\r\n"
+        ...     await connection.send(b"+PONG\r\n")
+        ...     await connection.close()
+    """
+
+    def __init__(
+        self,
+        *,
+        transport: str = "tcp",
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        path: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        certificate_authority: CertificateAuthority | None = None,
+    ) -> None:
+        (self.transport,) = select_transports([transport], source="CaseControlledStreamServer")
+        if path is not None and self.transport != "unix":
+            raise ValueError(f"path is for transport='unix', not {self.transport!r}")
+        if ssl is not None and self.transport != "tls":
+            raise ValueError(f"ssl is for transport='tls', not {self.transport!r}")
+        self.certificate_authority = certificate_authority or default_certificate_authority()
+        if self.transport == "tls" and ssl is None:
+            ssl = _sni_server_context(self.certificate_authority)
+        self.ssl = ssl
+        self.host: str | None = None if self.transport == "unix" else host
+        self.port: int | None = port
+        self.path: str | None = path
+        self._requested_port = port
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: list[StreamConnection] = []
+        self._received: asyncio.Queue[StreamConnection] = asyncio.Queue()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe_address()}>"
+
+    @property
+    def started(self) -> bool:
+        """Whether :meth:`start_server` ran and :meth:`close` did not."""
+        return self._server is not None and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran."""
+        return self._closed
+
+    @property
+    def address(self) -> tuple[str, int] | str:
+        """``(host, port)`` for TCP and TLS, the socket path for Unix sockets.
+
+        Raises:
+            RuntimeError: if the server is not started.
+        """
+        if self._server is None:
+            raise RuntimeError(f"{self!r} has no address before start_server()")
+        if self.transport == "unix":
+            assert self.path is not None
+            return self.path
+        assert self.host is not None
+        assert self.port is not None
+        return (self.host, self.port)
+
+    @property
+    def connections(self) -> list[StreamConnection]:
+        """Every connection the server accepted, oldest first, received by the test or not."""
+        return list(self._connections)
+
+    def describe_address(self) -> str:
+        """Return the address as text: ``tcp://host:port``, ``tls://host:port`` or ``unix:path``.
+
+        Returns:
+            A str for messages, ``"not started"`` before :meth:`start_server`.
+
+        Example:
+            >>> server.describe_address()
+            'tls://127.0.0.1:40237'
+        """
+        if self._server is None:
+            return f"{self.transport} (not started)"
+        if self.transport == "unix":
+            return f"unix:{self.path}"
+        return f"{self.transport}://{self.host}:{self.port}"
+
+    async def start_server(self) -> None:
+        """Start listening; ``async with server:`` calls this for you.
+
+        Raises:
+            RuntimeError: if it is started already or closed.
+            OSError: if the address is in use.
+
+        Example:
+            >>> await server.start_server()
+        """
+        if self._closed or self._server is not None:
+            raise RuntimeError(f"cannot start {self!r}: it was started before")
+        if self.transport == "unix":
+            if self.path is None:
+                self.path = _new_socket_path()
+            self._server = await asyncio.start_unix_server(self._accept, self.path)
+        else:
+            assert self.host is not None
+            self._server = await asyncio.start_server(
+                self._accept, self.host, self._requested_port or 0, ssl=self.ssl
+            )
+            self.port = int(self._server.sockets[0].getsockname()[1])
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = StreamConnection(self, reader, writer, len(self._connections) + 1)
+        if self._closed:
+            connection._drop()
+            return
+        self._connections.append(connection)
+        self._received.put_nowait(connection)
+
+    async def receive_connection(self, timeout: float = DEFAULT_TIMEOUT) -> StreamConnection:
+        """Wait for the next client connection and return it.
+
+        Args:
+            timeout: how long to wait, in seconds (float, > 0).
+
+        Returns:
+            The :class:`StreamConnection`, in the order clients connected. For TLS
+            servers the handshake is done.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no client connected within ``timeout`` seconds.
+            RuntimeError: if the server is not started or closed.
+            TypeError, ValueError: if ``timeout`` is not a positive number.
+
+        Example:
+            >>> connection = await server.receive_connection(timeout=1.0)
+        """
+        timeout = _check_timeout(timeout)
+        if self._closed:
+            raise RuntimeError(f"cannot receive a connection: {self!r} is closed")
+        if self._server is None:
+            raise RuntimeError(
+                f"cannot receive a connection: {self!r} is not started; use "
+                "'async with server:' or 'await server.start_server()'"
+            )
+        try:
+            connection = await asyncio.wait_for(self._received.get(), timeout)
+        except asyncio.TimeoutError:
+            raise ReceiveTimeout(
+                f"no client connected to {self!r} within {timeout:g} s "
+                f"({len(self._connections)} connection(s) received before); did the client "
+                f"connect to {self.describe_address()}?"
+            ) from None
+        connection._received = True
+        return connection
+
+    def receive_connection_nowait(self) -> StreamConnection:
+        """Return the next client connection that arrived, without waiting.
+
+        Returns:
+            The oldest connection not returned by a ``receive_connection*`` call yet.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no connection is waiting.
+
+        Example:
+            >>> connection = server.receive_connection_nowait()
+        """
+        try:
+            connection = self._received.get_nowait()
+        except asyncio.QueueEmpty:
+            raise ReceiveTimeout(f"no client connection is waiting on {self!r}") from None
+        connection._received = True
+        return connection
+
+    async def close(self) -> None:
+        """Stop listening, close every connection, remove the socket file.
+
+        Connections the test did not finish (see :attr:`StreamConnection.finished`)
+        are closed too; their clients read the end of stream. Calling it again does
+        nothing.
+
+        Warns:
+            aiotestkit.UnfinishedConnectionsWarning: if connections were never received
+                by the test or left open, naming each and its unread bytes.
+
+        Example:
+            >>> await server.close()
+        """
+        if self._closed:
+            return
+        self._closed = True
+        unfinished = [c for c in self._connections if not c.finished]
+        try:
+            for connection in self._connections:
+                if not connection._closed:
+                    connection._drop()
+            if self._server is not None:
+                self._server.close()
+                await _wait_all([c._writer.wait_closed for c in self._connections])
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._server.wait_closed(), _CLOSE_TIMEOUT)
+        finally:
+            if self.transport == "unix" and self.path is not None and self._server is not None:
+                _remove_socket(self.path)
+        if unfinished:
+            listed = "; ".join(c._describe_unfinished() for c in unfinished)
+            warnings.warn(
+                UnfinishedConnectionsWarning(
+                    f"{self!r} closed with {len(unfinished)} unfinished connection(s): "
+                    f"{listed}. Receive each connection and end it with close() or abort(), "
+                    "or receive until the client's end of stream (receive() returns b'')."
+                ),
+                stacklevel=2,
+            )
+
+    async def __aenter__(self) -> CaseControlledStreamServer:
+        await self.start_server()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

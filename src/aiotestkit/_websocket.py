@@ -1,0 +1,679 @@
+"""The case-controlled WebSocket server: the test accepts each connection and plays the server.
+
+Built on :class:`aiotestkit.CaseControlledTestServer` and aiohttp's
+:class:`aiohttp.web.WebSocketResponse`: upgrade requests wait until the test takes them
+with :meth:`CaseControlledWebSocketServer.receive_connection`; the test then accepts or
+refuses the upgrade, and receives and sends messages in the order the protocol goes.
+Other requests go to :meth:`~aiotestkit.CaseControlledTestServer.receive_request`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
+from multidict import CIMultiDictProxy, MultiDictProxy
+from yarl import URL
+
+from ._http import DEFAULT_TIMEOUT, CaseControlledTestServer, _check_timeout
+from .errors import (
+    ClientClosedConnection,
+    ReceiveTimeout,
+    SendTimeout,
+    UnexpectedMessage,
+    UnfinishedConnectionsWarning,
+)
+
+__all__ = ["CaseControlledWebSocketServer", "WebSocketConnection"]
+
+_ENDS = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+_PREVIEW = 200
+
+
+def _describe_message(message: WSMessage) -> str:
+    data = message.data
+    text = repr(data)
+    if len(text) > _PREVIEW:
+        text = text[:_PREVIEW] + "…"
+    return f"{message.type.name} {text}"
+
+
+def _is_upgrade(request: web.BaseRequest) -> bool:
+    connection = request.headers.get(hdrs.CONNECTION, "").lower()
+    upgrade = request.headers.get(hdrs.UPGRADE, "").lower()
+    return "upgrade" in connection and upgrade == "websocket"
+
+
+class WebSocketConnection:
+    """One WebSocket connection held by a :class:`CaseControlledWebSocketServer`.
+
+    It starts as an upgrade request that waits for the test: :meth:`accept` completes
+    the handshake, :meth:`refuse` answers with an HTTP status instead. Every
+    ``receive_*``, ``send_*``, :meth:`ping` and :meth:`close` accepts the upgrade
+    first if the test has not decided yet. Once accepted, the server reads the
+    client's messages in the background (answering WebSocket pings and the close
+    handshake as any server does) and keeps them until the test receives them.
+
+    Attributes:
+        request: the upgrade :class:`aiohttp.web.BaseRequest` (path, query, headers).
+        number: the connection's position on its server, from 1 (int).
+
+    Example:
+        >>> connection = await server.receive_connection()
+        >>> assert connection.path == "/v2"
+        >>> assert await connection.receive_json() == {"method": "ping"}
+        >>> await connection.send_json({"method": "pong"})
+        >>> await connection.close()
+    """
+
+    def __init__(
+        self, server: CaseControlledWebSocketServer, request: web.BaseRequest, number: int
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = server
+        self.request = request
+        self.number = number
+        self._decision: asyncio.Future[web.StreamResponse] = loop.create_future()
+        self._prepared: asyncio.Future[web.WebSocketResponse] = loop.create_future()
+        self._ws: web.WebSocketResponse | None = None
+        self._messages: asyncio.Queue[WSMessage] = asyncio.Queue()
+        self._ended: WSMessage | None = None
+        self._received_count = 0
+        self._last_received: WSMessage | None = None
+        self._received = False
+        self._closed_by_test = False
+        self._close_code: int | None = None
+        self._refused = False
+        self._handler: asyncio.Task[Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} #{self.number} {self.request.path_qs} on {self._server!r}>"
+
+    @property
+    def path(self) -> str:
+        """The path of the upgrade request, e.g. ``"/v2"``."""
+        return self.request.path
+
+    @property
+    def query(self) -> MultiDictProxy[str]:
+        """The query parameters of the upgrade request."""
+        return MultiDictProxy(self.request.url.query)
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        """The headers of the upgrade request (case-insensitive)."""
+        return self.request.headers
+
+    @property
+    def protocol(self) -> str | None:
+        """The subprotocol agreed in the handshake, ``None`` if none or not accepted yet."""
+        return None if self._ws is None else self._ws.ws_protocol
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once the connection closed, else ``None``.
+
+        The code the test sent when the test closed it, the client's when it closed.
+        """
+        if self._close_code is not None:
+            return self._close_code
+        return None if self._ws is None else self._ws.close_code
+
+    @property
+    def finished(self) -> bool:
+        """Whether the test refused or closed it, or the client closed and all was received."""
+        if self._refused or self._closed_by_test:
+            return True
+        return self._ended is not None and self._messages.qsize() <= 1
+
+    async def accept(
+        self,
+        *,
+        protocols: Iterable[str] = (),
+        headers: Mapping[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        """Complete the WebSocket handshake: the client's connect call returns.
+
+        Args:
+            protocols: subprotocols the server supports; the first the client also
+                offers is agreed (see :attr:`protocol`).
+            headers: extra headers for the ``101 Switching Protocols`` response.
+            timeout: how long the handshake may take, in seconds (float, > 0).
+
+        Raises:
+            RuntimeError: if the test accepted or refused the upgrade already.
+            aiohttp.web.HTTPException: if the request is not a valid WebSocket upgrade.
+            ReceiveTimeout: if the handshake did not complete in time.
+
+        Example:
+            >>> await connection.accept(protocols=["v2.kraken"])
+        """
+        timeout = _check_timeout(timeout)
+        self._check_undecided("accept")
+        response = web.WebSocketResponse(protocols=tuple(protocols), timeout=DEFAULT_TIMEOUT)
+        if headers:
+            response.headers.update(headers)
+        self._decision.set_result(response)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._prepared), timeout)
+        except asyncio.TimeoutError:  # pragma: no cover - the handshake is local
+            raise ReceiveTimeout(
+                f"{self!r}: the handshake did not complete in {timeout:g} s"
+            ) from None
+
+    def refuse(
+        self,
+        status: int = 403,
+        *,
+        text: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Refuse the upgrade: the client gets an HTTP response with ``status``.
+
+        Args:
+            status: the HTTP status code (int), e.g. 401, 403, 429, 503.
+            text: the response body (str).
+            headers: response headers.
+
+        Raises:
+            RuntimeError: if the test accepted or refused the upgrade already.
+            ValueError: if ``status`` is 101 (that is accepting).
+
+        Example:
+            >>> connection.refuse(401, text="invalid token")
+        """
+        self._check_undecided("refuse")
+        if status == 101:
+            raise ValueError("status 101 accepts the upgrade; call accept() instead")
+        self._refused = True
+        self._decision.set_result(web.Response(status=status, text=text, headers=headers))
+
+    async def receive(self, *, timeout: float = DEFAULT_TIMEOUT) -> WSMessage:
+        """Return the next message from the client, whatever its type.
+
+        Args:
+            timeout: how long to wait, in seconds (float, > 0).
+
+        Returns:
+            The :class:`aiohttp.WSMessage`: ``TEXT`` or ``BINARY``; once the
+            connection ended, its end (``CLOSE``, ``CLOSED`` or ``ERROR``), every time.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no message arrived within ``timeout`` seconds.
+            RuntimeError: if the test refused the upgrade.
+
+        Example:
+            >>> message = await connection.receive()
+            >>> message.type, message.data
+            (<WSMsgType.TEXT: 1>, '{"method": "ping"}')
+        """
+        timeout = _check_timeout(timeout)
+        await self._ensure_accepted("receive")
+        try:
+            message = await asyncio.wait_for(self._messages.get(), timeout)
+        except asyncio.TimeoutError:
+            raise ReceiveTimeout(
+                f"{self!r} waited {timeout:g} s for a message from the client; "
+                f"{self._history()}. Did the client send it? Raise the timeout if it is slow."
+            ) from None
+        if message.type in _ENDS:
+            self._messages.put_nowait(message)  # every later receive sees the end too
+            return message
+        self._received_count += 1
+        self._last_received = message
+        return message
+
+    async def receive_str(self, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Return the next message, which must be text.
+
+        Args:
+            timeout: how long to wait, in seconds (float, > 0).
+
+        Returns:
+            The text (str).
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no message arrived in time.
+            aiotestkit.UnexpectedMessage: if the message is not text.
+            aiotestkit.ClientClosedConnection: if the connection ended instead.
+
+        Example:
+            >>> await connection.receive_str()
+            'hello'
+        """
+        return str(await self._receive_type(WSMsgType.TEXT, "a text message", timeout))
+
+    async def receive_bytes(self, *, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        r"""Return the next message, which must be binary.
+
+        Args:
+            timeout: how long to wait, in seconds (float, > 0).
+
+        Returns:
+            The data (bytes).
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no message arrived in time.
+            aiotestkit.UnexpectedMessage: if the message is not binary.
+            aiotestkit.ClientClosedConnection: if the connection ended instead.
+
+        Example:
+            >>> await connection.receive_bytes()
+            b'\x00\x01'
+        """
+        data = await self._receive_type(WSMsgType.BINARY, "a binary message", timeout)
+        return bytes(data)
+
+    async def receive_json(
+        self,
+        *,
+        loads: Callable[[str], Any] = json.loads,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Any:
+        """Return the next message decoded from JSON; it must be text.
+
+        Args:
+            loads: the JSON decoder; :func:`json.loads` by default.
+            timeout: how long to wait, in seconds (float, > 0).
+
+        Returns:
+            The decoded value.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no message arrived in time.
+            aiotestkit.UnexpectedMessage: if the message is not text or not JSON.
+            aiotestkit.ClientClosedConnection: if the connection ended instead.
+
+        Example:
+            >>> await connection.receive_json()
+            {'method': 'ping'}
+        """
+        text = await self.receive_str(timeout=timeout)
+        try:
+            return loads(text)
+        except ValueError as error:
+            raise UnexpectedMessage(
+                f"{self!r}: the client sent text that is not JSON ({error}): {text[:_PREVIEW]!r}"
+            ) from None
+
+    async def send_str(self, data: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Send a text message.
+
+        Args:
+            data: the text (str).
+            timeout: how long the send may wait for the client to read, in seconds.
+
+        Raises:
+            aiotestkit.SendTimeout: if the client did not read in time.
+            RuntimeError: if the test refused or closed the connection.
+            ConnectionError: if the client went away.
+
+        Example:
+            >>> await connection.send_str("hello")
+        """
+        ws = await self._ensure_open("send")
+        await self._send(ws.send_str(data), f"text {data[:_PREVIEW]!r}", timeout)
+
+    async def send_bytes(self, data: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        r"""Send a binary message.
+
+        Args:
+            data: the bytes.
+            timeout: how long the send may wait for the client to read, in seconds.
+
+        Raises:
+            aiotestkit.SendTimeout: if the client did not read in time.
+            RuntimeError: if the test refused or closed the connection.
+            ConnectionError: if the client went away.
+
+        Example:
+            >>> await connection.send_bytes(b"\x00\x01")
+        """
+        ws = await self._ensure_open("send")
+        await self._send(ws.send_bytes(data), f"{len(data)} bytes", timeout)
+
+    async def send_json(
+        self,
+        data: Any,
+        *,
+        dumps: Callable[[Any], str] = json.dumps,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        """Send ``data`` encoded as JSON in a text message.
+
+        Args:
+            data: anything ``dumps`` encodes.
+            dumps: the JSON encoder; :func:`json.dumps` by default.
+            timeout: how long the send may wait for the client to read, in seconds.
+
+        Raises:
+            aiotestkit.SendTimeout: if the client did not read in time.
+            RuntimeError: if the test refused or closed the connection.
+            TypeError: if ``data`` cannot be encoded.
+
+        Example:
+            >>> await connection.send_json({"method": "pong"})
+        """
+        await self.send_str(dumps(data), timeout=timeout)
+
+    async def ping(self, payload: bytes = b"", *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Send a WebSocket ping frame; the client's pong is consumed by the server.
+
+        Args:
+            payload: up to 125 bytes the client echoes in its pong.
+            timeout: how long the send may wait, in seconds (float, > 0).
+
+        Raises:
+            aiotestkit.SendTimeout: if the client did not read in time.
+            RuntimeError: if the test refused or closed the connection.
+
+        Example:
+            >>> await connection.ping(b"are you there")
+        """
+        ws = await self._ensure_open("ping")
+        await self._send(ws.ping(payload), f"a ping {payload!r}", timeout)
+
+    async def close(
+        self,
+        code: int = WSCloseCode.OK,
+        message: bytes | str = b"",
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        """Close the connection from the server side with ``code`` and ``message``.
+
+        The client receives the close frame; messages it sent that the test did not
+        receive are dropped. Calling it again, or after the client closed, does nothing.
+
+        Args:
+            code: the WebSocket close code (int), e.g. 1000 (normal), 1001 (going
+                away), 1008 (policy), 1011 (server error), 4000-4999 (application).
+            message: the close reason (bytes or str, up to 123 bytes).
+            timeout: how long the close may take, in seconds (float, > 0).
+
+        Raises:
+            RuntimeError: if the test refused the upgrade.
+
+        Example:
+            >>> await connection.close(1001, "maintenance")
+        """
+        timeout = _check_timeout(timeout)
+        if self._closed_by_test:
+            return
+        ws = await self._ensure_accepted("close")
+        if self._ended is not None:  # the client closed it already
+            return
+        self._closed_by_test = True
+        self._close_code = code
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        try:
+            await asyncio.wait_for(ws.close(code=code, message=message), timeout)
+        except asyncio.TimeoutError:
+            raise SendTimeout(f"{self!r} did not close within {timeout:g} s") from None
+        if self._handler is not None:
+            await asyncio.wait({self._handler}, timeout=timeout)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_undecided(self, action: str) -> None:
+        if self._decision.done():
+            done = "refused" if self._refused else "accepted"
+            raise RuntimeError(f"cannot {action} {self!r}: the test {done} the upgrade already")
+
+    async def _ensure_accepted(self, action: str) -> web.WebSocketResponse:
+        if self._refused:
+            raise RuntimeError(f"cannot {action} on {self!r}: the test refused the upgrade")
+        if not self._decision.done():
+            await self.accept()
+        return await asyncio.shield(self._prepared)
+
+    async def _ensure_open(self, action: str) -> web.WebSocketResponse:
+        ws = await self._ensure_accepted(action)
+        if self._closed_by_test:
+            raise RuntimeError(f"cannot {action} on {self!r}: the test closed it")
+        return ws
+
+    async def _send(self, sending: Any, what: str, timeout: float) -> None:
+        timeout = _check_timeout(timeout)
+        try:
+            await asyncio.wait_for(sending, timeout)
+        except asyncio.TimeoutError:
+            raise SendTimeout(
+                f"{self!r} could not send {what} within {timeout:g} s: the client does not read"
+            ) from None
+
+    async def _receive_type(self, kind: WSMsgType, what: str, timeout: float) -> Any:
+        message = await self.receive(timeout=timeout)
+        if message.type in _ENDS:
+            raise ClientClosedConnection(
+                f"{self!r} ended ({self._describe_end(message)}) while the test waited for "
+                f"{what}; {self._history()}"
+            )
+        if message.type is not kind:
+            raise UnexpectedMessage(
+                f"{self!r}: the test waited for {what}, the client sent "
+                f"{_describe_message(message)}"
+            )
+        return message.data
+
+    def _describe_end(self, message: WSMessage) -> str:
+        if message.type is WSMsgType.ERROR:
+            return f"error {message.data!r}"
+        by = "the test" if self._closed_by_test else "the client"
+        return f"closed by {by} with code {self.close_code}"
+
+    def _history(self) -> str:
+        if self._last_received is None:
+            return "no message received before"
+        return (
+            f"{self._received_count} message(s) received before, the last: "
+            f"{_describe_message(self._last_received)}"
+        )
+
+    def _describe_unfinished(self) -> str:
+        if not self._received:
+            state = "never received by the test"
+        elif not self._decision.done():
+            state = "upgrade neither accepted nor refused"
+        else:
+            state = "left open"
+        unread = [m for m in self._messages._queue if m.type not in _ENDS]  # type: ignore[attr-defined]
+        if unread:
+            listed = ", ".join(_describe_message(m) for m in unread[:3])
+            state += f", {len(unread)} unread message(s): {listed}"
+        return f"#{self.number} {self.request.path_qs} ({state})"
+
+    async def _serve(self) -> web.StreamResponse:
+        """The request handler's part: wait for the test, then read until the end."""
+        self._handler = asyncio.current_task()
+        response = await self._decision
+        if not isinstance(response, web.WebSocketResponse):
+            return response
+        try:
+            await response.prepare(self.request)
+        except BaseException as error:
+            self._prepared.set_exception(error)
+            raise
+        self._ws = response
+        self._prepared.set_result(response)
+        while True:
+            message = await response.receive()
+            self._messages.put_nowait(message)
+            if message.type in _ENDS:
+                self._ended = message
+                return response
+
+
+class CaseControlledWebSocketServer(CaseControlledTestServer):
+    """A WebSocket server that hands every connection to the test, which plays the server.
+
+    A :class:`aiotestkit.CaseControlledTestServer` (same arguments, same
+    ``receive_request`` for plain HTTP requests) whose WebSocket upgrade requests go to
+    :meth:`receive_connection` instead. ``scheme="https"`` serves certificates from the
+    test certificate authority for the host name the client asks for (SNI), so a
+    routed client connects to ``wss://ws.kraken.com`` over verified TLS.
+
+    Args:
+        **kwargs: the arguments of :class:`aiotestkit.CaseControlledTestServer`
+            (``scheme``, ``host``, ``port``, ``ssl``, ``certificate_authority``).
+
+    Example:
+        >>> async with CaseControlledWebSocketServer() as server:
+        ...     task = asyncio.create_task(session.ws_connect(server.make_ws_url("/v2")))
+        ...     connection = await server.receive_connection()
+        ...     await connection.accept()
+        ...     client = await task
+        ...     await client.send_str("hello")
+        ...     assert await connection.receive_str() == "hello"
+        ...     await connection.close()
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._websockets: list[WebSocketConnection] = []
+        self._received_websockets: asyncio.Queue[WebSocketConnection] = asyncio.Queue()
+        self._closing = False
+
+    @property
+    def websocket_connections(self) -> list[WebSocketConnection]:
+        """Every WebSocket connection that reached the server, oldest first."""
+        return list(self._websockets)
+
+    def make_ws_url(self, path: str = "/") -> URL:
+        """Return the ``ws://`` (or ``wss://``) URL of ``path`` on this server.
+
+        Args:
+            path: the path and query (str), e.g. ``"/v2?token=x"``.
+
+        Returns:
+            The :class:`yarl.URL`.
+
+        Example:
+            >>> str(server.make_ws_url("/v2"))
+            'ws://127.0.0.1:40237/v2'
+        """
+        url = self.make_url(path)
+        return url.with_scheme("wss" if url.scheme == "https" else "ws")
+
+    async def _handle_request(self, request: web.BaseRequest) -> web.StreamResponse:
+        if not _is_upgrade(request):
+            return await super()._handle_request(request)
+        if self._closing:
+            return web.Response(status=503, text="the test server is closing")
+        connection = WebSocketConnection(self, request, len(self._websockets) + 1)
+        self._websockets.append(connection)
+        self._received_websockets.put_nowait(connection)
+        return await connection._serve()
+
+    async def receive_connection(self, timeout: float = DEFAULT_TIMEOUT) -> WebSocketConnection:
+        """Wait for the next WebSocket upgrade request and return its connection.
+
+        The client waits in its handshake until the test accepts or refuses (or
+        receives or sends, which accepts).
+
+        Args:
+            timeout: how long to wait, in seconds (float, > 0).
+
+        Returns:
+            The :class:`WebSocketConnection`, in the order clients connected.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no upgrade request arrived within ``timeout``.
+            RuntimeError: if the server is not started or closed.
+            TypeError, ValueError: if ``timeout`` is not a positive number.
+
+        Example:
+            >>> connection = await server.receive_connection(timeout=1.0)
+            >>> connection.path, connection.headers["User-Agent"]
+            ('/v2', 'btschwertfeger/python-kraken-sdk')
+        """
+        timeout = _check_timeout(timeout)
+        self._check_open("receive a WebSocket connection")
+        try:
+            connection = await asyncio.wait_for(self._received_websockets.get(), timeout)
+        except asyncio.TimeoutError:
+            raise ReceiveTimeout(
+                f"no WebSocket client connected to {self!r} within {timeout:g} s "
+                f"({len(self._websockets)} connection(s) received before); did the client "
+                f"connect to {self.make_ws_url('/')}? (pending HTTP requests: "
+                f"{self._describe_pending()})"
+            ) from None
+        connection._received = True
+        return connection
+
+    def receive_connection_nowait(self) -> WebSocketConnection:
+        """Return the next WebSocket connection that arrived, without waiting.
+
+        Returns:
+            The oldest connection not returned by a ``receive_connection*`` call yet.
+
+        Raises:
+            aiotestkit.ReceiveTimeout: if no connection is waiting.
+
+        Example:
+            >>> connection = server.receive_connection_nowait()
+        """
+        try:
+            connection = self._received_websockets.get_nowait()
+        except asyncio.QueueEmpty:
+            raise ReceiveTimeout(f"no WebSocket connection is waiting on {self!r}") from None
+        connection._received = True
+        return connection
+
+    async def close(self) -> None:
+        """Close every WebSocket connection and the server, and wait for their tasks.
+
+        Accepted connections still open get a close frame with code 1001 (going
+        away); upgrades not decided are dropped; upgrade requests that arrive while
+        it closes are answered 503. Then as
+        :meth:`aiotestkit.CaseControlledTestServer.close`. Calling it again does nothing.
+
+        Warns:
+            aiotestkit.UnfinishedConnectionsWarning: if WebSocket connections were
+                never received, never decided, left open, or closed by the client
+                with messages the test did not receive.
+            aiotestkit.UnansweredRequestsWarning: as the HTTP server does.
+
+        Example:
+            >>> await server.close()
+        """
+        if self.closed:
+            return
+        unfinished = [c._describe_unfinished() for c in self._websockets if not c.finished]
+        described = repr(self)
+        self._closing = True  # upgrade requests from now on get 503
+        handlers = [
+            c._handler
+            for c in self._websockets
+            if c._handler is not None and not c._handler.done()
+        ]
+        for connection in self._websockets:  # first, before any await lets more arrive
+            if connection._handler is not None and not connection._decision.done():
+                connection._handler.cancel()
+        for connection in self._websockets:
+            if connection._ws is not None and not connection._ws.closed:
+                closing = connection._ws.close(
+                    code=WSCloseCode.GOING_AWAY, message=b"server closed"
+                )
+                with contextlib.suppress(asyncio.TimeoutError, ConnectionError):
+                    await asyncio.wait_for(closing, DEFAULT_TIMEOUT)
+        if handlers:
+            await asyncio.wait(handlers, timeout=DEFAULT_TIMEOUT)
+        await super().close()
+        if unfinished:
+            listed = "; ".join(unfinished)
+            warnings.warn(
+                UnfinishedConnectionsWarning(
+                    f"{described} closed with {len(unfinished)} unfinished WebSocket "
+                    f"connection(s): {listed}. Receive each connection, then refuse() it, "
+                    "close() it, or receive until the client closed."
+                ),
+                stacklevel=2,
+            )

@@ -1,0 +1,692 @@
+"""Hygiene checks and the hang guard, through pytester: the reports users read."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+
+import pytest
+
+from aiotestkit import (
+    CaseControlledTestServer,
+    HangTimeout,
+    HygieneError,
+    HygieneWarning,
+    LoopInstrumentation,
+)
+from aiotestkit._instrumentation import register_probe, report_issue
+
+INI = """
+[pytest]
+asyncio_default_fixture_loop_scope = function
+filterwarnings =
+    default
+{extra}
+"""
+
+HEADER = """
+import asyncio
+import socket
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from aiotestkit import CaseControlledTestServer
+
+pytestmark = pytest.mark.asyncio
+
+
+async def sleeper():
+    await asyncio.sleep(3600)
+
+
+async def boom():
+    raise ValueError("boom 42")
+
+
+@pytest.mark.asyncio
+async def test_clean():
+    task = asyncio.create_task(sleeper())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+"""
+
+
+def run(pytester: pytest.Pytester, body: str, *args: str, ini: str = "") -> pytest.RunResult:
+    pytester.makeini(INI.format(extra=ini))
+    pytester.makepyfile(test_case=HEADER + textwrap.dedent(body))
+    return pytester.runpytest("-p", "no:cacheprovider", *args)
+
+
+def assert_leak_fails(result: pytest.RunResult, *lines: str) -> None:
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leak*", *lines])
+
+
+def test_pending_task_fails_naming_where_it_was_created_and_waits(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            asyncio.create_task(sleeper(), name="poller")
+            await asyncio.sleep(0)
+        """,
+    )
+    assert_leak_fails(
+        result,
+        "*HygieneError: test_case.py::test_leak left 1 hygiene problem(s) behind:",
+        "*tasks still pending when the test ended (pending_tasks, 1):",
+        "*Task 'poller' running sleeper(), created at test_case.py:* in test_leak",
+        "*waiting at:",
+        "*test_case.py:* in sleeper: await asyncio.sleep(3600)",
+        "*fix: await or cancel every task*",
+        "*@pytest.mark.hygiene(allow=?'pending_tasks'?, reason='...')*",
+    )
+
+
+def test_task_exception_never_retrieved_fails(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            asyncio.create_task(boom())
+            await asyncio.sleep(0.01)
+        """,
+    )
+    assert_leak_fails(
+        result,
+        "*exceptions that no one retrieved (unretrieved_exceptions, 1):",
+        "*Task exception was never retrieved",
+        "*in Task * running boom(), created at test_case.py:* in test_leak",
+        "*ValueError: boom 42",
+    )
+
+
+def test_exception_in_callback_fails(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            asyncio.get_running_loop().call_soon(lambda: 1 / 0)
+            await asyncio.sleep(0)
+        """,
+    )
+    assert_leak_fails(
+        result, "*Exception in callback test_leak.<locals>.<lambda>*", "*ZeroDivisionError*"
+    )
+
+
+def test_exception_in_aiohttp_server_handler_fails(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        from aiohttp import web
+        from aiohttp.test_utils import RawTestServer
+
+        async def handler(request):
+            raise KeyError("handler bug")
+
+        async def test_leak():
+            async with RawTestServer(handler) as server, aiohttp.ClientSession() as session:
+                async with session.get(server.make_url("/")) as response:
+                    assert response.status == 500
+        """,
+    )
+    assert_leak_fails(
+        result, "*aiohttp server: Error handling request*", "*KeyError: 'handler bug'"
+    )
+
+
+def test_coroutine_never_awaited_fails(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            sleeper()
+        """,
+    )
+    assert_leak_fails(
+        result,
+        "*coroutines that were never awaited (unawaited_coroutines, 1):",
+        "*coroutine 'sleeper' was never awaited (at test_case.py:*)",
+        "*fix: add the missing 'await'*",
+    )
+
+
+def test_unclosed_client_session_fails_once_naming_it(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            aiohttp.ClientSession()
+        """,
+    )
+    assert_leak_fails(
+        result,
+        "*resources that were never closed (unclosed_resources, 1):",
+        "*Unclosed client session <aiohttp.client.ClientSession object at *>",
+    )
+
+
+def test_unclosed_socket_transport_and_server_fail(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            socket.socket()
+        """,
+    )
+    assert_leak_fails(result, "*resources that were never closed (unclosed_resources, *")
+    result.stdout.fnmatch_lines(["*unclosed <socket.socket fd=*laddr=('0.0.0.0', 0)>"])
+    result.stdout.fnmatch_lines(["*server still listening on ('127.0.0.1', *): <Server *"])
+    result.stdout.fnmatch_lines(["*unclosed transport <_SelectorSocketTransport*"])
+
+
+def test_unanswered_request_fails(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            async with aiohttp.ClientSession() as session:
+                async with CaseControlledTestServer() as server:
+                    task = asyncio.create_task(session.post(server.make_url("/quote")))
+                    await server.receive_request()
+                with pytest.raises(aiohttp.ServerDisconnectedError):
+                    await task
+        """,
+    )
+    assert_leak_fails(
+        result,
+        "*requests and connections the test never answered (unanswered_requests, 1):",
+        "*1 unanswered request(s): POST /quote*",
+    )
+
+
+def test_server_left_open_with_a_request_reports_both(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            server = CaseControlledTestServer()
+            await server.start_server()
+            session = aiohttp.ClientSession()
+            task = asyncio.create_task(session.get(server.make_url("/held")))
+            await server.receive_request()
+            pytest.leak = (server, session, task)
+        """,
+        "-W",
+        "ignore::pytest.PytestUnraisableExceptionWarning",
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*<CaseControlledTestServer http://127.0.0.1:*> was never closed; use 'async with'*",
+            "*GET /held is still waiting for an answer on <CaseControlledTestServer*",
+        ]
+    )
+
+
+def test_warn_mode_passes_and_shows_the_warning(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            asyncio.create_task(sleeper(), name="poller")
+            await asyncio.sleep(0)
+        """,
+        ini="aiotestkit_hygiene = warn",
+    )
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(
+        ["*HygieneWarning: test_case.py::test_leak left 1 hygiene problem(s) behind:*"]
+    )
+
+
+def test_per_check_override_in_the_ini(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            asyncio.create_task(sleeper(), name="poller")
+            sleeper()
+            await asyncio.sleep(0)
+        """,
+        ini="aiotestkit_hygiene_checks =\n    pending_tasks = off\n    unawaited_coroutines=warn",
+    )
+    result.assert_outcomes(passed=2, warnings=1)
+    result.stdout.fnmatch_lines(["*coroutine 'sleeper' was never awaited*"])
+    result.stdout.no_fnmatch_line("*poller*")
+
+
+def test_off_leaves_the_leaks_to_pytest(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            asyncio.create_task(sleeper(), name="poller")
+            await asyncio.sleep(0)
+        """,
+        ini="aiotestkit_hygiene = off",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_marker_allows_a_known_leak_with_a_reason(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        @pytest.mark.hygiene(allow=["pending_tasks"], reason="the poller is known to leak")
+        async def test_allowed():
+            asyncio.create_task(sleeper(), name="poller")
+            await asyncio.sleep(0)
+
+        @pytest.mark.hygiene(allow=["pending_tasks"], reason="only tasks")
+        async def test_leak():
+            sleeper()
+        """,
+    )
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leak*", "*never awaited*"])
+
+
+def test_marker_needs_a_reason_and_known_checks(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        @pytest.mark.hygiene(allow=["pending_tasks"])
+        async def test_no_reason():
+            pass
+
+        @pytest.mark.hygiene(allow=["pending"], reason="typo")
+        async def test_typo():
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*allowing a hygiene problem needs a reason; add reason=*",
+            "*unknown hygiene check 'pending'; the checks are pending_tasks, *",
+        ],
+        consecutive=False,
+    )
+
+
+def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "", ini="aiotestkit_hygiene = loud")
+    result.stderr.fnmatch_lines(
+        ["*aiotestkit_hygiene*hygiene mode must be one of strict, warn, off; got 'loud'"]
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_hang_guard_fails_the_test_with_every_task_stack(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        @pytest.mark.hang_timeout(0.3)
+        async def test_hangs():
+            helper = asyncio.create_task(sleeper(), name="helper")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                helper.cancel()
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*HangTimeout: test_case.py::test_hangs still ran after 0.3 s, so the hang guard"
+            " cancelled it.*",
+            "*Tasks on the loop (2):*",
+            "*Task 'Task-*' running test_hangs(), created at *",
+            "*test_case.py:* in test_hangs: await asyncio.Event().wait()*",
+            "*Task 'helper' running sleeper(), created at test_case.py:* in test_hangs*",
+        ],
+        consecutive=False,
+    )
+
+
+def test_hang_guard_ini_limit(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_hangs():
+            await asyncio.sleep(3600)
+        """,
+        ini="aiotestkit_hang_timeout = 0.2",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*still ran after 0.2 s*"])
+
+
+@pytest.mark.parametrize("scope", ["module", "session"])
+def test_wider_loop_scopes_blame_the_right_test(pytester: pytest.Pytester, scope: str) -> None:
+    result = run(
+        pytester,
+        f"""
+        @pytest_asyncio.fixture(loop_scope="{scope}", scope="{scope}")
+        async def background():
+            task = asyncio.create_task(sleeper(), name="fixture-owned")
+            yield task
+            task.cancel()
+
+        @pytest.mark.asyncio(loop_scope="{scope}")
+        async def test_before(background):
+            await asyncio.sleep(0)
+
+        @pytest.mark.asyncio(loop_scope="{scope}")
+        async def test_leak(background):
+            asyncio.create_task(sleeper(), name="leaked")
+            await asyncio.sleep(0)
+
+        @pytest.mark.asyncio(loop_scope="{scope}")
+        async def test_after(background):
+            assert all(t.get_name() != "leaked" for t in asyncio.all_tasks())
+        """,
+    )
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leak*", "*Task 'leaked'*"])
+    result.stdout.no_fnmatch_line("*fixture-owned*")
+
+
+def test_loop_instrumentation_fixture_takes_extensions(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        events = []
+
+        class Recorder:
+            def __init__(self, name):
+                self.name = name
+
+            def attach(self, loop):
+                events.append(("attach", self.name, loop is asyncio.get_event_loop_policy()
+                               .get_event_loop() or True))
+
+            def detach(self, loop):
+                events.append(("detach", self.name))
+
+        async def test_one(loop_instrumentation):
+            loop_instrumentation.add_extension(Recorder("a"))
+            loop_instrumentation.add_extension(Recorder("b"))
+            assert [e[:2] for e in events] == [("attach", "a"), ("attach", "b")]
+
+        def test_order():
+            assert [e[:2] for e in events][2:] == [("detach", "b"), ("detach", "a")]
+        """,
+    )
+    result.assert_outcomes(passed=3)
+
+
+# -- the library API, for unittest users and others --------------------------------
+
+
+@pytest.mark.asyncio
+async def test_library_api_raises_hygiene_error_for_strict_checks() -> None:
+    async with LoopInstrumentation(name="inner") as instrumentation:
+        leaked = asyncio.create_task(asyncio.sleep(3600), name="inner-leak")
+        await asyncio.sleep(0)
+    assert leaked.cancelled()
+    with pytest.raises(HygieneError, match=r"(?s)inner left 1 hygiene.*Task 'inner-leak'") as info:
+        instrumentation.check()
+    assert isinstance(info.value, AssertionError)
+    assert info.value.report is instrumentation.report
+    assert [issue.check for issue in instrumentation.report.issues] == ["pending_tasks"]
+
+
+@pytest.mark.asyncio
+async def test_library_api_warns_and_restores_the_loop() -> None:
+    loop = asyncio.get_running_loop()
+    handler, factory = loop.get_exception_handler(), loop.get_task_factory()
+    async with LoopInstrumentation(checks="warn", hang_timeout=None) as instrumentation:
+        assert loop.get_exception_handler() is not handler
+        loop.call_soon(lambda: 1 / 0)
+        await asyncio.sleep(0)
+    assert loop.get_exception_handler() is handler
+    assert loop.get_task_factory() is factory
+    with pytest.warns(HygieneWarning, match="ZeroDivisionError"):
+        instrumentation.check()
+
+
+@pytest.mark.asyncio
+async def test_library_api_extensions_attach_in_order_and_always_detach() -> None:
+    events: list[str] = []
+
+    class Extension:
+        def __init__(self, name: str, fail: bool = False) -> None:
+            self.name, self.fail = name, fail
+
+        def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+            events.append(f"attach {self.name}")
+
+        def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+            events.append(f"detach {self.name}")
+            if self.fail:
+                raise RuntimeError("detach failed")
+
+    factory = asyncio.get_running_loop().get_task_factory()
+    instrumentation = LoopInstrumentation(extensions=[Extension("a"), Extension("b", fail=True)])
+    with pytest.raises(RuntimeError, match="detach failed"):
+        async with instrumentation:
+            pass
+    assert events == ["attach a", "attach b", "detach b", "detach a"]
+    assert asyncio.get_running_loop().get_task_factory() is factory
+
+
+@pytest.mark.asyncio
+async def test_library_api_hang_guard_cancels_the_guarded_task() -> None:
+    async with LoopInstrumentation(hang_timeout=None) as instrumentation:
+        task = asyncio.create_task(asyncio.Event().wait(), name="stuck")
+        instrumentation.start_hang_guard(0.1, task=task)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        error = instrumentation.stop_hang_guard()
+    assert isinstance(error, HangTimeout)
+    assert "Task 'stuck'" in str(error)
+    instrumentation.check()
+
+
+@pytest.mark.asyncio
+async def test_case_controlled_server_is_a_probe() -> None:
+    async with LoopInstrumentation() as instrumentation:
+        server = CaseControlledTestServer()
+        await server.start_server()
+    assert [issue.check for issue in instrumentation.report.issues] == ["unclosed_resources"] * 2
+    await server.close()
+
+
+def test_bad_arguments_are_rejected() -> None:
+    with pytest.raises(ValueError, match="hygiene mode must be one of strict, warn, off"):
+        LoopInstrumentation(checks="loud")
+    with pytest.raises(ValueError, match="unknown hygiene check 'tasks'"):
+        LoopInstrumentation(checks={"tasks": "off"})
+    with pytest.raises(ValueError, match="hang_timeout must be a positive number"):
+        LoopInstrumentation(hang_timeout=0)
+    with pytest.raises(RuntimeError, match=r"call finish\(\)"):
+        LoopInstrumentation().check()
+
+
+def test_session_in_a_reference_cycle_is_found_by_the_young_gc(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        class Client:
+            def __init__(self):
+                self.session = aiohttp.ClientSession()
+                self.me = self  # only the garbage collector frees it
+
+        async def test_leak():
+            Client()
+        """,
+    )
+    assert_leak_fails(result, "*Unclosed client session <aiohttp.client.ClientSession object*")
+
+
+def test_components_report_refused_connections_into_the_test(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        from aiotestkit._instrumentation import report_issue
+
+        async def test_leak():
+            assert report_issue(
+                "refused_connections", "connection to api.example.com:443 refused"
+            )
+        """,
+    )
+    assert_leak_fails(
+        result,
+        "*network access refused by the sandbox (refused_connections, 1):",
+        "*connection to api.example.com:443 refused",
+        "*fix: route the host to a test server*",
+    )
+
+
+@pytest.mark.asyncio
+async def test_report_issue_and_probes_reach_the_innermost_instrumentation() -> None:
+    class Probe:
+        def hygiene_issues(self) -> list[tuple[str, str]]:
+            return [("unanswered_requests", "WebSocket /feed never answered")]
+
+    probe = Probe()
+    async with LoopInstrumentation(checks={"refused_connections": "warn"}) as instrumentation:
+        assert report_issue("refused_connections", "example.com:443 refused")
+        assert register_probe(probe)
+    assert [(issue.check, issue.message) for issue in instrumentation.report.issues] == [
+        ("refused_connections", "example.com:443 refused"),
+        ("unanswered_requests", "WebSocket /feed never answered"),
+    ]
+    with (
+        pytest.raises(HygieneError, match="WebSocket /feed") as info,
+        pytest.warns(HygieneWarning, match="example.com:443 refused"),
+    ):
+        instrumentation.check()
+    assert "refused" not in str(info.value)
+    with pytest.raises(ValueError, match="unknown hygiene check 'refused'"):
+        report_issue("refused", "x")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "aiotestkit_hang_timeout = soon",
+            "*aiotestkit_hang_timeout: expected a number of seconds*",
+        ),
+        ("aiotestkit_hang_timeout = -1", "*aiotestkit_hang_timeout: expected seconds >= 0*"),
+        ("aiotestkit_hygiene_gc = always", "*aiotestkit_hygiene_gc: expected young, full or off*"),
+        (
+            "aiotestkit_hygiene_checks = pending_tasks",
+            "*expected 'check=mode', got 'pending_tasks'",
+        ),
+    ],
+)
+def test_bad_ini_options_name_the_option(
+    pytester: pytest.Pytester, option: str, message: str
+) -> None:
+    result = run(pytester, "", ini=option)
+    result.stderr.fnmatch_lines([message])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_loop_instrumentation_fixture_needs_an_async_test(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        @pytest.mark.filterwarnings("ignore::pytest.PytestWarning")
+        def test_sync(loop_instrumentation):
+            pass
+        """,
+    )
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*loop_instrumentation is only available to async tests*"])
+
+
+@pytest.mark.asyncio
+async def test_global_state_is_restored_when_the_body_raises() -> None:
+    import warnings
+
+    loop = asyncio.get_running_loop()
+    before = (
+        loop.get_exception_handler(),
+        loop.get_task_factory(),
+        warnings.showwarning,
+        list(warnings.filters),
+    )
+    with pytest.raises(KeyError):
+        async with LoopInstrumentation(hang_timeout=None) as instrumentation:
+            raise KeyError("body failed")
+    after = (
+        loop.get_exception_handler(),
+        loop.get_task_factory(),
+        warnings.showwarning,
+        list(warnings.filters),
+    )
+    assert after == before
+    assert instrumentation.loop is None
+
+
+def test_virtual_clock_plugs_into_the_instrumentation(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        from aiotestkit import VirtualClock
+
+        async def test_leak(clock, loop_instrumentation):
+            assert isinstance(clock, VirtualClock)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await asyncio.sleep(3600)  # virtual: returns at once
+            assert loop.time() - start >= 3600
+            asyncio.create_task(sleeper(), name="poller")
+            await asyncio.sleep(0)
+        """,
+    )
+    assert_leak_fails(result, "*Task 'poller' running sleeper(), created at test_case.py:*")
+
+
+def test_fixture_that_cleans_up_its_task_is_not_blamed(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        @pytest_asyncio.fixture
+        async def poller():
+            task = asyncio.create_task(sleeper(), name="fixture-owned")
+            yield task
+            task.cancel()
+
+        @pytest_asyncio.fixture
+        async def sloppy():
+            yield asyncio.create_task(sleeper(), name="fixture-leak")
+
+        async def test_uses_clean_fixture(poller):
+            await asyncio.sleep(0)
+
+        async def test_leak(sloppy):
+            await asyncio.sleep(0)
+        """,
+    )
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_leak*", "*Task 'fixture-leak'*"])
+    result.stdout.no_fnmatch_line("*fixture-owned*")
+
+
+def test_plugin_disabled_leaves_leaks_alone(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        async def test_leak():
+            asyncio.create_task(sleeper(), name="poller")
+            await asyncio.sleep(0)
+        """,
+        "-p",
+        "no:aiotestkit",
+    )
+    result.assert_outcomes(passed=2)
