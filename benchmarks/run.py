@@ -306,6 +306,11 @@ def scenario_overhead(runner: Runner) -> tuple[list[Result], dict[str, Result]]:
         "collect, aiotestkit loaded": ["--collect-only"],
         "run, aiotestkit disabled (-p no:aiotestkit)": ["-p", "no:aiotestkit"],
         "run, aiotestkit loaded": [],
+        # Where this aiotestkit has hygiene checks: their share of the overhead.
+        "run, aiotestkit loaded, hygiene off (-o aiotestkit_hygiene=off)": [
+            "-o",
+            "aiotestkit_hygiene=off",
+        ],
     }
     results = [Result(name) for name in variants]
 
