@@ -724,6 +724,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "or benchmarks/RESULTS-quick.md with --quick)",
     )
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("aiotestkit") is None:
+        parser.exit(
+            2,
+            f"{sys.executable} cannot import aiotestkit: run this with the project's venv, "
+            "after `pip install -e '.[test,bench]'`\n",
+        )
     sizes = QUICK if args.quick else FULL
     if args.repeats:
         sizes = Sizes(**{**sizes.__dict__, "repeats": args.repeats})
