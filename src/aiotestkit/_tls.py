@@ -54,6 +54,7 @@ class CertificateAuthority(trustme.CA):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._leaf_certificates: dict[tuple[str, ...], trustme.LeafCert] = {}
         self._sni_contexts: dict[str, ssl.SSLContext] = {}
+        self._shared_contexts: dict[str, ssl.SSLContext] = {}
         self._lock = threading.Lock()
 
     def leaf_certificate(self, *hostnames: str) -> trustme.LeafCert:
@@ -153,6 +154,23 @@ class CertificateAuthority(trustme.CA):
         """
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self.configure_trust(context)
+        return context
+
+    def _shared_context(self, kind: str) -> ssl.SSLContext:
+        """The ``"client"`` or ``"sni_server"`` context aiotestkit's own objects share.
+
+        Building an :class:`ssl.SSLContext` and loading a certificate into it costs about
+        a millisecond, paid per test when every redirector and server built its own.
+        Nothing in aiotestkit changes these contexts after building them; code that wants
+        to change a context takes its own from :meth:`client_context` or
+        :meth:`sni_server_context`.
+        """
+        with self._lock:
+            context = self._shared_contexts.get(kind)
+        if context is None:
+            context = self.client_context() if kind == "client" else self.sni_server_context()
+            with self._lock:
+                context = self._shared_contexts.setdefault(kind, context)
         return context
 
     def expired_server_context(self, *hostnames: str) -> ssl.SSLContext:
