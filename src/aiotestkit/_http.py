@@ -101,7 +101,7 @@ class CaseControlledTestServer(RawTestServer):
             raise ValueError("scheme='http' cannot serve with an SSL context; use 'https'")
         if scheme == "https" and ssl is None:
             authority = certificate_authority or default_certificate_authority()
-            ssl = authority._shared_context("sni_server")
+            ssl = authority._shared_sni_server_context()
         super().__init__(self._handle_request, scheme=scheme, host=host, port=port, **kwargs)
         self._server_ssl = ssl
         self._exchanges: dict[int, _Exchange] = {}

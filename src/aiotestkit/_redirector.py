@@ -102,7 +102,7 @@ class AiohttpRedirector:
         connector = aiohttp.TCPConnector(
             resolver=self.resolver,
             use_dns_cache=False,
-            ssl=self.certificate_authority._shared_context("client"),
+            ssl=self.certificate_authority._shared_client_context(),
         )
         self._session = aiohttp.ClientSession(connector=connector)
 

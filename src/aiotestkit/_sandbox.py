@@ -110,9 +110,6 @@ _TrustSettings = tuple[ssl.VerifyMode, bool, ssl.VerifyFlags, ssl.Options, Any, 
 _client_contexts: weakref.WeakKeyDictionary[
     CertificateAuthority, dict[_TrustSettings, ssl.SSLContext]
 ] = weakref.WeakKeyDictionary()
-_server_contexts: weakref.WeakKeyDictionary[CertificateAuthority, ssl.SSLContext] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def _trusting_context(authority: CertificateAuthority, like: ssl.SSLContext) -> ssl.SSLContext:
@@ -137,13 +134,6 @@ def _trusting_context(authority: CertificateAuthority, like: ssl.SSLContext) -> 
         context.maximum_version = like.maximum_version
         authority.configure_trust(context)
         cache[settings] = context
-    return context
-
-
-def _sni_context(authority: CertificateAuthority) -> ssl.SSLContext:
-    context = _server_contexts.get(authority)
-    if context is None:
-        context = _server_contexts[authority] = authority.sni_server_context()
     return context
 
 
@@ -482,7 +472,7 @@ class NetworkSandbox:
         if known is not None:
             return known
         loop = asyncio.get_running_loop()
-        server_context = _sni_context(self.certificate_authority)
+        server_context = self.certificate_authority._shared_sni_server_context()
         server: object = self._started_for.get(id(target), target)
         if isinstance(server, BaseTestServer):
             pass

@@ -23,7 +23,6 @@ from ._transport import (
     _CLOSE_TIMEOUT,
     _new_socket_path,
     _remove_socket,
-    _sni_server_context,
     _wait_all,
     select_transports,
 )
@@ -299,7 +298,7 @@ class StreamConnection:
         start_tls = getattr(self._writer, "start_tls", None)
         if start_tls is None:  # Python 3.10
             raise RuntimeError("start_tls() needs Python 3.11 or later (StreamWriter.start_tls)")
-        context = ssl or _sni_server_context(self._server.certificate_authority)
+        context = ssl or self._server.certificate_authority._shared_sni_server_context()
         try:
             await start_tls(context, ssl_handshake_timeout=timeout)
         except asyncio.TimeoutError:  # pragma: no cover - depends on the client
@@ -456,7 +455,7 @@ class CaseControlledStreamServer:
             raise ValueError(f"ssl is for transport='tls', not {self.transport!r}")
         self.certificate_authority = certificate_authority or default_certificate_authority()
         if self.transport == "tls" and ssl is None:
-            ssl = _sni_server_context(self.certificate_authority)
+            ssl = self.certificate_authority._shared_sni_server_context()
         self.ssl = ssl
         self.host: str | None = None if self.transport == "unix" else host
         self.port: int | None = port

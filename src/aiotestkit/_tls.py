@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import ssl
 import threading
+from collections.abc import Callable
 
 import trustme
 
@@ -156,22 +157,33 @@ class CertificateAuthority(trustme.CA):
         self.configure_trust(context)
         return context
 
-    def _shared_context(self, kind: str) -> ssl.SSLContext:
-        """The ``"client"`` or ``"sni_server"`` context aiotestkit's own objects share.
+    def _shared(self, name: str, build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        """Return the context ``build`` makes, built once per authority and shared.
 
         Building an :class:`ssl.SSLContext` and loading a certificate into it costs about
-        a millisecond, paid per test when every redirector and server built its own.
-        Nothing in aiotestkit changes these contexts after building them; code that wants
-        to change a context takes its own from :meth:`client_context` or
-        :meth:`sni_server_context`.
+        a millisecond, paid per test when every server and client built its own.
+        Nothing in aiotestkit changes a shared context after building it; code that
+        wants to change one takes its own from the public methods.
         """
         with self._lock:
-            context = self._shared_contexts.get(kind)
+            context = self._shared_contexts.get(name)
         if context is None:
-            context = self.client_context() if kind == "client" else self.sni_server_context()
+            context = build()
             with self._lock:
-                context = self._shared_contexts.setdefault(kind, context)
+                context = self._shared_contexts.setdefault(name, context)
         return context
+
+    def _shared_client_context(self) -> ssl.SSLContext:
+        """:meth:`client_context`, shared by aiotestkit's own clients; do not modify it."""
+        return self._shared("client", self.client_context)
+
+    def _shared_server_context(self) -> ssl.SSLContext:
+        """:meth:`server_context` for the loopback names, shared; do not modify it."""
+        return self._shared("server", self.server_context)
+
+    def _shared_sni_server_context(self) -> ssl.SSLContext:
+        """:meth:`sni_server_context`, shared by aiotestkit's own servers; do not modify it."""
+        return self._shared("sni_server", self.sni_server_context)
 
     def expired_server_context(self, *hostnames: str) -> ssl.SSLContext:
         """Return a server context whose certificate for ``hostnames`` expired a day ago.

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import traceback
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -141,39 +140,6 @@ def _unused_tcp_port(host: str) -> int:
         return port
 
 
-_contexts: weakref.WeakKeyDictionary[
-    CertificateAuthority, tuple[ssl_module.SSLContext, ssl_module.SSLContext]
-] = weakref.WeakKeyDictionary()
-
-
-def _tls_contexts(
-    authority: CertificateAuthority,
-) -> tuple[ssl_module.SSLContext, ssl_module.SSLContext]:
-    """Return the server and client contexts for ``authority``, built once and shared.
-
-    Loading a certificate into a context costs about a millisecond; a test suite that
-    runs every test over TLS pays it once per authority instead of twice per test.
-    """
-    contexts = _contexts.get(authority)
-    if contexts is None:
-        contexts = (authority.server_context(), authority.client_context())
-        _contexts[authority] = contexts
-    return contexts
-
-
-_sni_contexts: weakref.WeakKeyDictionary[CertificateAuthority, ssl_module.SSLContext] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _sni_server_context(authority: CertificateAuthority) -> ssl_module.SSLContext:
-    """Return ``authority.sni_server_context()``, built once per authority and shared."""
-    context = _sni_contexts.get(authority)
-    if context is None:
-        context = _sni_contexts[authority] = authority.sni_server_context()
-    return context
-
-
 def _callable_name(function: object) -> str:
     name = getattr(function, "__qualname__", None) or type(function).__qualname__
     return f"{name}()"
@@ -241,7 +207,8 @@ class TransportContext:
         """The client context for ``"tls"``, trusting the test CA; shared, do not modify."""
         if self.name == "tls":
             authority = certificate_authority or default_certificate_authority()
-            self.server_ssl, self.client_ssl = _tls_contexts(authority)
+            self.server_ssl = authority._shared_server_context()
+            self.client_ssl = authority._shared_client_context()
         self._port: int | None = None
         self._socket_path: str | None = None
         self._servers: list[asyncio.AbstractServer] = []
