@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from quotation import Kraken, PayloadError, QuotationError
 
 from aiotestkit import AiohttpRedirector, CaseControlledTestServer, CertificateAuthority
@@ -30,16 +28,6 @@ TICKER = {
         }
     },
 }
-
-
-@pytest_asyncio.fixture
-async def kraken_server(
-    aiohttp_redirector: AiohttpRedirector,
-) -> AsyncIterator[CaseControlledTestServer]:
-    """A case-controlled HTTPS server standing in for api.kraken.com."""
-    async with CaseControlledTestServer(scheme="https") as server:
-        aiohttp_redirector.add_server("api.kraken.com", 443, server)
-        yield server
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-import pytest_asyncio
 from quotation import PayloadError, QuotationError
 from retrying import RetryingKraken
 
@@ -22,15 +20,6 @@ from aiotestkit import AiohttpRedirector, CaseControlledTestServer, VirtualClock
 pytestmark = pytest.mark.asyncio
 
 TICKER = {"error": [], "result": {"XXBTZUSD": {"c": ["3602.20000", "0.01000000"]}}}
-
-
-@pytest_asyncio.fixture
-async def kraken_server(
-    aiohttp_redirector: AiohttpRedirector,
-) -> AsyncIterator[CaseControlledTestServer]:
-    async with CaseControlledTestServer(scheme="https") as server:
-        aiohttp_redirector.add_server("api.kraken.com", 443, server)
-        yield server
 
 
 @pytest.fixture

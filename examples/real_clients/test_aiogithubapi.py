@@ -9,10 +9,8 @@ CA. Every response below is written by the test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from aiogithubapi import (
     GitHubAPI,
     GitHubAuthenticationException,
@@ -20,24 +18,9 @@ from aiogithubapi import (
     GitHubRatelimitException,
 )
 
-from aiotestkit import AiohttpRedirector, CaseControlledTestServer
+from aiotestkit import CaseControlledTestServer
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def github_server(
-    aiohttp_redirector: AiohttpRedirector,
-) -> AsyncIterator[CaseControlledTestServer]:
-    async with CaseControlledTestServer(scheme="https") as server:
-        aiohttp_redirector.add_server("api.github.com", 443, server)
-        yield server
-
-
-@pytest_asyncio.fixture
-async def github(aiohttp_redirector: AiohttpRedirector) -> GitHubAPI:
-    # The client looks up the running loop when it is built: build it on the test's loop.
-    return GitHubAPI(token="test-token", session=aiohttp_redirector.session)
 
 
 async def test_repos_get(github: GitHubAPI, github_server: CaseControlledTestServer) -> None:

@@ -9,29 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from aiogithubapi import GitHubAPI, GitHubConnectionException
 
-from aiotestkit import AiohttpRedirector, CaseControlledTestServer, VirtualClock
+from aiotestkit import CaseControlledTestServer, VirtualClock
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest_asyncio.fixture
-async def github_server(
-    aiohttp_redirector: AiohttpRedirector,
-) -> AsyncIterator[CaseControlledTestServer]:
-    async with CaseControlledTestServer(scheme="https") as server:
-        aiohttp_redirector.add_server("api.github.com", 443, server)
-        yield server
-
-
-@pytest_asyncio.fixture
-async def github(aiohttp_redirector: AiohttpRedirector) -> GitHubAPI:
-    return GitHubAPI(token="test-token", session=aiohttp_redirector.session)
 
 
 async def test_default_timeout_of_20_seconds(
