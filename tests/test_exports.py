@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import aiotestkit
 
 
@@ -73,3 +75,18 @@ def test_mock_module_public_names() -> None:
         doc = getattr(aiotestkit.mock, name).__doc__
         assert doc, f"aiotestkit.mock.{name} has no docstring"
         assert "Example" in doc, f"aiotestkit.mock.{name}'s docstring has no example"
+
+
+def test_every_public_method_is_documented_with_an_example() -> None:
+    """Properties are nouns and may go without an example; methods may not."""
+    missing = []
+    for name in aiotestkit.__all__:
+        cls = getattr(aiotestkit, name)
+        if not inspect.isclass(cls) or issubclass(cls, BaseException):
+            continue
+        for attribute, value in vars(cls).items():
+            if attribute.startswith("_") or not inspect.isfunction(value):
+                continue
+            if "Example" not in (inspect.getdoc(value) or ""):
+                missing.append(f"{name}.{attribute}")
+    assert missing == []

@@ -80,10 +80,18 @@ class LoopExtension(Protocol):
     """
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start acting on ``loop``."""
+        """Start acting on ``loop``.
+
+        Example:
+            >>> clock.attach(asyncio.get_running_loop())
+        """
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Stop acting on ``loop`` and restore what ``attach`` changed."""
+        """Stop acting on ``loop`` and restore what ``attach`` changed.
+
+        Example:
+            >>> clock.detach(loop)
+        """
 
 
 @runtime_checkable

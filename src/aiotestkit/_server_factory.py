@@ -92,6 +92,11 @@ class CaseControlledServerFactory(Generic[_S]):
         Warns:
             aiotestkit.UnansweredRequestsWarning: from each HTTP server that still
                 held requests, as :meth:`aiotestkit.CaseControlledTestServer.close` warns.
+
+        Example:
+            >>> factory = CaseControlledServerFactory(CaseControlledTestServer)
+            >>> server = await factory(scheme="https")
+            >>> await factory.close()
         """
         self._closed = True
         first_error: Exception | None = None

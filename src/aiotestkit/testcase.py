@@ -256,6 +256,12 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
         The resources are closed by a cleanup (:meth:`addAsyncCleanup`) registered
         here, so they are closed after :meth:`asyncTearDown`, and also when a later
         part of the set-up fails.
+
+        Example:
+            >>> class TestClient(NetworkTestCase):
+            ...     async def asyncSetUp(self) -> None:
+            ...         await super().asyncSetUp()
+            ...         self.server = await self.case_controlled_server_factory()
         """
         resources = contextlib.AsyncExitStack()
         self.addAsyncCleanup(resources.aclose)
@@ -348,14 +354,34 @@ class NetworkAioHTTPTestCase(NetworkTestCase, AioHTTPTestCase):
     """Serve the application over HTTPS with the test CA's certificate."""
 
     async def get_server(self, app: web.Application) -> TestServer:
-        """Return the test server, started over TLS when :attr:`use_tls` is set."""
+        """Return the test server, started over TLS when :attr:`use_tls` is set.
+
+        Args:
+            app: the application under test (from :meth:`get_application`).
+
+        Returns:
+            The started :class:`aiohttp.test_utils.TestServer`.
+
+        Example:
+            >>> server = await self.get_server(web.Application())
+        """
         server = await super().get_server(app)
         if self.use_tls:
             await server.start_server(ssl=self.ssl_ctx)
         return server
 
     async def get_client(self, server: TestServer) -> TestClient[web.Request, web.Application]:
-        """Return the test client, trusting the test CA when :attr:`use_tls` is set."""
+        """Return the test client, trusting the test CA when :attr:`use_tls` is set.
+
+        Args:
+            server: the server from :meth:`get_server`.
+
+        Returns:
+            A :class:`aiohttp.test_utils.TestClient` for ``server``.
+
+        Example:
+            >>> client = await self.get_client(server)
+        """
         if not self.use_tls:
             return await super().get_client(server)
         connector = aiohttp.TCPConnector(ssl=self.client_ssl_ctx)
