@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import textwrap
 
 import pytest
@@ -491,6 +492,41 @@ async def test_library_api_hang_guard_cancels_the_guarded_task() -> None:
     assert isinstance(error, HangTimeout)
     assert "Task 'stuck'" in str(error)
     instrumentation.check()
+
+
+@pytest.mark.asyncio
+@pytest.mark.hang_timeout(0)  # the plugin's own guard would be armed around this test
+async def test_hang_guard_restores_the_sigalrm_handler_and_the_timer() -> None:
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    async with LoopInstrumentation(hang_timeout=None) as instrumentation:
+        instrumentation.start_hang_guard(5.0, task=asyncio.current_task())
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
+        assert instrumentation.stop_hang_guard() is None
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.hang_timeout(0)
+async def test_hang_guard_leaves_a_sigalrm_handler_of_the_test_alone() -> None:
+    alarms: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        alarms.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        async with LoopInstrumentation(hang_timeout=None) as instrumentation:
+            task = asyncio.create_task(asyncio.Event().wait(), name="stuck")
+            instrumentation.start_hang_guard(0.1, task=task)  # falls back to a thread
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            error = instrumentation.stop_hang_guard()
+        assert isinstance(error, HangTimeout)
+        assert signal.getsignal(signal.SIGALRM) is handler
+        assert alarms == []
+    finally:
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.asyncio

