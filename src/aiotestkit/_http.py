@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl as ssl_module
-import sys
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -16,22 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import RawTestServer
 
 from ._instrumentation import register_probe
+from ._timeouts import DEFAULT_TIMEOUT, check_timeout, get_within
 from ._tls import CertificateAuthority, default_certificate_authority
 from .errors import ReceiveTimeout, RequestNotPending, UnansweredRequestsWarning
 
 __all__ = ["CaseControlledTestServer"]
-
-DEFAULT_TIMEOUT = 5.0
-"""Seconds a ``receive_*`` call waits for the client before it raises."""
-
-
-def _check_timeout(timeout: float) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
-    if not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
-
 
 _CLIENT_CLOSED = "its client closed the connection before the answer"
 
@@ -223,17 +211,10 @@ class CaseControlledTestServer(RawTestServer):
             >>> request.method, request.path_qs
             ('GET', '/0/public/Ticker?pair=XXBTZUSD')
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         self._check_open("receive a request")
         try:
-            if sys.version_info >= (3, 11):
-                # No task per call, as 3.10/3.11's wait_for starts; a waiting request is
-                # returned without yielding to the loop, as on Python >= 3.12.
-                async with asyncio.timeout(timeout):
-                    return await self._received.get()
-            if not self._received.empty():
-                return self._received.get_nowait()
-            return await asyncio.wait_for(self._received.get(), timeout)
+            return await get_within(self._received, timeout)
         except asyncio.TimeoutError:
             raise ReceiveTimeout(
                 f"{self!r} received no request within {timeout:g} s; "
@@ -345,7 +326,7 @@ class CaseControlledTestServer(RawTestServer):
             ...     await client_task
             >>> await server.wait_for_disconnect(request)
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         exchange = self._exchanges.get(id(request))
         if exchange is None or exchange.request is not request or exchange.response.done():
             finished = self._finished.get(id(request))

@@ -17,7 +17,7 @@ import warnings
 from types import TracebackType
 from typing import Any
 
-from ._http import DEFAULT_TIMEOUT, _check_timeout
+from ._timeouts import DEFAULT_TIMEOUT, check_timeout, get_within
 from ._tls import CertificateAuthority, default_certificate_authority
 from ._transport import (
     _CLOSE_TIMEOUT,
@@ -228,7 +228,7 @@ class StreamConnection:
         Example:
             >>> await connection.send(b"250 OK\r\n")
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         self._check_open(f"send {_preview(bytes(data))}")
         self._writer.write(data)
         try:
@@ -285,7 +285,7 @@ class StreamConnection:
             >>> await connection.send(b"220 Ready to start TLS\r\n")
             >>> await connection.start_tls()
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         self._check_open("start TLS")
         if self._tls:
             raise RuntimeError(f"cannot start TLS on {self!r}: it runs TLS already")
@@ -345,7 +345,7 @@ class StreamConnection:
     # -- internals ---------------------------------------------------------------------
 
     def _deadline(self, timeout: float) -> float:
-        _check_timeout(timeout)
+        check_timeout(timeout)
         self._check_open("receive")
         return asyncio.get_running_loop().time() + timeout
 
@@ -565,7 +565,7 @@ class CaseControlledStreamServer:
         Example:
             >>> connection = await server.receive_connection(timeout=1.0)
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if self._closed:
             raise RuntimeError(f"cannot receive a connection: {self!r} is closed")
         if self._server is None:
@@ -574,7 +574,7 @@ class CaseControlledStreamServer:
                 "'async with server:' or 'await server.start_server()'"
             )
         try:
-            connection = await asyncio.wait_for(self._received.get(), timeout)
+            connection = await get_within(self._received, timeout)
         except asyncio.TimeoutError:
             raise ReceiveTimeout(
                 f"no client connected to {self!r} within {timeout:g} s "

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ._http import _check_timeout
+from ._timeouts import check_timeout
 from ._tls import CertificateAuthority, default_certificate_authority
 from .errors import HandlerError
 
@@ -200,7 +200,7 @@ class TransportContext:
     ) -> None:
         (self.name,) = select_transports([name], source="TransportContext")
         self.host = host
-        self.handler_timeout = _check_timeout(handler_timeout)
+        self.handler_timeout = check_timeout(handler_timeout)
         self.server_ssl: ssl_module.SSLContext | None = None
         """The server context for ``"tls"`` (``None`` otherwise); shared, do not modify."""
         self.client_ssl: ssl_module.SSLContext | None = None

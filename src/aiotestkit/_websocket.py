@@ -20,7 +20,8 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-from ._http import DEFAULT_TIMEOUT, CaseControlledTestServer, _check_timeout
+from ._http import CaseControlledTestServer
+from ._timeouts import DEFAULT_TIMEOUT, check_timeout, get_within
 from .errors import (
     ClientClosedConnection,
     ReceiveTimeout,
@@ -154,7 +155,7 @@ class WebSocketConnection:
         Example:
             >>> await connection.accept(protocols=["v2.kraken"])
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         self._check_undecided("accept")
         response = web.WebSocketResponse(protocols=tuple(protocols), timeout=DEFAULT_TIMEOUT)
         if headers:
@@ -213,10 +214,10 @@ class WebSocketConnection:
             >>> message.type, message.data
             (<WSMsgType.TEXT: 1>, '{"method": "ping"}')
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         await self._ensure_accepted("receive")
         try:
-            message = await asyncio.wait_for(self._messages.get(), timeout)
+            message = await get_within(self._messages, timeout)
         except asyncio.TimeoutError:
             raise ReceiveTimeout(
                 f"{self!r} waited {timeout:g} s for a message from the client; "
@@ -403,7 +404,7 @@ class WebSocketConnection:
         Example:
             >>> await connection.close(1001, "maintenance")
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         if self._closed_by_test:
             return
         ws = await self._ensure_accepted("close")
@@ -441,7 +442,7 @@ class WebSocketConnection:
         return ws
 
     async def _send(self, sending: Any, what: str, timeout: float) -> None:
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         try:
             await asyncio.wait_for(sending, timeout)
         except asyncio.TimeoutError:
@@ -594,10 +595,10 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
             >>> connection.path, connection.headers["User-Agent"]
             ('/v2', 'btschwertfeger/python-kraken-sdk')
         """
-        timeout = _check_timeout(timeout)
+        timeout = check_timeout(timeout)
         self._check_open("receive a WebSocket connection")
         try:
-            connection = await asyncio.wait_for(self._received_websockets.get(), timeout)
+            connection = await get_within(self._received_websockets, timeout)
         except asyncio.TimeoutError:
             raise ReceiveTimeout(
                 f"no WebSocket client connected to {self!r} within {timeout:g} s "
