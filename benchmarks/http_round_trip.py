@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _pytest_timing import EMPTY_TESTS, pytest_seconds
 
 from aiotestkit import AiohttpRedirector, CaseControlledTestServer
 
@@ -56,30 +56,6 @@ async def test_get(i, aiohttp_redirector):
             assert await response.json() == {{"ok": True}}
 """
 
-EMPTY_BODY = """
-import pytest
-
-@pytest.mark.parametrize("i", range({n}))
-@pytest.mark.asyncio
-async def test_empty(i):
-    pass
-"""
-
-INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-
-
-def _pytest_seconds(directory: Path, body: str, n: int) -> float:
-    (directory / "test_bench.py").write_text(body.format(n=n))
-    (directory / "pytest.ini").write_text(INI)
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory)],
-        check=True,
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -99,8 +75,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        empty = [_pytest_seconds(directory, EMPTY_BODY, args.tests) for _ in range(args.repeats)]
-        full = [_pytest_seconds(directory, TEST_BODY, args.tests) for _ in range(args.repeats)]
+        empty = [
+            pytest_seconds(directory, EMPTY_TESTS.format(n=args.tests))
+            for _ in range(args.repeats)
+        ]
+        full = [
+            pytest_seconds(directory, TEST_BODY.format(n=args.tests)) for _ in range(args.repeats)
+        ]
     per_test = (statistics.median(full) - statistics.median(empty)) / args.tests
     print(
         f"{args.tests} empty async tests: median {statistics.median(empty):.2f} s; "

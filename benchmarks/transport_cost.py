@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _pytest_timing import EMPTY_TESTS, pytest_seconds
 
 from aiotestkit import CaseControlledStreamServer, TransportContext, default_certificate_authority
 from aiotestkit._transport import TRANSPORT_NAMES
@@ -107,30 +107,6 @@ async def test_round_trip(i, transport):
     assert await reader.readline() == b"ping\\n"
 """
 
-EMPTY_BODY = """
-import pytest
-
-@pytest.mark.parametrize("i", range({n}))
-@pytest.mark.asyncio
-async def test_empty(i):
-    pass
-"""
-
-INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
-
-
-def _pytest_seconds(directory: Path, body: str) -> float:
-    (directory / "test_bench.py").write_text(body)
-    (directory / "pytest.ini").write_text(INI)
-    start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory)],
-        check=True,
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -154,13 +130,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         empty = statistics.median(
-            _pytest_seconds(directory, EMPTY_BODY.format(n=args.tests))
+            pytest_seconds(directory, EMPTY_TESTS.format(n=args.tests))
             for _ in range(args.repeats)
         )
         print(f"{args.tests} empty async tests: median {empty:.2f} s")
         for name in TRANSPORT_NAMES:
             body = TEST_BODY.format(name=name, n=args.tests)
-            full = statistics.median(_pytest_seconds(directory, body) for _ in range(args.repeats))
+            full = statistics.median(pytest_seconds(directory, body) for _ in range(args.repeats))
             per_test = (full - empty) / args.tests
             print(
                 f"{args.tests} transport tests over {name}: median {full:.2f} s; "
