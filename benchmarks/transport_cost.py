@@ -25,7 +25,7 @@ from pathlib import Path
 from _pytest_timing import EMPTY_TESTS, pytest_seconds
 
 from aiotestkit import CaseControlledStreamServer, TransportContext, default_certificate_authority
-from aiotestkit._transport import TRANSPORT_NAMES
+from aiotestkit._core import TRANSPORT_NAMES
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

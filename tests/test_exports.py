@@ -90,3 +90,10 @@ def test_every_public_method_is_documented_with_an_example() -> None:
             if "Example" not in (inspect.getdoc(value) or ""):
                 missing.append(f"{name}.{attribute}")
     assert missing == []
+
+
+def test_public_classes_report_the_public_module() -> None:
+    for name in aiotestkit.__all__:
+        obj = getattr(aiotestkit, name)
+        module = getattr(obj, "__module__", None)
+        assert module in ("aiotestkit", "aiotestkit.errors", "aiotestkit.testcase"), (name, module)

@@ -15,7 +15,7 @@ from aiotestkit import (
     HygieneWarning,
     LoopInstrumentation,
 )
-from aiotestkit._instrumentation import register_probe, report_issue
+from aiotestkit._loop import register_probe, report_issue
 
 INI = """
 [pytest]
@@ -569,7 +569,7 @@ def test_components_report_refused_connections_into_the_test(pytester: pytest.Py
     result = run(
         pytester,
         """
-        from aiotestkit._instrumentation import report_issue
+        from aiotestkit._loop import report_issue
 
         async def test_leak():
             assert report_issue(

@@ -309,7 +309,7 @@ def test_ini_option_in_auto_mode_and_unittest_cases_are_left_alone(
         import asyncio
         import unittest
 
-        import aiotestkit._sandbox
+        import aiotestkit._network._sandbox
 
         async def test_auto_mode_test_is_sandboxed():
             assert "getaddrinfo" in vars(asyncio.get_running_loop())
@@ -317,7 +317,7 @@ def test_ini_option_in_auto_mode_and_unittest_cases_are_left_alone(
         class TestCase(unittest.IsolatedAsyncioTestCase):
             async def test_unittest_case_is_not(self):
                 # no sandbox at all, not even one on another loop
-                assert aiotestkit._sandbox._active is None
+                assert aiotestkit._network._sandbox._active is None
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)

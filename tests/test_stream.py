@@ -21,7 +21,7 @@ from aiotestkit import (
     UnfinishedConnectionsWarning,
     default_certificate_authority,
 )
-from aiotestkit._transport import TRANSPORT_NAMES
+from aiotestkit._core import TRANSPORT_NAMES
 
 pytestmark = pytest.mark.asyncio
 

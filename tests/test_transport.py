@@ -13,7 +13,7 @@ from aiotestkit import (
     TransportContext,
     default_certificate_authority,
 )
-from aiotestkit._transport import TRANSPORT_NAMES, select_transports
+from aiotestkit._core import TRANSPORT_NAMES, select_transports
 
 pytestmark = pytest.mark.asyncio
 

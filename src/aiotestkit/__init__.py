@@ -4,25 +4,25 @@ The implementation lives in private modules; this module pulls the public API
 together in one place. Anything not listed in ``__all__`` is private.
 """
 
-from ._clock import VirtualClock as VirtualClock
-from ._http import CaseControlledTestServer as CaseControlledTestServer
-from ._hygiene import HygieneIssue as HygieneIssue
-from ._hygiene import HygieneReport as HygieneReport
-from ._instrumentation import LoopExtension as LoopExtension
-from ._instrumentation import LoopInstrumentation as LoopInstrumentation
-from ._redirector import AiohttpRedirector as AiohttpRedirector
-from ._resolver import FakeResolver as FakeResolver
-from ._sandbox import BlockedConnection as BlockedConnection
-from ._sandbox import NetworkSandbox as NetworkSandbox
-from ._sandbox import UnverifiedTLSConnection as UnverifiedTLSConnection
-from ._server_factory import CaseControlledServerFactory as CaseControlledServerFactory
-from ._stream import CaseControlledStreamServer as CaseControlledStreamServer
-from ._stream import StreamConnection as StreamConnection
-from ._tls import CertificateAuthority as CertificateAuthority
-from ._tls import default_certificate_authority as default_certificate_authority
-from ._transport import TransportContext as TransportContext
-from ._websocket import CaseControlledWebSocketServer as CaseControlledWebSocketServer
-from ._websocket import WebSocketConnection as WebSocketConnection
+from ._core import CertificateAuthority as CertificateAuthority
+from ._core import default_certificate_authority as default_certificate_authority
+from ._loop import HygieneIssue as HygieneIssue
+from ._loop import HygieneReport as HygieneReport
+from ._loop import LoopExtension as LoopExtension
+from ._loop import LoopInstrumentation as LoopInstrumentation
+from ._loop import VirtualClock as VirtualClock
+from ._network import AiohttpRedirector as AiohttpRedirector
+from ._network import BlockedConnection as BlockedConnection
+from ._network import FakeResolver as FakeResolver
+from ._network import NetworkSandbox as NetworkSandbox
+from ._network import TransportContext as TransportContext
+from ._network import UnverifiedTLSConnection as UnverifiedTLSConnection
+from ._servers import CaseControlledServerFactory as CaseControlledServerFactory
+from ._servers import CaseControlledStreamServer as CaseControlledStreamServer
+from ._servers import CaseControlledTestServer as CaseControlledTestServer
+from ._servers import CaseControlledWebSocketServer as CaseControlledWebSocketServer
+from ._servers import StreamConnection as StreamConnection
+from ._servers import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
 from .errors import ClientClosedConnection as ClientClosedConnection
@@ -87,3 +87,17 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def _report_public_module() -> None:
+    # As trio does: classes and functions defined in the private layers report the
+    # module users import them from, so reprs, tracebacks and docs show
+    # ``aiotestkit.CaseControlledTestServer``, not ``aiotestkit._servers._http``.
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("aiotestkit._"):
+            obj.__module__ = __name__
+
+
+_report_public_module()
+del _report_public_module

@@ -14,7 +14,7 @@ import socket
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._hygiene import HygieneReport
+    from ._loop import HygieneReport
 
 __all__ = [
     "AiotestkitError",

@@ -22,17 +22,27 @@ import pytest_asyncio
 import trustme
 from aiohttp.test_utils import unused_port
 
-from ._clock import VirtualClock
-from ._http import CaseControlledTestServer
-from ._hygiene import MODES, resolve_modes
-from ._instrumentation import DEFAULT_HANG_TIMEOUT, LoopInstrumentation, is_attached
-from ._redirector import AiohttpRedirector
-from ._sandbox import NetworkSandbox
-from ._server_factory import CaseControlledServerFactory
-from ._stream import CaseControlledStreamServer
-from ._tls import CertificateAuthority, default_certificate_authority
-from ._transport import TRANSPORT_NAMES, TransportContext, select_transports
-from ._websocket import CaseControlledWebSocketServer
+from ._core import (
+    TRANSPORT_NAMES,
+    CertificateAuthority,
+    default_certificate_authority,
+    select_transports,
+)
+from ._loop import (
+    DEFAULT_HANG_TIMEOUT,
+    MODES,
+    LoopInstrumentation,
+    VirtualClock,
+    is_attached,
+    resolve_modes,
+)
+from ._network import AiohttpRedirector, NetworkSandbox, TransportContext
+from ._servers import (
+    CaseControlledServerFactory,
+    CaseControlledStreamServer,
+    CaseControlledTestServer,
+    CaseControlledWebSocketServer,
+)
 
 CaseControlledStreamServerFactory = CaseControlledServerFactory[CaseControlledStreamServer]
 CaseControlledWebSocketServerFactory = CaseControlledServerFactory[CaseControlledWebSocketServer]

@@ -22,15 +22,15 @@ import trustme
 from aiohttp import web
 from aiohttp.test_utils import AioHTTPTestCase, TestClient, TestServer, unused_port
 
-from ._clock import VirtualClock
-from ._http import CaseControlledTestServer
-from ._instrumentation import LoopInstrumentation
-from ._redirector import AiohttpRedirector
-from ._sandbox import NetworkSandbox
-from ._server_factory import CaseControlledServerFactory
-from ._stream import CaseControlledStreamServer
-from ._tls import CertificateAuthority, default_certificate_authority
-from ._websocket import CaseControlledWebSocketServer
+from ._core import CertificateAuthority, default_certificate_authority
+from ._loop import LoopInstrumentation, VirtualClock
+from ._network import AiohttpRedirector, NetworkSandbox
+from ._servers import (
+    CaseControlledServerFactory,
+    CaseControlledStreamServer,
+    CaseControlledTestServer,
+    CaseControlledWebSocketServer,
+)
 from .errors import HygieneError
 
 __all__ = ["NetworkAioHTTPTestCase", "NetworkTestCase"]

@@ -14,10 +14,16 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import RawTestServer
 
-from ._instrumentation import register_probe
-from ._timeouts import DEFAULT_TIMEOUT, check_timeout, get_within
-from ._tls import CertificateAuthority, default_certificate_authority
-from .errors import ReceiveTimeout, RequestNotPending, UnansweredRequestsWarning
+from .._core import (
+    DEFAULT_TIMEOUT,
+    CertificateAuthority,
+    check_timeout,
+    default_certificate_authority,
+    get_within,
+    shared_sni_server_context,
+)
+from .._loop import register_probe
+from ..errors import ReceiveTimeout, RequestNotPending, UnansweredRequestsWarning
 
 __all__ = ["CaseControlledTestServer"]
 
@@ -89,7 +95,7 @@ class CaseControlledTestServer(RawTestServer):
             raise ValueError("scheme='http' cannot serve with an SSL context; use 'https'")
         if scheme == "https" and ssl is None:
             authority = certificate_authority or default_certificate_authority()
-            ssl = authority._shared_sni_server_context()
+            ssl = shared_sni_server_context(authority)
         super().__init__(self._handle_request, scheme=scheme, host=host, port=port, **kwargs)
         self._server_ssl = ssl
         self._exchanges: dict[int, _Exchange] = {}

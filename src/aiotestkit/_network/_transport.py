@@ -14,26 +14,30 @@ The ``transport`` pytest fixture is a :class:`TransportContext` parametrized ove
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import inspect
-import itertools
-import os
-import shutil
 import socket
 import ssl as ssl_module
-import sys
-import tempfile
-import threading
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ._timeouts import check_timeout
-from ._tls import CertificateAuthority, default_certificate_authority
-from .errors import HandlerError
+from .._core import (
+    CLOSE_TIMEOUT,
+    TRANSPORT_NAMES,
+    CertificateAuthority,
+    check_timeout,
+    default_certificate_authority,
+    new_socket_path,
+    remove_socket,
+    select_transports,
+    shared_client_context,
+    shared_server_context,
+    wait_all,
+)
+from ..errors import HandlerError
 
 __all__ = [
     "TRANSPORT_NAMES",
@@ -41,18 +45,9 @@ __all__ = [
     "select_transports",
 ]
 
-TRANSPORT_NAMES: tuple[str, ...] = ("tcp", "tls", "unix")
-"""Every transport a :class:`TransportContext` can be: plain TCP, TLS over TCP, Unix socket."""
-
 ClientConnectedCallback = Callable[
     [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None
 ]
-
-_UNIX_PATH_LIMIT = 100
-"""Bytes a Unix socket path may have: 104 on macOS and BSD, 108 on Linux, minus margin."""
-
-_CLOSE_TIMEOUT = 5.0
-"""Seconds to wait for one connection or server to finish closing at teardown."""
 
 _PROTOCOL_CALLBACKS = (
     "connection_made",
@@ -62,74 +57,6 @@ _PROTOCOL_CALLBACKS = (
     "get_buffer",
     "buffer_updated",
 )
-
-
-def select_transports(names: Iterable[str], *, source: str = "transports") -> list[str]:
-    """Check a list of transport names and return it without duplicates, in order.
-
-    Args:
-        names: transport names (str) from :data:`TRANSPORT_NAMES`.
-        source: where the names come from, for the error message (str).
-
-    Returns:
-        The names, each once, in the order given.
-
-    Raises:
-        ValueError: if a name is unknown, if no name is given, or if ``"unix"`` is
-            asked for on a platform without Unix sockets.
-        TypeError: if a name is not a str.
-
-    Example:
-        >>> select_transports(["unix", "tcp", "unix"])
-        ['unix', 'tcp']
-    """
-    selected: list[str] = []
-    for name in names:
-        if not isinstance(name, str):
-            raise TypeError(f"{source}: transport names are str, got {name!r}")
-        if name not in TRANSPORT_NAMES:
-            raise ValueError(
-                f"{source}: unknown transport {name!r}; choose from {', '.join(TRANSPORT_NAMES)}"
-            )
-        if name == "unix" and not hasattr(socket, "AF_UNIX"):
-            raise ValueError(f"{source}: this platform ({sys.platform}) has no Unix sockets")
-        if name not in selected:
-            selected.append(name)
-    if not selected:
-        raise ValueError(
-            f"{source}: no transport selected; name at least one of {', '.join(TRANSPORT_NAMES)}"
-        )
-    return selected
-
-
-_socket_directory: str | None = None
-_socket_numbers = itertools.count(1)
-_socket_lock = threading.Lock()
-
-
-def _new_socket_path() -> str:
-    """Return a fresh Unix socket path that fits in the Unix path limit.
-
-    The sockets of a process share one short temporary directory, made on first use
-    and removed when the process exits; each socket file is removed by whoever made
-    it. (Making and removing a directory per test costs milliseconds on some file
-    systems; a file costs microseconds.)
-    """
-    global _socket_directory
-    with _socket_lock:
-        if _socket_directory is None or not os.path.isdir(_socket_directory):
-            root = tempfile.gettempdir()
-            if len(os.fsencode(root)) > _UNIX_PATH_LIMIT - 30 and os.path.isdir("/tmp"):
-                root = "/tmp"  # macOS: /var/folders/xx/long-name/T is too long for sockets
-            _socket_directory = tempfile.mkdtemp(prefix="atk-", dir=root)
-            atexit.register(shutil.rmtree, _socket_directory, ignore_errors=True)
-        return os.path.join(_socket_directory, f"s{next(_socket_numbers)}")
-
-
-def _remove_socket(path: str) -> None:
-    """Remove a socket file if it is there."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
 
 
 def _unused_tcp_port(host: str) -> int:
@@ -196,7 +123,7 @@ class TransportContext:
         *,
         host: str = "127.0.0.1",
         certificate_authority: CertificateAuthority | None = None,
-        handler_timeout: float = _CLOSE_TIMEOUT,
+        handler_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         (self.name,) = select_transports([name], source="TransportContext")
         self.host = host
@@ -207,8 +134,8 @@ class TransportContext:
         """The client context for ``"tls"``, trusting the test CA; shared, do not modify."""
         if self.name == "tls":
             authority = certificate_authority or default_certificate_authority()
-            self.server_ssl = authority._shared_server_context()
-            self.client_ssl = authority._shared_client_context()
+            self.server_ssl = shared_server_context(authority)
+            self.client_ssl = shared_client_context(authority)
         self._port: int | None = None
         self._socket_path: str | None = None
         self._servers: list[asyncio.AbstractServer] = []
@@ -241,7 +168,7 @@ class TransportContext:
         """
         if self.name == "unix":
             if self._socket_path is None:
-                self._socket_path = _new_socket_path()
+                self._socket_path = new_socket_path()
             return self._socket_path
         if self._port is None:
             self._port = _unused_tcp_port(self.host)
@@ -495,7 +422,7 @@ class TransportContext:
             self._writers.clear()
         finally:
             if self._socket_path is not None:
-                _remove_socket(self._socket_path)
+                remove_socket(self._socket_path)
         self._raise_failures()
 
     async def __aenter__(self) -> TransportContext:
@@ -613,7 +540,7 @@ class TransportContext:
 
     async def _wait_connections_closed(self, connections: Sequence[asyncio.BaseTransport]) -> None:
         waiters = [self._lost[id(c)] for c in connections if id(c) in self._lost]
-        await _wait_all(waiters)
+        await wait_all(waiters)
         # A protocol whose connection_lost could not be watched (__slots__): poll.
         await _wait_until_closed([c for c in connections if id(c) not in self._lost])
 
@@ -642,7 +569,7 @@ class TransportContext:
     async def _wait_closed(self, servers: Sequence[asyncio.AbstractServer]) -> None:
         for server in servers:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), _CLOSE_TIMEOUT)
+                await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
 
     def _raise_failures(self) -> None:
         failures, self._failures = self._failures, []
@@ -672,25 +599,12 @@ def _on_connection_lost(protocol: asyncio.BaseProtocol, lost: asyncio.Future[Non
         protocol.connection_lost = connection_lost  # type: ignore[method-assign]
 
 
-async def _wait_all(waiters: Sequence[Callable[[], Awaitable[Any]]]) -> None:
-    """Await every waiter (at most :data:`_CLOSE_TIMEOUT` seconds), ignoring their errors."""
-    if not waiters:
-        return
-    tasks = [asyncio.ensure_future(waiter()) for waiter in waiters]
-    _, pending = await asyncio.wait(tasks, timeout=_CLOSE_TIMEOUT)
-    for task in pending:
-        task.cancel()
-    for task in tasks:
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved: a reset connection is not an error here
-
-
 async def _wait_until_closed(connections: Sequence[asyncio.BaseTransport]) -> None:
-    """Wait (at most :data:`_CLOSE_TIMEOUT` seconds) until every transport let go of its socket."""
+    """Wait (at most :data:`CLOSE_TIMEOUT` seconds) until every transport let go of its socket."""
     # A transport has no "closed" event for outsiders; its socket is gone once its
     # protocol saw connection_lost, so poll for that, briefly.
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + _CLOSE_TIMEOUT
+    deadline = loop.time() + CLOSE_TIMEOUT
     polls = 0
     while loop.time() < deadline and any(_is_open(c) for c in connections):
         # connection_lost runs a loop iteration or two after close(): yield first,

@@ -36,8 +36,8 @@ from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, 
 from types import FrameType, TracebackType
 from typing import Any, Protocol, TextIO, runtime_checkable
 
+from ..errors import HangTimeout, UnansweredRequestsWarning
 from ._hygiene import CHECKS, HygieneIssue, HygieneReport, resolve_modes
-from .errors import HangTimeout, UnansweredRequestsWarning
 
 __all__ = [
     "DEFAULT_HANG_TIMEOUT",

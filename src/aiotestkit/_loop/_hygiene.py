@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .errors import HygieneError, HygieneWarning
+from ..errors import HygieneError, HygieneWarning
 
 __all__ = [
     "CHECKS",

@@ -20,15 +20,15 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-from ._http import CaseControlledTestServer
-from ._timeouts import DEFAULT_TIMEOUT, check_timeout, get_within
-from .errors import (
+from .._core import DEFAULT_TIMEOUT, check_timeout, get_within
+from ..errors import (
     ClientClosedConnection,
     ReceiveTimeout,
     SendTimeout,
     UnexpectedMessage,
     UnfinishedConnectionsWarning,
 )
+from ._http import CaseControlledTestServer
 
 __all__ = ["CaseControlledWebSocketServer", "WebSocketConnection"]
 

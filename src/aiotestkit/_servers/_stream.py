@@ -17,16 +17,20 @@ import warnings
 from types import TracebackType
 from typing import Any
 
-from ._timeouts import DEFAULT_TIMEOUT, check_timeout, get_within
-from ._tls import CertificateAuthority, default_certificate_authority
-from ._transport import (
-    _CLOSE_TIMEOUT,
-    _new_socket_path,
-    _remove_socket,
-    _wait_all,
+from .._core import (
+    CLOSE_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    CertificateAuthority,
+    check_timeout,
+    default_certificate_authority,
+    get_within,
+    new_socket_path,
+    remove_socket,
     select_transports,
+    shared_sni_server_context,
+    wait_all,
 )
-from .errors import (
+from ..errors import (
     ClientClosedConnection,
     ReceiveTimeout,
     SendTimeout,
@@ -298,7 +302,7 @@ class StreamConnection:
         start_tls = getattr(self._writer, "start_tls", None)
         if start_tls is None:  # Python 3.10
             raise RuntimeError("start_tls() needs Python 3.11 or later (StreamWriter.start_tls)")
-        context = ssl or self._server.certificate_authority._shared_sni_server_context()
+        context = ssl or shared_sni_server_context(self._server.certificate_authority)
         try:
             await start_tls(context, ssl_handshake_timeout=timeout)
         except asyncio.TimeoutError:  # pragma: no cover - depends on the client
@@ -321,7 +325,7 @@ class StreamConnection:
         self._closed = True
         self._writer.close()
         with contextlib.suppress(ConnectionError, ssl_module.SSLError, asyncio.TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_TIMEOUT)
+            await asyncio.wait_for(self._writer.wait_closed(), CLOSE_TIMEOUT)
 
     def abort(self) -> None:
         """Drop the connection at once: a TCP client sees a reset (RST).
@@ -455,7 +459,7 @@ class CaseControlledStreamServer:
             raise ValueError(f"ssl is for transport='tls', not {self.transport!r}")
         self.certificate_authority = certificate_authority or default_certificate_authority()
         if self.transport == "tls" and ssl is None:
-            ssl = self.certificate_authority._shared_sni_server_context()
+            ssl = shared_sni_server_context(self.certificate_authority)
         self.ssl = ssl
         self.host: str | None = None if self.transport == "unix" else host
         self.port: int | None = port
@@ -530,7 +534,7 @@ class CaseControlledStreamServer:
             raise RuntimeError(f"cannot start {self!r}: it was started before")
         if self.transport == "unix":
             if self.path is None:
-                self.path = _new_socket_path()
+                self.path = new_socket_path()
             self._server = await asyncio.start_unix_server(self._accept, self.path)
         else:
             assert self.host is not None
@@ -627,12 +631,12 @@ class CaseControlledStreamServer:
                     connection._drop()
             if self._server is not None:
                 self._server.close()
-                await _wait_all([c._writer.wait_closed for c in self._connections])
+                await wait_all([c._writer.wait_closed for c in self._connections])
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._server.wait_closed(), _CLOSE_TIMEOUT)
+                    await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT)
         finally:
             if self.transport == "unix" and self.path is not None and self._server is not None:
-                _remove_socket(self.path)
+                remove_socket(self.path)
         if unfinished:
             listed = "; ".join(c._describe_unfinished() for c in unfinished)
             warnings.warn(

@@ -7,8 +7,8 @@ from typing import Protocol, runtime_checkable
 
 import aiohttp
 
+from .._core import CertificateAuthority, default_certificate_authority, shared_client_context
 from ._resolver import FakeResolver
-from ._tls import CertificateAuthority, default_certificate_authority
 
 __all__ = ["AiohttpRedirector", "StartedServer"]
 
@@ -102,7 +102,7 @@ class AiohttpRedirector:
         connector = aiohttp.TCPConnector(
             resolver=self.resolver,
             use_dns_cache=False,
-            ssl=self.certificate_authority._shared_client_context(),
+            ssl=shared_client_context(self.certificate_authority),
         )
         self._session = aiohttp.ClientSession(connector=connector)
 

@@ -30,12 +30,16 @@ from aiohttp.abc import ResolveResult
 from aiohttp.resolver import AsyncResolver
 from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
+from .._core import (
+    CertificateAuthority,
+    default_certificate_authority,
+    process_listens_on,
+    shared_sni_server_context,
+)
+from .._loop import is_attached, report_issue
+from ..errors import NameResolutionDenied, NetworkAccessDenied, NetworkSandboxActive
 from ._gateway import Dispatch, Gateway, Relay
-from ._instrumentation import is_attached, report_issue
-from ._local_ports import process_listens_on
 from ._resolver import _check_port, normalize_host
-from ._tls import CertificateAuthority, default_certificate_authority
-from .errors import NameResolutionDenied, NetworkAccessDenied, NetworkSandboxActive
 
 __all__ = ["BlockedConnection", "NetworkSandbox", "UnverifiedTLSConnection"]
 
@@ -472,7 +476,7 @@ class NetworkSandbox:
         if known is not None:
             return known
         loop = asyncio.get_running_loop()
-        server_context = self.certificate_authority._shared_sni_server_context()
+        server_context = shared_sni_server_context(self.certificate_authority)
         server: object = self._started_for.get(id(target), target)
         if isinstance(server, BaseTestServer):
             pass

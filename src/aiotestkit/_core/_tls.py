@@ -12,11 +12,22 @@ import datetime
 import ipaddress
 import ssl
 import threading
+import weakref
 from collections.abc import Callable
 
 import trustme
 
-__all__ = ["CertificateAuthority", "default_certificate_authority"]
+__all__ = [
+    "CertificateAuthority",
+    "client_context",
+    "default_certificate_authority",
+    "leaf_certificate",
+    "server_context",
+    "shared_client_context",
+    "shared_server_context",
+    "shared_sni_server_context",
+    "sni_server_context",
+]
 
 _LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
@@ -31,6 +42,114 @@ def _normalize_hostname(hostname: str) -> str:
     if not hostname.isascii():
         hostname = hostname.encode("idna").decode("ascii")
     return hostname.lower()
+
+
+class _AuthorityCache:
+    """What aiotestkit caches for one :class:`trustme.CA`: leaf certificates and contexts."""
+
+    def __init__(self) -> None:
+        self.leaf_certificates: dict[tuple[str, ...], trustme.LeafCert] = {}
+        self.sni_contexts: dict[str, ssl.SSLContext] = {}
+        self.shared_contexts: dict[str, ssl.SSLContext] = {}
+        self.lock = threading.Lock()
+
+
+_caches: weakref.WeakKeyDictionary[trustme.CA, _AuthorityCache] = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def _cache_of(authority: trustme.CA) -> _AuthorityCache:
+    with _caches_lock:
+        cache = _caches.get(authority)
+        if cache is None:
+            cache = _caches[authority] = _AuthorityCache()
+        return cache
+
+
+def leaf_certificate(authority: trustme.CA, *hostnames: str) -> trustme.LeafCert:
+    """Return a certificate of ``authority`` for ``hostnames``, issued once and cached.
+
+    Works with any :class:`trustme.CA`, so a project that defines its own
+    ``tls_certificate_authority`` fixture with a plain ``trustme.CA()`` gets the same
+    behaviour as with :class:`CertificateAuthority`.
+    """
+    names = tuple(_normalize_hostname(name) for name in (hostnames or _LOCAL_NAMES))
+    if not all(names):
+        raise ValueError(f"host names must not be empty, got {hostnames!r}")
+    cache = _cache_of(authority)
+    with cache.lock:
+        leaf = cache.leaf_certificates.get(names)
+        if leaf is None:
+            leaf = authority.issue_cert(*names)
+            cache.leaf_certificates[names] = leaf
+        return leaf
+
+
+def server_context(authority: trustme.CA, *hostnames: str) -> ssl.SSLContext:
+    """Return a new server context presenting ``authority``'s certificate for ``hostnames``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    leaf_certificate(authority, *hostnames).configure_cert(context)
+    return context
+
+
+def sni_server_context(authority: trustme.CA) -> ssl.SSLContext:
+    """Return a new server context that picks a certificate of ``authority`` by SNI."""
+    cache = _cache_of(authority)
+
+    def select_certificate(
+        ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        if not server_name:
+            return
+        with cache.lock:
+            context = cache.sni_contexts.get(server_name)
+        if context is None:
+            context = server_context(authority, server_name)
+            with cache.lock:
+                context = cache.sni_contexts.setdefault(server_name, context)
+        ssl_object.context = context
+
+    context = server_context(authority)
+    context.sni_callback = select_certificate
+    return context
+
+
+def client_context(authority: trustme.CA) -> ssl.SSLContext:
+    """Return a new client context that trusts ``authority`` only, verification on."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    authority.configure_trust(context)
+    return context
+
+
+def _shared(
+    authority: trustme.CA, name: str, build: Callable[[], ssl.SSLContext]
+) -> ssl.SSLContext:
+    # Building an SSLContext and loading a certificate into it costs about a
+    # millisecond, paid per test when every server and client built its own. Nothing
+    # in aiotestkit changes a shared context after building it.
+    cache = _cache_of(authority)
+    with cache.lock:
+        context = cache.shared_contexts.get(name)
+    if context is None:
+        context = build()
+        with cache.lock:
+            context = cache.shared_contexts.setdefault(name, context)
+    return context
+
+
+def shared_client_context(authority: trustme.CA) -> ssl.SSLContext:
+    """:func:`client_context`, built once per authority for aiotestkit's own clients."""
+    return _shared(authority, "client", lambda: client_context(authority))
+
+
+def shared_server_context(authority: trustme.CA) -> ssl.SSLContext:
+    """:func:`server_context` for the loopback names, built once per authority."""
+    return _shared(authority, "server", lambda: server_context(authority))
+
+
+def shared_sni_server_context(authority: trustme.CA) -> ssl.SSLContext:
+    """:func:`sni_server_context`, built once per authority for aiotestkit's own servers."""
+    return _shared(authority, "sni_server", lambda: sni_server_context(authority))
 
 
 class CertificateAuthority(trustme.CA):
@@ -51,13 +170,6 @@ class CertificateAuthority(trustme.CA):
         True
     """
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._leaf_certificates: dict[tuple[str, ...], trustme.LeafCert] = {}
-        self._sni_contexts: dict[str, ssl.SSLContext] = {}
-        self._shared_contexts: dict[str, ssl.SSLContext] = {}
-        self._lock = threading.Lock()
-
     def leaf_certificate(self, *hostnames: str) -> trustme.LeafCert:
         """Return a certificate for ``hostnames``, issued on first use and cached.
 
@@ -76,15 +188,7 @@ class CertificateAuthority(trustme.CA):
             >>> ca.leaf_certificate("a.example") is ca.leaf_certificate("A.example")
             True
         """
-        names = tuple(_normalize_hostname(name) for name in (hostnames or _LOCAL_NAMES))
-        if not all(names):
-            raise ValueError(f"host names must not be empty, got {hostnames!r}")
-        with self._lock:
-            leaf = self._leaf_certificates.get(names)
-            if leaf is None:
-                leaf = self.issue_cert(*names)
-                self._leaf_certificates[names] = leaf
-            return leaf
+        return leaf_certificate(self, *hostnames)
 
     def server_context(self, *hostnames: str) -> ssl.SSLContext:
         """Return a new server context that presents a certificate for ``hostnames``.
@@ -102,9 +206,7 @@ class CertificateAuthority(trustme.CA):
             >>> ca.server_context("api.example.com").protocol == ssl.PROTOCOL_TLS_SERVER
             True
         """
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.leaf_certificate(*hostnames).configure_cert(context)
-        return context
+        return server_context(self, *hostnames)
 
     def sni_server_context(self) -> ssl.SSLContext:
         """Return a server context that serves a certificate for whatever host the client asks.
@@ -123,22 +225,7 @@ class CertificateAuthority(trustme.CA):
             >>> ca.sni_server_context().sni_callback is not None
             True
         """
-        context = self.server_context()
-        context.sni_callback = self._select_certificate
-        return context
-
-    def _select_certificate(
-        self, ssl_object: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
-    ) -> None:
-        if not server_name:
-            return
-        with self._lock:
-            context = self._sni_contexts.get(server_name)
-        if context is None:
-            context = self.server_context(server_name)
-            with self._lock:
-                context = self._sni_contexts.setdefault(server_name, context)
-        ssl_object.context = context
+        return sni_server_context(self)
 
     def client_context(self) -> ssl.SSLContext:
         """Return a new client context that trusts this authority and verifies host names.
@@ -153,37 +240,7 @@ class CertificateAuthority(trustme.CA):
             >>> CertificateAuthority().client_context().check_hostname
             True
         """
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        self.configure_trust(context)
-        return context
-
-    def _shared(self, name: str, build: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-        """Return the context ``build`` makes, built once per authority and shared.
-
-        Building an :class:`ssl.SSLContext` and loading a certificate into it costs about
-        a millisecond, paid per test when every server and client built its own.
-        Nothing in aiotestkit changes a shared context after building it; code that
-        wants to change one takes its own from the public methods.
-        """
-        with self._lock:
-            context = self._shared_contexts.get(name)
-        if context is None:
-            context = build()
-            with self._lock:
-                context = self._shared_contexts.setdefault(name, context)
-        return context
-
-    def _shared_client_context(self) -> ssl.SSLContext:
-        """:meth:`client_context`, shared by aiotestkit's own clients; do not modify it."""
-        return self._shared("client", self.client_context)
-
-    def _shared_server_context(self) -> ssl.SSLContext:
-        """:meth:`server_context` for the loopback names, shared; do not modify it."""
-        return self._shared("server", self.server_context)
-
-    def _shared_sni_server_context(self) -> ssl.SSLContext:
-        """:meth:`sni_server_context`, shared by aiotestkit's own servers; do not modify it."""
-        return self._shared("sni_server", self.sni_server_context)
+        return client_context(self)
 
     def expired_server_context(self, *hostnames: str) -> ssl.SSLContext:
         """Return a server context whose certificate for ``hostnames`` expired a day ago.

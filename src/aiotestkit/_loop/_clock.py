@@ -44,7 +44,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from .errors import DeadlockError
+from ..errors import DeadlockError
 
 try:
     import fcntl

@@ -7,7 +7,7 @@ import socket
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from .errors import NetworkAccessDenied
+from ..errors import NetworkAccessDenied
 
 __all__ = ["FakeResolver", "normalize_host"]
 

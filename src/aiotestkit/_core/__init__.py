@@ -1,0 +1,48 @@
+"""The bottom layer: timeouts, the test certificate authority and socket helpers.
+
+Nothing here imports from the layers above (``_loop``, ``_servers``, ``_network``).
+"""
+
+from ._local_ports import process_listens_on
+from ._sockets import (
+    CLOSE_TIMEOUT,
+    TRANSPORT_NAMES,
+    new_socket_path,
+    remove_socket,
+    select_transports,
+    wait_all,
+)
+from ._timeouts import DEFAULT_TIMEOUT, check_timeout, get_within
+from ._tls import (
+    CertificateAuthority,
+    client_context,
+    default_certificate_authority,
+    leaf_certificate,
+    server_context,
+    shared_client_context,
+    shared_server_context,
+    shared_sni_server_context,
+    sni_server_context,
+)
+
+__all__ = [
+    "CLOSE_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "TRANSPORT_NAMES",
+    "CertificateAuthority",
+    "check_timeout",
+    "client_context",
+    "default_certificate_authority",
+    "get_within",
+    "leaf_certificate",
+    "new_socket_path",
+    "process_listens_on",
+    "remove_socket",
+    "select_transports",
+    "server_context",
+    "shared_client_context",
+    "shared_server_context",
+    "shared_sni_server_context",
+    "sni_server_context",
+    "wait_all",
+]

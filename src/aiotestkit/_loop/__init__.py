@@ -1,0 +1,32 @@
+"""The loop layer: instrumentation, hygiene checks, the hang guard and virtual time.
+
+It builds on ``_core`` and knows nothing of the servers or the network above it.
+"""
+
+from ._clock import VirtualClock
+from ._hygiene import CHECKS, MODES, HygieneIssue, HygieneReport, resolve_modes
+from ._instrumentation import (
+    DEFAULT_HANG_TIMEOUT,
+    HygieneProbe,
+    LoopExtension,
+    LoopInstrumentation,
+    is_attached,
+    register_probe,
+    report_issue,
+)
+
+__all__ = [
+    "CHECKS",
+    "DEFAULT_HANG_TIMEOUT",
+    "MODES",
+    "HygieneIssue",
+    "HygieneProbe",
+    "HygieneReport",
+    "LoopExtension",
+    "LoopInstrumentation",
+    "VirtualClock",
+    "is_attached",
+    "register_probe",
+    "report_issue",
+    "resolve_modes",
+]

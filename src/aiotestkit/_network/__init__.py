@@ -1,0 +1,18 @@
+"""The network layer: the fake resolver, the redirector, the sandbox and the transports.
+
+It routes clients to the servers of the layer below and refuses everything else.
+"""
+
+from ._redirector import AiohttpRedirector
+from ._resolver import FakeResolver
+from ._sandbox import BlockedConnection, NetworkSandbox, UnverifiedTLSConnection
+from ._transport import TransportContext
+
+__all__ = [
+    "AiohttpRedirector",
+    "BlockedConnection",
+    "FakeResolver",
+    "NetworkSandbox",
+    "TransportContext",
+    "UnverifiedTLSConnection",
+]
