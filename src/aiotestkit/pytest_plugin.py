@@ -620,7 +620,9 @@ def aiohttp_unused_port() -> Callable[[], int]:
     configuration file.
 
     Example:
-        >>> port = aiohttp_unused_port()
-        >>> client = await aiohttp_client(app, server_kwargs={"port": port})
+        ```python
+        port = aiohttp_unused_port()
+        client = await aiohttp_client(app, server_kwargs={"port": port})
+        ```
     """
     return unused_port

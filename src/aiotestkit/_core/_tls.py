@@ -163,11 +163,12 @@ class CertificateAuthority(trustme.CA):
         **kwargs: passed to :class:`trustme.CA` (for example ``key_type``).
 
     Example:
-        >>> ca = CertificateAuthority()
-        >>> server_context = ca.server_context("api.example.com")
-        >>> client_context = ca.client_context()
-        >>> client_context.verify_mode == ssl.CERT_REQUIRED
-        True
+        ```python
+        ca = CertificateAuthority()
+        server_context = ca.server_context("api.example.com")
+        client_context = ca.client_context()
+        assert client_context.verify_mode == ssl.CERT_REQUIRED
+        ```
     """
 
     def leaf_certificate(self, *hostnames: str) -> trustme.LeafCert:
@@ -184,9 +185,10 @@ class CertificateAuthority(trustme.CA):
             ValueError: if a host name is empty.
 
         Example:
-            >>> ca = CertificateAuthority()
-            >>> ca.leaf_certificate("a.example") is ca.leaf_certificate("A.example")
-            True
+            ```python
+            ca = CertificateAuthority()
+            assert ca.leaf_certificate("a.example") is ca.leaf_certificate("A.example")
+            ```
         """
         return leaf_certificate(self, *hostnames)
 
@@ -202,9 +204,10 @@ class CertificateAuthority(trustme.CA):
             A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
 
         Example:
-            >>> ca = CertificateAuthority()
-            >>> ca.server_context("api.example.com").protocol == ssl.PROTOCOL_TLS_SERVER
-            True
+            ```python
+            ca = CertificateAuthority()
+            assert ca.server_context("api.example.com").protocol == ssl.PROTOCOL_TLS_SERVER
+            ```
         """
         return server_context(self, *hostnames)
 
@@ -221,9 +224,10 @@ class CertificateAuthority(trustme.CA):
             A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
 
         Example:
-            >>> ca = CertificateAuthority()
-            >>> ca.sni_server_context().sni_callback is not None
-            True
+            ```python
+            ca = CertificateAuthority()
+            assert ca.sni_server_context().sni_callback is not None
+            ```
         """
         return sni_server_context(self)
 
@@ -237,8 +241,9 @@ class CertificateAuthority(trustme.CA):
             costs tens of milliseconds), since a test reaches only its own servers.
 
         Example:
-            >>> CertificateAuthority().client_context().check_hostname
-            True
+            ```python
+            assert CertificateAuthority().client_context().check_hostname
+            ```
         """
         return client_context(self)
 
@@ -257,7 +262,9 @@ class CertificateAuthority(trustme.CA):
             A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
 
         Example:
-            >>> context = CertificateAuthority().expired_server_context("api.example.com")
+            ```python
+            context = CertificateAuthority().expired_server_context("api.example.com")
+            ```
         """
         now = datetime.datetime.now(datetime.timezone.utc)
         leaf = self.issue_cert(
@@ -283,7 +290,9 @@ class CertificateAuthority(trustme.CA):
             A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
 
         Example:
-            >>> context = CertificateAuthority().untrusted_server_context("api.example.com")
+            ```python
+            context = CertificateAuthority().untrusted_server_context("api.example.com")
+            ```
         """
         return _untrusted_authority().server_context(*hostnames)
 
@@ -304,8 +313,9 @@ def default_certificate_authority() -> CertificateAuthority:
         The same :class:`CertificateAuthority` for the whole process.
 
     Example:
-        >>> default_certificate_authority() is default_certificate_authority()
-        True
+        ```python
+        assert default_certificate_authority() is default_certificate_authority()
+        ```
     """
     global _default_authority
     with _default_lock:

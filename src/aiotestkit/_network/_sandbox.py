@@ -81,8 +81,10 @@ class BlockedConnection:
         message: the message of the exception the client got.
 
     Example:
-        >>> [(attempt.host, attempt.port, attempt.stage) for attempt in sandbox.blocked]
-        [('api.example.com', 443, 'resolve')]
+        ```python
+        attempts = [(attempt.host, attempt.port, attempt.stage) for attempt in sandbox.blocked]
+        assert attempts == [("api.example.com", 443, "resolve")]
+        ```
     """
 
     host: str
@@ -101,8 +103,10 @@ class UnverifiedTLSConnection:
         check_hostname: the client context's :attr:`ssl.SSLContext.check_hostname`.
 
     Example:
-        >>> [(c.host, c.verify_mode.name, c.check_hostname) for c in sandbox.unverified]
-        [('api.example.com', 'CERT_NONE', False)]
+        ```python
+        seen = [(c.host, c.verify_mode.name, c.check_hostname) for c in sandbox.unverified]
+        assert seen == [("api.example.com", "CERT_NONE", False)]
+        ```
     """
 
     host: str
@@ -233,12 +237,14 @@ class NetworkSandbox:
             certificate or host name verification off (:class:`UnverifiedTLSConnection`).
 
     Example:
-        >>> async with NetworkSandbox() as sandbox, CaseControlledTestServer() as server:
-        ...     await sandbox.route("api.kraken.com", 443, server)
-        ...     client = SpotAsyncClient()  # builds its own aiohttp session
-        ...     task = asyncio.create_task(client.request("GET", "/0/public/Time", auth=False))
-        ...     request = await server.receive_request()
-        ...     assert request.secure and request.host == "api.kraken.com"
+        ```python
+        async with NetworkSandbox() as sandbox, CaseControlledTestServer() as server:
+            await sandbox.route("api.kraken.com", 443, server)
+            client = SpotAsyncClient()  # builds its own aiohttp session
+            task = asyncio.create_task(client.request("GET", "/0/public/Time", auth=False))
+            request = await server.receive_request()
+            assert request.secure and request.host == "api.kraken.com"
+        ```
     """
 
     def __init__(
@@ -281,8 +287,10 @@ class NetworkSandbox:
             RuntimeError: if this sandbox was opened before.
 
         Example:
-            >>> sandbox = NetworkSandbox()
-            >>> await sandbox.open()
+            ```python
+            sandbox = NetworkSandbox()
+            await sandbox.open()
+            ```
         """
         global _active
         if self._loop is not None or self._closed:
@@ -356,7 +364,9 @@ class NetworkSandbox:
         does nothing.
 
         Example:
-            >>> await sandbox.close()
+            ```python
+            await sandbox.close()
+            ```
         """
         global _active
         if self._closed:
@@ -450,8 +460,10 @@ class NetworkSandbox:
             RuntimeError: if the sandbox is not open.
 
         Example:
-            >>> server = await sandbox.route("api.kraken.com", 443, kraken_app)
-            >>> await sandbox.route("uploads.example.com", 443, ("127.0.0.1", 8443))
+            ```python
+            server = await sandbox.route("api.kraken.com", 443, kraken_app)
+            await sandbox.route("uploads.example.com", 443, ("127.0.0.1", 8443))
+            ```
         """
         self._check_open("add a route")
         name = normalize_host(host)
@@ -699,7 +711,9 @@ class NetworkSandbox:
             TypeError, ValueError: if ``host`` or ``port`` is not valid.
 
         Example:
-            >>> sandbox.expect_blocked("telemetry.example.com")
+            ```python
+            sandbox.expect_blocked("telemetry.example.com")
+            ```
         """
         if port is not None:
             _check_port("port", port)
@@ -730,7 +744,9 @@ class NetworkSandbox:
                 :meth:`expect_blocked`; the message lists each of them.
 
         Example:
-            >>> sandbox.assert_nothing_blocked()
+            ```python
+            sandbox.assert_nothing_blocked()
+            ```
         """
         unexpected = self._unexpected_blocked()
         if unexpected:
@@ -750,8 +766,10 @@ class NetworkSandbox:
                 or ``check_hostname`` off; the message names each host and setting.
 
         Example:
-            >>> await client.fetch("https://api.example.com/")
-            >>> sandbox.assert_tls_verified()
+            ```python
+            await client.fetch("https://api.example.com/")
+            sandbox.assert_tls_verified()
+            ```
         """
         if self.unverified:
             listed = "\n".join(

@@ -68,13 +68,15 @@ class CaseControlledTestServer(RawTestServer):
         TypeError: if ``ssl`` is not an :class:`ssl.SSLContext`.
 
     Example:
-        >>> async def test_price():
-        ...     async with CaseControlledTestServer() as server:
-        ...         task = asyncio.create_task(session.get(server.make_url("/price")))
-        ...         request = await server.receive_request()
-        ...         assert request.path == "/price"
-        ...         server.send_json(request, {"price": "3602.2"})
-        ...         response = await task
+        ```python
+        async def test_price():
+            async with CaseControlledTestServer() as server:
+                task = asyncio.create_task(session.get(server.make_url("/price")))
+                request = await server.receive_request()
+                assert request.path == "/price"
+                server.send_json(request, {"price": "3602.2"})
+                response = await task
+        ```
     """
 
     def __init__(
@@ -117,12 +119,14 @@ class CaseControlledTestServer(RawTestServer):
                 context given to the constructor.
 
         Example:
-            >>> server = CaseControlledTestServer()
-            >>> await server.start_server()
-            >>> try:
-            ...     ...
-            ... finally:
-            ...     await server.close()
+            ```python
+            server = CaseControlledTestServer()
+            await server.start_server()
+            try:
+                ...
+            finally:
+                await server.close()
+            ```
         """
         kwargs.setdefault("ssl", self._server_ssl)
         await super().start_server(loop=loop, **kwargs)
@@ -139,8 +143,9 @@ class CaseControlledTestServer(RawTestServer):
             :class:`aiotestkit.LoopInstrumentation`).
 
         Example:
-            >>> list(server.hygiene_issues())
-            []
+            ```python
+            assert list(server.hygiene_issues()) == []
+            ```
         """
         if not self.started or self.closed:
             return
@@ -165,7 +170,9 @@ class CaseControlledTestServer(RawTestServer):
         It includes requests that :meth:`receive_request` has not returned yet.
 
         Example:
-            >>> assert server.pending_requests == []
+            ```python
+            assert server.pending_requests == []
+            ```
         """
         return [exchange.request for exchange in self._exchanges.values()]
 
@@ -213,9 +220,10 @@ class CaseControlledTestServer(RawTestServer):
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> request = await server.receive_request(timeout=1.0)
-            >>> request.method, request.path_qs
-            ('GET', '/0/public/Ticker?pair=XXBTZUSD')
+            ```python
+            request = await server.receive_request(timeout=1.0)
+            assert (request.method, request.path_qs) == ("GET", "/0/public/Ticker?pair=XXBTZUSD")
+            ```
         """
         timeout = check_timeout(timeout)
         self._check_open("receive a request")
@@ -238,7 +246,9 @@ class CaseControlledTestServer(RawTestServer):
             aiotestkit.ReceiveTimeout: if no request is waiting.
 
         Example:
-            >>> request = server.receive_request_nowait()
+            ```python
+            request = server.receive_request_nowait()
+            ```
         """
         try:
             return self._received.get_nowait()
@@ -265,7 +275,9 @@ class CaseControlledTestServer(RawTestServer):
                 arguments, or for a response object mixed with other arguments.
 
         Example:
-            >>> server.send_response(request, status=404, text="no such pair")
+            ```python
+            server.send_response(request, status=404, text="no such pair")
+            ```
         """
         exchange = self._exchange_for(request)
         response: web.StreamResponse
@@ -303,7 +315,9 @@ class CaseControlledTestServer(RawTestServer):
             TypeError: if ``data`` cannot be encoded.
 
         Example:
-            >>> server.send_json(request, {"error": [], "result": {}})
+            ```python
+            server.send_json(request, {"error": [], "result": {}})
+            ```
         """
         exchange = self._exchange_for(request)
         response = web.json_response(data, status=status, headers=headers, dumps=dumps)
@@ -328,9 +342,11 @@ class CaseControlledTestServer(RawTestServer):
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> with pytest.raises(asyncio.TimeoutError):
-            ...     await client_task
-            >>> await server.wait_for_disconnect(request)
+            ```python
+            with pytest.raises(asyncio.TimeoutError):
+                await client_task
+            await server.wait_for_disconnect(request)
+            ```
         """
         timeout = check_timeout(timeout)
         exchange = self._exchanges.get(id(request))
@@ -362,7 +378,9 @@ class CaseControlledTestServer(RawTestServer):
             aiotestkit.RequestNotPending: as for :meth:`send_response`.
 
         Example:
-            >>> server.drop_connection(await server.receive_request())
+            ```python
+            server.drop_connection(await server.receive_request())
+            ```
         """
         exchange = self._exchange_for(request)
         self._finish(request, "its connection was dropped by the test")
@@ -420,7 +438,9 @@ class CaseControlledTestServer(RawTestServer):
                 naming each of them.
 
         Example:
-            >>> await server.close()
+            ```python
+            await server.close()
+            ```
         """
         unanswered = [e for e in self._exchanges.values() if not e.response.done()]
         handlers = [e.handler for e in unanswered if e.handler is not None]

@@ -62,10 +62,12 @@ class StreamConnection:
         peername: the client's address, as :meth:`socket.socket.getpeername` gives it.
 
     Example:
-        >>> connection = await server.receive_connection()
-        >>> assert await connection.receive_line() == b"PING\r\n"
-        >>> await connection.send(b"+PONG\r\n")
-        >>> await connection.close()
+        ```python
+        connection = await server.receive_connection()
+        assert await connection.receive_line() == b"PING\r\n"
+        await connection.send(b"+PONG\r\n")
+        await connection.close()
+        ```
     """
 
     def __init__(
@@ -122,7 +124,9 @@ class StreamConnection:
             ValueError: if ``max_bytes`` or ``timeout`` is not positive.
 
         Example:
-            >>> data = await connection.receive(1024, timeout=1.0)
+            ```python
+            data = await connection.receive(1024, timeout=1.0)
+            ```
         """
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
@@ -149,7 +153,9 @@ class StreamConnection:
             ValueError: if ``n`` is negative or ``timeout`` not positive.
 
         Example:
-            >>> header = await connection.receive_exactly(4)
+            ```python
+            header = await connection.receive_exactly(4)
+            ```
         """
         if n < 0:
             raise ValueError(f"n must be a number of bytes >= 0, got {n!r}")
@@ -179,8 +185,10 @@ class StreamConnection:
             ValueError: if ``separator`` is empty or ``timeout`` not positive.
 
         Example:
-            >>> await connection.receive_until(b"\r\n\r\n")
-            b'CONNECT example.com:443 HTTP/1.1\r\n\r\n'
+            ```python
+            head = await connection.receive_until(b"\r\n\r\n")
+            assert head == b"CONNECT example.com:443 HTTP/1.1\r\n\r\n"
+            ```
         """
         if not separator:
             raise ValueError("separator must not be empty")
@@ -212,8 +220,9 @@ class StreamConnection:
             RuntimeError: if the test closed the connection.
 
         Example:
-            >>> await connection.receive_line()
-            b'EHLO client.example\r\n'
+            ```python
+            assert await connection.receive_line() == b"EHLO client.example\r\n"
+            ```
         """
         return await self.receive_until(separator, timeout=timeout)
 
@@ -230,7 +239,9 @@ class StreamConnection:
             ConnectionError: if the client went away.
 
         Example:
-            >>> await connection.send(b"250 OK\r\n")
+            ```python
+            await connection.send(b"250 OK\r\n")
+            ```
         """
         timeout = check_timeout(timeout)
         self._check_open(f"send {_preview(bytes(data))}")
@@ -252,7 +263,9 @@ class StreamConnection:
             RuntimeError: if the test closed the connection, or it runs TLS.
 
         Example:
-            >>> await connection.send_eof()
+            ```python
+            await connection.send_eof()
+            ```
         """
         self._check_open("send the end of stream")
         if not self._writer.can_write_eof():
@@ -285,9 +298,11 @@ class StreamConnection:
             ReceiveTimeout: if the client did not complete the handshake in time.
 
         Example:
-            >>> assert await connection.receive_line() == b"STARTTLS\r\n"
-            >>> await connection.send(b"220 Ready to start TLS\r\n")
-            >>> await connection.start_tls()
+            ```python
+            assert await connection.receive_line() == b"STARTTLS\r\n"
+            await connection.send(b"220 Ready to start TLS\r\n")
+            await connection.start_tls()
+            ```
         """
         timeout = check_timeout(timeout)
         self._check_open("start TLS")
@@ -318,7 +333,9 @@ class StreamConnection:
         or after :meth:`abort`, does nothing.
 
         Example:
-            >>> await connection.close()
+            ```python
+            await connection.close()
+            ```
         """
         if self._closed:
             return
@@ -334,7 +351,9 @@ class StreamConnection:
         reads the end of stream, or a :class:`ConnectionResetError` if it was sending.
 
         Example:
-            >>> connection.abort()
+            ```python
+            connection.abort()
+            ```
         """
         if self._closed:
             return
@@ -434,12 +453,14 @@ class CaseControlledStreamServer:
             (``path`` for TCP, ``ssl`` without ``"tls"``).
 
     Example:
-        >>> async with CaseControlledStreamServer(transport="tls") as server:
-        ...     client = asyncio.create_task(redis_client.ping(server.host, server.port))
-        ...     connection = await server.receive_connection()
-        ...     assert await connection.receive_line() == b"PING\r\n"
-        ...     await connection.send(b"+PONG\r\n")
-        ...     await connection.close()
+        ```python
+        async with CaseControlledStreamServer(transport="tls") as server:
+            client = asyncio.create_task(redis_client.ping(server.host, server.port))
+            connection = await server.receive_connection()
+            assert await connection.receive_line() == b"PING\r\n"
+            await connection.send(b"+PONG\r\n")
+            await connection.close()
+        ```
     """
 
     def __init__(
@@ -511,8 +532,9 @@ class CaseControlledStreamServer:
             A str for messages, ``"not started"`` before :meth:`start_server`.
 
         Example:
-            >>> server.describe_address()
-            'tls://127.0.0.1:40237'
+            ```python
+            assert server.describe_address() == "tls://127.0.0.1:40237"
+            ```
         """
         if self._server is None:
             return f"{self.transport} (not started)"
@@ -528,7 +550,9 @@ class CaseControlledStreamServer:
             OSError: if the address is in use.
 
         Example:
-            >>> await server.start_server()
+            ```python
+            await server.start_server()
+            ```
         """
         if self._closed or self._server is not None:
             raise RuntimeError(f"cannot start {self!r}: it was started before")
@@ -567,7 +591,9 @@ class CaseControlledStreamServer:
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> connection = await server.receive_connection(timeout=1.0)
+            ```python
+            connection = await server.receive_connection(timeout=1.0)
+            ```
         """
         timeout = check_timeout(timeout)
         if self._closed:
@@ -598,7 +624,9 @@ class CaseControlledStreamServer:
             aiotestkit.ReceiveTimeout: if no connection is waiting.
 
         Example:
-            >>> connection = server.receive_connection_nowait()
+            ```python
+            connection = server.receive_connection_nowait()
+            ```
         """
         try:
             connection = self._received.get_nowait()
@@ -619,7 +647,9 @@ class CaseControlledStreamServer:
                 by the test or left open, naming each and its unread bytes.
 
         Example:
-            >>> await server.close()
+            ```python
+            await server.close()
+            ```
         """
         if self._closed:
             return

@@ -65,11 +65,13 @@ class WebSocketConnection:
         number: the connection's position on its server, from 1 (int).
 
     Example:
-        >>> connection = await server.receive_connection()
-        >>> assert connection.path == "/v2"
-        >>> assert await connection.receive_json() == {"method": "ping"}
-        >>> await connection.send_json({"method": "pong"})
-        >>> await connection.close()
+        ```python
+        connection = await server.receive_connection()
+        assert connection.path == "/v2"
+        assert await connection.receive_json() == {"method": "ping"}
+        await connection.send_json({"method": "pong"})
+        await connection.close()
+        ```
     """
 
     def __init__(
@@ -153,7 +155,9 @@ class WebSocketConnection:
             ReceiveTimeout: if the handshake did not complete in time.
 
         Example:
-            >>> await connection.accept(protocols=["v2.kraken"])
+            ```python
+            await connection.accept(protocols=["v2.kraken"])
+            ```
         """
         timeout = check_timeout(timeout)
         self._check_undecided("accept")
@@ -187,7 +191,9 @@ class WebSocketConnection:
             ValueError: if ``status`` is 101 (that is accepting).
 
         Example:
-            >>> connection.refuse(401, text="invalid token")
+            ```python
+            connection.refuse(401, text="invalid token")
+            ```
         """
         self._check_undecided("refuse")
         if status == 101:
@@ -210,9 +216,10 @@ class WebSocketConnection:
             RuntimeError: if the test refused the upgrade.
 
         Example:
-            >>> message = await connection.receive()
-            >>> message.type, message.data
-            (<WSMsgType.TEXT: 1>, '{"method": "ping"}')
+            ```python
+            message = await connection.receive()
+            assert (message.type, message.data) == (WSMsgType.TEXT, '{"method": "ping"}')
+            ```
         """
         timeout = check_timeout(timeout)
         await self._ensure_accepted("receive")
@@ -245,8 +252,9 @@ class WebSocketConnection:
             aiotestkit.ClientClosedConnection: if the connection ended instead.
 
         Example:
-            >>> await connection.receive_str()
-            'hello'
+            ```python
+            assert await connection.receive_str() == "hello"
+            ```
         """
         return str(await self._receive_type(WSMsgType.TEXT, "a text message", timeout))
 
@@ -265,8 +273,9 @@ class WebSocketConnection:
             aiotestkit.ClientClosedConnection: if the connection ended instead.
 
         Example:
-            >>> await connection.receive_bytes()
-            b'\x00\x01'
+            ```python
+            assert await connection.receive_bytes() == b"\x00\x01"
+            ```
         """
         data = await self._receive_type(WSMsgType.BINARY, "a binary message", timeout)
         return bytes(data)
@@ -292,8 +301,9 @@ class WebSocketConnection:
             aiotestkit.ClientClosedConnection: if the connection ended instead.
 
         Example:
-            >>> await connection.receive_json()
-            {'method': 'ping'}
+            ```python
+            assert await connection.receive_json() == {"method": "ping"}
+            ```
         """
         text = await self.receive_str(timeout=timeout)
         try:
@@ -316,7 +326,9 @@ class WebSocketConnection:
             ConnectionError: if the client went away.
 
         Example:
-            >>> await connection.send_str("hello")
+            ```python
+            await connection.send_str("hello")
+            ```
         """
         ws = await self._ensure_open("send")
         await self._send(ws.send_str(data), f"text {data[:_PREVIEW]!r}", timeout)
@@ -334,7 +346,9 @@ class WebSocketConnection:
             ConnectionError: if the client went away.
 
         Example:
-            >>> await connection.send_bytes(b"\x00\x01")
+            ```python
+            await connection.send_bytes(b"\x00\x01")
+            ```
         """
         ws = await self._ensure_open("send")
         await self._send(ws.send_bytes(data), f"{len(data)} bytes", timeout)
@@ -359,7 +373,9 @@ class WebSocketConnection:
             TypeError: if ``data`` cannot be encoded.
 
         Example:
-            >>> await connection.send_json({"method": "pong"})
+            ```python
+            await connection.send_json({"method": "pong"})
+            ```
         """
         await self.send_str(dumps(data), timeout=timeout)
 
@@ -375,7 +391,9 @@ class WebSocketConnection:
             RuntimeError: if the test refused or closed the connection.
 
         Example:
-            >>> await connection.ping(b"are you there")
+            ```python
+            await connection.ping(b"are you there")
+            ```
         """
         ws = await self._ensure_open("ping")
         await self._send(ws.ping(payload), f"a ping {payload!r}", timeout)
@@ -402,7 +420,9 @@ class WebSocketConnection:
             RuntimeError: if the test refused the upgrade.
 
         Example:
-            >>> await connection.close(1001, "maintenance")
+            ```python
+            await connection.close(1001, "maintenance")
+            ```
         """
         timeout = check_timeout(timeout)
         if self._closed_by_test:
@@ -526,14 +546,16 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
             (``scheme``, ``host``, ``port``, ``ssl``, ``certificate_authority``).
 
     Example:
-        >>> async with CaseControlledWebSocketServer() as server:
-        ...     task = asyncio.create_task(session.ws_connect(server.make_ws_url("/v2")))
-        ...     connection = await server.receive_connection()
-        ...     await connection.accept()
-        ...     client = await task
-        ...     await client.send_str("hello")
-        ...     assert await connection.receive_str() == "hello"
-        ...     await connection.close()
+        ```python
+        async with CaseControlledWebSocketServer() as server:
+            task = asyncio.create_task(session.ws_connect(server.make_ws_url("/v2")))
+            connection = await server.receive_connection()
+            await connection.accept()
+            client = await task
+            await client.send_str("hello")
+            assert await connection.receive_str() == "hello"
+            await connection.close()
+        ```
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -557,8 +579,9 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
             The :class:`yarl.URL`.
 
         Example:
-            >>> str(server.make_ws_url("/v2"))
-            'ws://127.0.0.1:40237/v2'
+            ```python
+            assert str(server.make_ws_url("/v2")) == "ws://127.0.0.1:40237/v2"
+            ```
         """
         url = self.make_url(path)
         return url.with_scheme("wss" if url.scheme == "https" else "ws")
@@ -591,9 +614,11 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> connection = await server.receive_connection(timeout=1.0)
-            >>> connection.path, connection.headers["User-Agent"]
-            ('/v2', 'btschwertfeger/python-kraken-sdk')
+            ```python
+            connection = await server.receive_connection(timeout=1.0)
+            assert connection.path == "/v2"
+            assert connection.headers["User-Agent"] == "btschwertfeger/python-kraken-sdk"
+            ```
         """
         timeout = check_timeout(timeout)
         self._check_open("receive a WebSocket connection")
@@ -619,7 +644,9 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
             aiotestkit.ReceiveTimeout: if no connection is waiting.
 
         Example:
-            >>> connection = server.receive_connection_nowait()
+            ```python
+            connection = server.receive_connection_nowait()
+            ```
         """
         try:
             connection = self._received_websockets.get_nowait()
@@ -643,7 +670,9 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
             aiotestkit.UnansweredRequestsWarning: as the HTTP server does.
 
         Example:
-            >>> await server.close()
+            ```python
+            await server.close()
+            ```
         """
         if self.closed:
             return
