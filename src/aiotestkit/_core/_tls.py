@@ -159,8 +159,7 @@ class CertificateAuthority(trustme.CA):
     suite pays for key generation once per host, not once per test. Every context it
     builds verifies certificates: nothing here turns verification off.
 
-    Args:
-        **kwargs: passed to :class:`trustme.CA` (for example ``key_type``).
+    It takes the arguments of :class:`trustme.CA` (for example ``key_type``).
 
     Example:
         ```python

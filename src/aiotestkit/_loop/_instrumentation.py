@@ -106,7 +106,7 @@ class HygieneProbe(Protocol):
     """An object asked at the end of a test what it was left holding.
 
     Register one with :func:`register_probe`. Each issue is a pair
-    ``(check, message)``, the check one of :data:`aiotestkit._hygiene.CHECKS`.
+    ``(check, message)``, the check a hygiene check name such as ``"pending_tasks"``.
 
     Example:
         ```python
@@ -161,7 +161,7 @@ def report_issue(
     instrumentation is attached, or when the check is ``off``.
 
     Args:
-        check: one of :data:`aiotestkit._hygiene.CHECKS`.
+        check: the name of a hygiene check, such as ``"pending_tasks"``.
         message: what was observed and where, possibly on several lines.
         loop: the loop the problem happened on; the running loop by default.
 
@@ -856,7 +856,7 @@ class LoopInstrumentation:
         """Record one problem, unless its check is ``off`` or it was recorded already.
 
         Args:
-            check: one of :data:`aiotestkit._hygiene.CHECKS`.
+            check: the name of a hygiene check, such as ``"pending_tasks"``.
             message: what was observed.
 
         Returns:
