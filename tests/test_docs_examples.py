@@ -6,7 +6,8 @@ A fenced block with a file name, as Material for MkDocs shows one above the code
 
 is a complete file; ``title="Fails: test_leak.py"`` is a complete test file that
 shows a failure on purpose (what a hygiene report looks like), and every test in it
-must fail. Each page's files are written to a directory of their own,
+must fail. ``title="Before: test_x.py"`` is another tool's code that a migration
+guide starts from: shown, never run (that tool need not be installed). Each page's files are written to a directory of their own,
 ``--8<-- "path"`` lines (pymdownx.snippets) replaced by the file they include, and
 pytest runs them there (in process, through ``pytester``) with the settings of
 ``DEFAULT_INI`` unless the page shows its own ``pytest.ini``. Every test function of
@@ -79,13 +80,14 @@ def defined_tests(code: str) -> set[str]:
 
 
 FAILS = "Fails: "
+BEFORE = "Before: "
 
 
 def page_files(page: Path) -> dict[str, str]:
     """File name -> code; the names of files that must fail start with ``FAILS``."""
     files: dict[str, str] = {}
     for _, title, code in code_blocks(page):
-        if title is None:
+        if title is None or title.startswith(BEFORE):
             continue
         assert " " not in title.removeprefix(FAILS), f"{page.relative_to(ROOT)}: {title!r}"
         assert title not in files, f"{page.relative_to(ROOT)} shows {title} twice"

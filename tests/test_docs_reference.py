@@ -160,3 +160,11 @@ def test_docstring_examples_are_code_blocks_not_doctest_fragments() -> None:
         if line.lstrip().startswith(">>>")
     ]
     assert offenders == []
+
+
+def test_the_readme_links_to_files_that_exist() -> None:
+    readme = DOCS.parent / "README.md"
+    targets = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme.read_text())
+    local = [target for target in targets if "://" not in target]
+    assert local, "the README links to the documentation"
+    assert [target for target in local if not (readme.parent / target).exists()] == []
