@@ -7,10 +7,12 @@ A fenced block with a file name, as Material for MkDocs shows one above the code
 is a complete file; ``title="Fails: test_leak.py"`` is a complete test file that
 shows a failure on purpose (what a hygiene report looks like), and every test in it
 must fail. ``title="Before: test_x.py"`` is another tool's code that a migration
-guide starts from: shown, never run (that tool need not be installed). Each page's files are written to a directory of their own,
-``--8<-- "path"`` lines (pymdownx.snippets) replaced by the file they include, and
-pytest runs them there (in process, through ``pytester``) with the settings of
-``DEFAULT_INI`` unless the page shows its own ``pytest.ini``. Every test function of
+guide starts from: shown, never run (that tool need not be installed).
+
+Each page's files are written to a directory of their own, ``--8<-- "path"`` lines
+(pymdownx.snippets) replaced by the file they include, and pytest runs them there (in
+process, through ``pytester``) with the settings of ``DEFAULT_INI`` unless the page
+shows its own ``pytest.ini``. Every test function of
 every ``test_*.py`` file must pass. ``examples/kraken`` is importable, so pages can
 ``from quotation import Kraken`` as the tutorial does.
 
