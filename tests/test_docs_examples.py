@@ -10,9 +10,9 @@ must fail. ``title="Before: test_x.py"`` is another tool's code that a migration
 guide starts from: shown, never run (that tool need not be installed).
 
 Each page's files are written to a directory of their own, ``--8<-- "path"`` lines
-(pymdownx.snippets) replaced by the file they include, and pytest runs them there (in
-process, through ``pytester``) with the settings of ``DEFAULT_INI`` unless the page
-shows its own ``pytest.ini``. Every test function of
+(pymdownx.snippets) replaced by the file they include, and pytest runs them there (in a
+process of their own, through ``pytester``) with the settings of
+``DEFAULT_INI`` unless the page shows its own ``pytest.ini``. Every test function of
 every ``test_*.py`` file must pass. ``examples/kraken`` is importable, so pages can
 ``from quotation import Kraken`` as the tutorial does.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -129,14 +130,31 @@ def test_no_fragment_defines_a_test(page: Path) -> None:
 
 
 def run(pytester: pytest.Pytester, names: list[str]) -> tuple[set[str], set[str], list[str]]:
-    """Run the test files ``names``: the tests that passed, failed, and the failures."""
-    recorder = pytester.inline_run("-p", "no:cacheprovider", "-p", "no:xdist", *names)
-    reports = recorder.getreports("pytest_runtest_logreport")
-    failed = {re.sub(r"\[.*\]$", "", r.nodeid) for r in reports if not r.passed}
-    passed = {
-        re.sub(r"\[.*\]$", "", r.nodeid) for r in reports if r.when == "call" and r.passed
-    } - failed
-    return passed, failed, [f"{r.nodeid}: {r.longrepr}" for r in reports if not r.passed]
+    """Run the test files ``names``: the tests that passed, failed, and the failures.
+
+    In a process of its own, as a reader runs them: in this process the page's modules
+    would meet the project's own (a page's ``test_sandbox.py`` and ``tests/``'s), and
+    libraries imported by the run would be imported twice.
+    """
+    report = pytester.path / "report.xml"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:xdist", f"--junitxml={report}", *names
+    )
+    passed, failed, problems = set(), set(), []
+    stems = {name.removesuffix(".py").replace("/", "."): name for name in names}
+    for case in ElementTree.parse(report).iter("testcase"):
+        classname = case.get("classname", "")
+        test = re.sub(r"\[.*\]$", "", case.get("name", ""))
+        stem = next(s for s in stems if classname == s or classname.startswith(f"{s}."))
+        node = "::".join([stems[stem], *filter(None, [classname[len(stem) + 1 :], test])])
+        if any(case.find(tag) is not None for tag in ("failure", "error", "skipped")):
+            failed.add(node)
+            problems.append(node)
+        else:
+            passed.add(node)
+    if problems:
+        problems.append(result.stdout.str()[-4000:])
+    return passed - failed, failed, problems
 
 
 @pytest.mark.parametrize("page", RUNNABLE, ids=[str(p.relative_to(ROOT)) for p in RUNNABLE])
