@@ -228,7 +228,8 @@ def test_server_left_open_with_a_request_reports_both(pytester: pytest.Pytester)
     result.stdout.fnmatch_lines(
         [
             "*<CaseControlledTestServer http://127.0.0.1:*> was never closed; use 'async with'*",
-            "*GET /held is still waiting for an answer on <CaseControlledTestServer*",
+            "*<CaseControlledTestServer http://127.0.0.1:*> was still open at the end of the test"
+            " with 1 unanswered request(s): GET /held. Answer each request*",
         ]
     )
 
