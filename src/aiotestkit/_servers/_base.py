@@ -24,7 +24,8 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 
@@ -41,6 +42,8 @@ __all__ = [
 
 H = TypeVar("H")
 """What the server hands to the test: a request or a connection."""
+
+_S = TypeVar("_S", bound="CaseControlledServerBase[Any]")
 
 _SETTLE_ITERATIONS = 20
 """Loop iterations :meth:`CaseControlledServerBase.close` gives clients that left.
@@ -125,6 +128,8 @@ class CaseControlledServerBase(ABC, Generic[H]):
 
         @property
         def closed(self) -> bool: ...
+
+        async def start_server(self) -> None: ...
 
     def _init_handoff(self) -> None:
         self._handoff: asyncio.Queue[H] = asyncio.Queue()
@@ -246,6 +251,18 @@ class CaseControlledServerBase(ABC, Generic[H]):
         unfinished = self._unfinished()
         if unfinished:
             yield ("unanswered_requests", self._leftover_report(unfinished, closing=False))
+
+    async def __aenter__(self: _S) -> _S:
+        await self.start_server()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     async def close(self) -> None:
         """Stop the server: end what it holds, close its connections, wait for its tasks.

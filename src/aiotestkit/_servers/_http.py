@@ -246,10 +246,6 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             f"(pending: {self._describe_pending()})"
         )
 
-    async def __aenter__(self) -> CaseControlledTestServer:
-        await self.start_server(loop=self._loop)
-        return self
-
     @property
     def pending_requests(self) -> list[web.BaseRequest]:
         """The requests the server holds whose client waits for an answer, oldest first.
@@ -278,20 +274,21 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 f"is above client_max_size={self.client_max_size}",
             )
             self._hand_off(request)
-            too_large = web.HTTPRequestEntityTooLarge(
+            raise web.HTTPRequestEntityTooLarge(
                 max_size=self.client_max_size, actual_size=request.content_length
             )
-            too_large.force_close()
-            return too_large
         self._exchanges[key] = exchange
         self._hand_off(request)
         try:
-            return await exchange.response
+            response = await exchange.response
         finally:
             exchange.state = ExchangeState.FINISHED
             del self._exchanges[key]
             if key not in self._finished:
                 self._finish(request, _CLIENT_CLOSED)
+        if isinstance(response, web.HTTPException):
+            raise response  # aiohttp sends it; returning one is deprecated
+        return response
 
     def _finish(self, request: web.BaseRequest, reason: str) -> None:
         key = id(request)
@@ -511,4 +508,11 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 exchange.handler.cancel()
         if handlers:
             await asyncio.wait(handlers)
+        for reference, _ in list(self._finished.values()):
+            request = reference()
+            if request is not None and not request.content.is_eof():
+                # After an answer aiohttp lingers up to 10 s reading the rest of a body
+                # the test did not read (the client may have stopped sending): end
+                # that wait as its own timeout would, and the connection closes.
+                request.content.set_exception(asyncio.TimeoutError())
         await RawTestServer.close(self)

@@ -13,7 +13,6 @@ import contextlib
 import socket
 import ssl as ssl_module
 import struct
-from types import TracebackType
 from typing import Any
 
 from .._core import (
@@ -567,15 +566,3 @@ class CaseControlledStreamServer(CaseControlledConnectionServer[StreamConnection
         finally:
             if self.transport == "unix" and self.path is not None and self._server is not None:
                 remove_socket(self.path)
-
-    async def __aenter__(self) -> CaseControlledStreamServer:
-        await self.start_server()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()

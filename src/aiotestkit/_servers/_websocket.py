@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
@@ -665,15 +664,3 @@ class CaseControlledWebSocketServer(CaseControlledConnectionServer[WebSocketConn
         if handlers:
             await asyncio.wait(handlers, timeout=DEFAULT_TIMEOUT)
         await self.http.close()
-
-    async def __aenter__(self) -> CaseControlledWebSocketServer:
-        await self.start_server()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
