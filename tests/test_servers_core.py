@@ -195,11 +195,13 @@ def test_a_request_whose_client_gave_up_is_not_unanswered(pytester: pytest.Pytes
 @pytest.mark.asyncio
 async def test_a_request_with_a_live_client_is_still_unanswered() -> None:
     async with aiohttp.ClientSession() as session:
+        server = CaseControlledTestServer()
+        await server.start_server()
+        task = asyncio.create_task(session.post(server.make_url("/a")))
+        await server.receive_request()
+        assert [r.path for r in server.pending_requests] == ["/a"]
         with pytest.warns(UnansweredRequestsWarning, match=r"1 unanswered request\(s\): POST /a"):
-            async with CaseControlledTestServer() as server:
-                task = asyncio.create_task(session.post(server.make_url("/a")))
-                await server.receive_request()
-                assert [r.path for r in server.pending_requests] == ["/a"]
+            await server.close()
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await task
 
@@ -225,25 +227,27 @@ async def test_reprs_keep_the_address_after_close() -> None:
 
 
 @pytest.mark.asyncio
-async def test_close_warnings_point_at_the_line_of_the_test() -> None:
+async def test_close_warnings_point_at_the_line_of_the_test(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
     async with aiohttp.ClientSession() as session:
-        with pytest.warns(UnansweredRequestsWarning) as http_record:
-            async with CaseControlledTestServer() as http:
-                task = asyncio.create_task(session.post(http.make_url("/held")))
-                await http.receive_request()
-            line = _line_of("async with CaseControlledTestServer() as http:")
+        async with CaseControlledTestServer() as http:
+            task = asyncio.create_task(session.post(http.make_url("/held")))
+            await http.receive_request()
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await task
-        with pytest.warns(UnfinishedConnectionsWarning) as stream_record:
-            stream = CaseControlledStreamServer()
-            await stream.start_server()
-            _, writer = await asyncio.open_connection(stream.host, stream.port)
-            await stream.receive_connection()
-            await stream.close()
+        stream = CaseControlledStreamServer()
+        await stream.start_server()
+        _, writer = await asyncio.open_connection(stream.host, stream.port)
+        await stream.receive_connection()
+        await stream.close()
         writer.close()
-    assert (http_record[0].filename, http_record[0].lineno) == (__file__, line)
-    assert stream_record[0].filename == __file__
-    assert stream_record[0].lineno == _line_of("await stream.close()")
+    http_warning = recwarn.pop(UnansweredRequestsWarning)
+    assert http_warning.filename == __file__
+    assert http_warning.lineno == _line_of("async with CaseControlledTestServer() as http:")
+    stream_warning = recwarn.pop(UnfinishedConnectionsWarning)
+    assert stream_warning.filename == __file__
+    assert stream_warning.lineno == _line_of("await stream.close()")
 
 
 def _line_of(code: str) -> int:
@@ -331,16 +335,18 @@ async def test_an_oversize_chunked_body_raises_413_when_read() -> None:
         for _ in range(4):
             yield b"y" * (64 * 1024)
 
-    async with aiohttp.ClientSession() as session:
-        async with CaseControlledTestServer(client_max_size=100 * 1024) as server:
-            task = asyncio.create_task(session.post(server.make_url("/chunked"), data=chunks()))
-            request = await server.receive_request()
-            assert request.content_length is None
-            with pytest.raises(web.HTTPRequestEntityTooLarge) as excinfo:
-                await request.read()
-            server.send_response(request, excinfo.value)
-            async with await task as response:
-                assert response.status == 413
+    async with (
+        aiohttp.ClientSession() as session,
+        CaseControlledTestServer(client_max_size=100 * 1024) as server,
+    ):
+        task = asyncio.create_task(session.post(server.make_url("/chunked"), data=chunks()))
+        request = await server.receive_request()
+        assert request.content_length is None
+        with pytest.raises(web.HTTPRequestEntityTooLarge) as excinfo:
+            await request.read()
+        server.send_response(request, excinfo.value)
+        async with await task as response:
+            assert response.status == 413
 
 
 @pytest.mark.parametrize("client_max_size", [0, -1, 1.5, True])
