@@ -477,6 +477,11 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             )
         exchange = self._exchanges.get(id(request))
         if exchange is not None and exchange.request is request:
+            if exchange.state is ExchangeState.STREAMING:
+                raise RequestNotPending(
+                    f"{_describe(request)} has a response stream already; write to it, "
+                    "then finish() or abort() it"
+                )
             if exchange.state is not ExchangeState.PENDING:
                 raise RequestNotPending(
                     f"{_describe(request)} was answered already; each request takes one answer"
