@@ -445,12 +445,12 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 f"for {timeout:g} s without an answer; did it give up on the request?"
             )
 
-    def drop_connection(self, request: web.BaseRequest) -> None:
-        """Close the connection of ``request`` without answering it.
+    def abort(self, request: web.BaseRequest) -> None:
+        """Abort the exchange of ``request``: close its connection without an answer.
 
         The client sees the server go away mid-request (aiohttp raises
         ``ServerDisconnectedError``), as when a real server crashes or a proxy cuts the
-        connection.
+        connection. The same verb as :meth:`aiotestkit.StreamConnection.abort`.
 
         Args:
             request: a request returned by :meth:`receive_request` of this server.
@@ -459,10 +459,10 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             aiotestkit.RequestNotPending: as for :meth:`send_response`.
 
         Example:
-            >>> server.drop_connection(await server.receive_request())
+            >>> server.abort(await server.receive_request())
         """
         exchange = self._exchange_for(request)
-        self._finish(request, "its connection was dropped by the test")
+        self._finish(request, "the test aborted it")
         transport = request.transport
         if transport is not None:
             transport.close()
