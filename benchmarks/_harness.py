@@ -55,10 +55,10 @@ class Env:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **extra)
         for name in [name for name in env if name.startswith("PYTEST_")]:
             del env[name]  # e.g. PYTEST_ADDOPTS, or the variables of an outer pytest run
-        env.pop("PYTHONPATH", None)
         if self.hide_aiodns:
             assert self.hide_dir is not None
-            env["PYTHONPATH"] = str(self.hide_dir)
+            paths = [str(self.hide_dir), *filter(None, [env.get("PYTHONPATH")])]
+            env["PYTHONPATH"] = os.pathsep.join(paths)
         return env
 
 

@@ -243,13 +243,10 @@ def main() -> None:
                 iterations[variant].append(counter[0])
 
     print(
-        f"# One routed test, phase by phase: medians of {args.iterations} iterations "
+        f"# One routed test, phase by phase: {args.iterations} iterations "
         f"({args.warm_up} warm-up), aiohttp's DefaultResolver "
         f"{aiohttp.resolver.DefaultResolver.__name__}; µs wall / µs CPU"
     )
-    print()
-    print("| phase | " + " | ".join(variants) + " |")
-    print("|---|" + "---:|" * len(variants))
 
     def cell(variant: str, phase: str | None, average: Callable[..., float]) -> str:
         runs = samples[variant]
@@ -263,20 +260,24 @@ def main() -> None:
             cpus = [run.get(phase, (0, 0))[1] for run in runs]
         return f"{average(walls) / 1e3:.0f} / {average(cpus) / 1e3:.0f}"
 
-    median, mean = statistics.median, statistics.fmean
-    for phase in PHASES:
-        print(f"| {phase} | " + " | ".join(cell(v, phase, median) for v in variants) + " |")
-    print("| **whole test** | " + " | ".join(cell(v, None, median) for v in variants) + " |")
-    print("| whole test, mean | " + " | ".join(cell(v, None, mean) for v in variants) + " |")
-    print(
-        "| loop iterations | "
-        + " | ".join(f"{statistics.median(iterations[v]):.0f}" for v in variants)
-        + " |"
-    )
+    for title, average in (("Medians", statistics.median), ("Means", statistics.fmean)):
+        print()
+        print(f"{title}:")
+        print()
+        print("| phase | " + " | ".join(variants) + " |")
+        print("|---|" + "---:|" * len(variants))
+        for phase in PHASES:
+            print(f"| {phase} | " + " | ".join(cell(v, phase, average) for v in variants) + " |")
+        print("| **whole test** | " + " | ".join(cell(v, None, average) for v in variants) + " |")
+        print(
+            "| loop iterations | "
+            + " | ".join(f"{average(iterations[v]):.0f}" for v in variants)
+            + " |"
+        )
     print()
     print(
         "A phase's median is over its own values, so the phases need not add up to the "
-        "whole test's median (a phase that is sometimes slow shows in the mean). "
+        "whole test's median; the means add up, and show a phase that is sometimes slow. "
         "Wall minus CPU is time the process waited (for a CPU on a "
         "busy machine, or for a thread)."
     )

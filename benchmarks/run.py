@@ -596,6 +596,11 @@ def report(
             )
             + "; every pytest run checked it."
         )
+    main_name = next(name for name, env in ctx.envs.items() if env is ctx.main)
+    out.append(
+        "- The scenarios other than the aiohttp per-test ones (httpx, plugin overhead, "
+        f"memory, throughput, scale-out) run under `--resolver {main_name}`."
+    )
     if ctx.old_env is not None:
         out.append(
             f"- `{ctx.old_env.label}`: a venv built by the harness ({ctx.old_env.python}) with "
@@ -907,6 +912,16 @@ def report(
             else:
                 targets.append(Target(text, unit, [], 1.0, missing="failed"))
 
+    peak = max(
+        (float(value.split(",")[0]) for _, value in ctx.loads if value != "unknown"), default=0.0
+    )
+    cores = os.cpu_count() or 1
+    loaded = (
+        f" The 1-minute load average reached {peak:.1f} on {cores} cores during this run: "
+        "read its wall times as loaded-machine figures."
+        if peak > cores
+        else ""
+    )
     section += 1
     out += [
         "",
@@ -919,7 +934,8 @@ def report(
             if args.with_load
             else "No load was added: compare with a `--with-load` run for the loaded-machine "
             "targets."
-        ),
+        )
+        + loaded,
         "",
         "| target | measure | median | range over the rounds | rounds | verdict |",
         "|---|---|---:|---:|---:|---|",
