@@ -243,7 +243,7 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
     def _describe(self, item: web.BaseRequest) -> str:
         exchange = self._exchanges.get(id(item))
         if exchange is not None and exchange.stream is not None:
-            return f"{_describe(item)} ({exchange.stream.describe()})"
+            return f"{_describe(item)} ({exchange.stream._describe_unfinished()})"
         return _describe(item)
 
     def _receive_hint(self) -> str:

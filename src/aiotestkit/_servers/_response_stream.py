@@ -152,8 +152,7 @@ class ResponseStream:
         """Whether the test ended the stream, with :meth:`finish` or :meth:`abort` (bool)."""
         return self._state is not _State.OPEN
 
-    def describe(self) -> str:
-        """Describe the stream's progress for reports, e.g. ``"response stream: 12 bytes"``."""
+    def _describe_unfinished(self) -> str:
         return f"response stream started, {self._sent} bytes sent, neither finished nor aborted"
 
     async def write(self, data: bytes, *, timeout: float = DEFAULT_TIMEOUT) -> None:
