@@ -57,6 +57,7 @@ def _fake_address(host: str) -> str:
             _fake_addresses[host] = address
             _fake_hosts[address] = host
             _fake_hosts[f"::ffff:{address}"] = host
+            _fake_hosts[str(ipaddress.ip_address(f"::ffff:{address}"))] = host
         return address
 
 
