@@ -3,13 +3,13 @@
 :class:`NetworkSandbox` patches the running event loop's name resolution and
 connection methods (``getaddrinfo``, ``create_connection``, ``sock_connect``), aiohttp's
 aiodns resolver and the client side of :meth:`ssl.SSLContext.wrap_bio`, for as long as
-it is open. A routed host name resolves to a fake loopback address of its own; a
-connection to it, by name or by that address, reaches a gateway (see
-:mod:`aiotestkit._gateway`) in front of the route's target. TLS clients of a routed
-host get a certificate for that host from the test certificate authority, which
-their context trusts for that connection only. Everything else is refused and
-recorded.
-"""
+it is open, and asks its :class:`~aiotestkit._network._routes.RouteTable` what to do
+with each lookup and connection. A routed host name resolves to a fake loopback
+address of its own; a connection to it, by name or by that address, reaches a
+gateway (see :mod:`aiotestkit._network._gateway`) in front of the route's target.
+TLS clients of a routed host get a certificate for that host from the test
+certificate authority, which their context trusts for that connection only.
+Everything else is refused and recorded."""
 
 from __future__ import annotations
 
@@ -110,11 +110,21 @@ class NetworkSandbox:
         allow_blocked: do not report refused attempts when closing (they are still
             recorded in :attr:`blocked`).
 
+    While the test waits in a test server's ``receive_*()`` on the same loop, a
+    refusal it did not declare expected ends that wait at once with
+    :class:`aiotestkit.BlockedWhileWaiting`; every ``ReceiveTimeout`` lists the
+    refusals so far.
+
     Attributes:
         blocked: every refused lookup or connection, in order
             (:class:`BlockedConnection`).
         unverified: every TLS connection to a routed host whose client had
             certificate or host name verification off (:class:`UnverifiedTLSConnection`).
+        hints: what the sandbox noticed about clients speaking the wrong language
+            on a route (TLS to a plain target, plain text where ``tls=True``), as
+            messages; reported with the refusals.
+        routes: the :class:`RouteTable` that holds the routes and makes every
+            decision (internal; shared with the blocking-socket patches).
 
     Example:
         >>> async with NetworkSandbox() as sandbox, CaseControlledTestServer() as server:
@@ -329,19 +339,27 @@ class NetworkSandbox:
             target: where the connections go:
 
                 - an aiohttp test server (:class:`aiotestkit.CaseControlledTestServer`,
+                  :class:`aiotestkit.CaseControlledWebSocketServer`,
                   :class:`aiohttp.test_utils.TestServer`, ...); started if it is
                   not, and then closed with the sandbox;
+                - a :class:`aiotestkit.CaseControlledStreamServer` (``tcp``, ``tls``
+                  or ``unix``), started likewise; bytes are relayed to it;
                 - an :class:`aiohttp.web.Application` or a request handler
                   (``async def handler(request)``): the sandbox serves it and closes
                   that server when it closes;
-                - a ``(host, port)`` pair or a Unix socket path (str or
+                - a ``(host, port)`` pair on loopback (``127.0.0.0/8``, ``::1``,
+                  ``localhost``) or a Unix socket path (str or
                   :class:`os.PathLike`): bytes are relayed unchanged.
+
+                Once a server target has closed, its clients are refused at once
+                (``ECONNREFUSED``), as by a host that is down.
             tls: whether clients of this route speak TLS, which the sandbox then ends
                 in front of a plain target. ``None`` (default) decides for each
                 connection from the client's first byte for HTTP servers, and
-                relays the bytes unchanged for addresses. ``True`` always ends TLS;
-                ``False`` never does. A server that serves HTTPS itself gets the
-                client's TLS as it is.
+                relays the bytes unchanged for addresses and stream servers.
+                ``True`` always ends TLS (implicit-TLS protocols such as SMTPS in
+                front of a plain stream server); ``False`` never does. A server that
+                serves TLS itself gets the client's TLS as it is.
 
         Returns:
             The server that serves the route: ``target`` itself for servers and
@@ -351,13 +369,15 @@ class NetworkSandbox:
         Raises:
             TypeError: if ``host``, ``port``, ``tls`` or ``target`` has the wrong type.
             ValueError: if ``port`` is out of range, ``host`` is not a valid name,
-                ``host:port`` is routed already, or ``tls=False`` with a server that
-                serves HTTPS.
+                ``host:port`` is routed already, an address target is not on
+                loopback (the message names it), or ``tls=False`` with a server
+                that serves TLS.
             RuntimeError: if the sandbox is not open.
 
         Example:
             >>> server = await sandbox.route("api.kraken.com", 443, kraken_app)
             >>> await sandbox.route("uploads.example.com", 443, ("127.0.0.1", 8443))
+            >>> await sandbox.route("smtp.example.com", 465, stream_server, tls=True)
         """
         self._check_open("add a route")
         _check_port("port", port)
