@@ -9,7 +9,8 @@ address of its own; a connection to it, by name or by that address, reaches a
 gateway (see :mod:`aiotestkit._network._gateway`) in front of the route's target.
 TLS clients of a routed host get a certificate for that host from the test
 certificate authority, which their context trusts for that connection only.
-Everything else is refused and recorded."""
+Everything else is refused and recorded.
+"""
 
 from __future__ import annotations
 
