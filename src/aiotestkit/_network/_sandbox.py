@@ -399,6 +399,13 @@ class NetworkSandbox:
         known = self._gateways.get(key)
         if known is not None:
             return known
+        if isinstance(target, CaseControlledWebSocketServer):
+            # It holds the HTTP server that takes its connections: route that one.
+            await self._start(target)
+            gateway, _ = await self._gateway_for(target.http, tls)
+            del self._gateways[_target_key(target.http), tls]  # one entry per gateway
+            self._gateways[key] = (gateway, target)
+            return gateway, target
         server: object = self._started_for.get(id(target), target)
         if isinstance(target, web.Application) and not isinstance(server, BaseTestServer):
             server = self._started_for[id(target)] = TestServer(target)
@@ -412,10 +419,6 @@ class NetworkSandbox:
             return gateway, target
         elif isinstance(server, CaseControlledStreamServer):
             gateway = await self._stream_gateway(server, tls)
-            self._gateways[key] = (gateway, server)
-            return gateway, server
-        elif not isinstance(server, BaseTestServer) and _is_http_server(server):
-            gateway = await self._http_relay_gateway(server, tls)
             self._gateways[key] = (gateway, server)
             return gateway, server
         elif callable(target) and not isinstance(server, BaseTestServer):
@@ -519,19 +522,6 @@ class NetworkSandbox:
             tls=bool(tls),
             description=repr(server),
             target_closed=lambda: server.closed,
-            speaks_tls=bool(tls),
-        )
-
-    async def _http_relay_gateway(self, server: Any, tls: bool | None) -> Gateway:
-        """An HTTP-speaking server that is no aiohttp test server: relay to its port."""
-        await self._start(server)
-        if server.scheme in ("https", "wss"):
-            return self._tls_passthrough(server, tls, (server.host, server.port))
-        return self._relay(
-            (server.host, server.port),
-            tls=bool(tls),
-            description=repr(server),
-            target_closed=lambda: bool(server.closed),
             speaks_tls=bool(tls),
         )
 
@@ -716,13 +706,6 @@ def _describe_target(target: object) -> str:
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     assert isinstance(target, (str, os.PathLike))
     return f"unix:{os.fspath(target)}"
-
-
-def _is_http_server(target: object) -> bool:
-    """An HTTP-speaking server that is no aiohttp test server (a WebSocket server)."""
-    return isinstance(target, CaseControlledWebSocketServer) or all(
-        hasattr(target, name) for name in ("scheme", "host", "port", "start_server")
-    )
 
 
 def _loopback_address(host: str, port: int) -> tuple[str, int]:
