@@ -7,7 +7,7 @@ import enum
 import json
 import ssl as ssl_module
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +23,9 @@ from .._core import (
     shared_sni_server_context,
     timeout_details,
 )
-from ..errors import ReceiveTimeout, RequestNotPending
+from ..errors import ClientClosedConnection, ReceiveTimeout, RequestNotPending
 from ._base import CaseControlledServerBase
+from ._response_stream import ResponseStream
 
 __all__ = ["CaseControlledTestServer"]
 
@@ -74,6 +75,7 @@ class _Exchange:
     response: asyncio.Future[web.StreamResponse]
     handler: asyncio.Task[Any] | None = field(default=None)
     state: ExchangeState = ExchangeState.PENDING
+    stream: ResponseStream | None = None
 
     @property
     def client_connected(self) -> bool:
@@ -137,7 +139,8 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
     _leftover_name = "unanswered request(s)"
     _close_effect = "Their clients saw the connection drop"
     _leftover_fix = (
-        "Answer each request with send_response() or send_json() before the server closes."
+        "Answer each request with send_response() or send_json(), and finish() or abort() "
+        "each response stream, before the server closes."
     )
 
     def __init__(
@@ -239,6 +242,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         return [e.request for e in self._exchanges.values() if e.unanswered]
 
     def _describe(self, item: web.BaseRequest) -> str:
+        exchange = self._exchanges.get(id(item))
+        if exchange is not None and exchange.stream is not None:
+            return f"{_describe(item)} ({exchange.stream._describe_unfinished()})"
         return _describe(item)
 
     def _receive_hint(self) -> str:
@@ -402,6 +408,84 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         exchange = self._exchange_for(request)
         response = web.json_response(data, status=status, headers=headers, dumps=dumps)
         self._answer(exchange, response)
+
+    async def start_stream(
+        self,
+        request: web.BaseRequest,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = "text/event-stream",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> ResponseStream:
+        """Start answering ``request`` with a body the test writes step by step.
+
+        The status line and headers are sent at once; the returned
+        :class:`aiotestkit.ResponseStream` then writes the body (bytes, or server-sent
+        events) until :meth:`~aiotestkit.ResponseStream.finish` or
+        :meth:`~aiotestkit.ResponseStream.abort`. The body uses chunked transfer
+        encoding unless ``headers`` has a ``Content-Length``. A stream left neither
+        finished nor aborted counts as an unanswered request.
+
+        Args:
+            request: a request returned by :meth:`receive_request` of this server.
+            status: the HTTP status code (int).
+            headers: response headers (a mapping of str to str).
+            content_type: the ``Content-Type`` (str), ``text/event-stream`` by default;
+                ``None`` sends none. A ``Content-Type`` in ``headers`` wins.
+            timeout: how long sending the headers may take, in seconds (float, > 0).
+
+        Returns:
+            The :class:`aiotestkit.ResponseStream` of the response.
+
+        Raises:
+            aiotestkit.RequestNotPending: (a :class:`RuntimeError`) if ``request`` was
+                answered already, has a stream already, its client went away, or this
+                server never held it.
+            aiotestkit.ClientClosedConnection: if the client closed its connection.
+            TypeError, ValueError: for a bad status or header.
+
+        Example:
+            ```python
+            request = await server.receive_request()
+            stream = await server.start_stream(request)
+            await stream.send_event('{"delta": "Hello"}')
+            await stream.finish()
+            ```
+        """
+        exchange = self._exchange_for(request)
+        response = web.StreamResponse(status=status, headers=headers)
+        if content_type is not None and hdrs.CONTENT_TYPE not in response.headers:
+            response.content_type = content_type
+        if hdrs.CONTENT_LENGTH not in response.headers:
+            response.enable_chunked_encoding()
+        stream = ResponseStream(
+            request,
+            response,
+            on_end=lambda reason, aborted: self._end_stream(exchange, response, reason, aborted),
+        )
+        exchange.state = ExchangeState.STREAMING
+        exchange.stream = stream
+        try:
+            await asyncio.wait_for(response.prepare(request), check_timeout(timeout))
+        except (ConnectionError, asyncio.TimeoutError) as error:
+            raise ClientClosedConnection(
+                f"cannot start a response stream for {_describe(request)} on {self!r}: "
+                "its client closed the connection"
+            ) from error
+        return stream
+
+    def _end_stream(
+        self, exchange: _Exchange, response: web.StreamResponse, reason: str, aborted: bool
+    ) -> None:
+        if exchange.state is not ExchangeState.STREAMING:
+            return  # the handler is gone already: the client left, or the server closed
+        self._finish(exchange.request, reason)
+        exchange.state = ExchangeState.ANSWERED
+        if aborted and exchange.handler is not None:
+            exchange.handler.cancel()
+        elif not exchange.response.done():
+            exchange.response.set_result(response)
 
     async def wait_for_disconnect(
         self, request: web.BaseRequest, *, timeout: float = DEFAULT_TIMEOUT

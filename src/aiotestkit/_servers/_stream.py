@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl as ssl_module
-import struct
 from typing import Any
 
 from .._core import (
     CLOSE_TIMEOUT,
     DEFAULT_TIMEOUT,
     CertificateAuthority,
+    abort_with_reset,
     check_timeout,
     default_certificate_authority,
     new_socket_path,
@@ -358,12 +357,7 @@ class StreamConnection(HeldConnection):
         if self._closed:
             return
         self._closed = True
-        sock = self._writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                # Linger on, timeout 0: close() sends RST instead of FIN.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self._writer.transport.abort()
+        abort_with_reset(self._writer.transport)
 
     # -- internals ---------------------------------------------------------------------
 
