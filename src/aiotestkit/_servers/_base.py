@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 
-from .._core import DEFAULT_TIMEOUT, check_timeout, get_within
+from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
 from .._loop import register_probe
 from ..errors import ReceiveTimeout, UnansweredRequestsWarning
 
@@ -200,7 +200,7 @@ class CaseControlledServerBase(ABC, Generic[H]):
         except asyncio.TimeoutError:
             raise ReceiveTimeout(
                 f"{self!r} received no {self._item_name} within {timeout:g} s; "
-                f"{self._receive_hint()}"
+                f"{self._receive_hint()}{timeout_details(timeout)}"
             ) from None
         self._on_received(item)
         return item

@@ -21,6 +21,7 @@ from .._core import (
     check_timeout,
     default_certificate_authority,
     shared_sni_server_context,
+    timeout_details,
 )
 from ..errors import ClientClosedConnection, ReceiveTimeout, RequestNotPending
 from ._base import CaseControlledServerBase
@@ -542,6 +543,7 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             raise ReceiveTimeout(
                 f"the client of {_describe(request)} kept its connection to {self!r} open "
                 f"for {timeout:g} s without an answer; did it give up on the request?"
+                f"{timeout_details(timeout)}"
             )
 
     def abort(self, request: web.BaseRequest) -> None:

@@ -24,6 +24,7 @@ from .._core import (
     remove_socket,
     select_transports,
     shared_sni_server_context,
+    timeout_details,
     wait_all,
 )
 from ..errors import (
@@ -97,6 +98,28 @@ class StreamConnection(HeldConnection):
     def tls(self) -> bool:
         """Whether the connection runs TLS (a ``"tls"`` server, or after :meth:`start_tls`)."""
         return self._tls
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Return information about the connection, as its asyncio transport gives it.
+
+        Args:
+            name: what to get (str), as for :meth:`asyncio.BaseTransport.get_extra_info`:
+                ``"peername"``, ``"sockname"``, ``"ssl_object"``, ``"peercert"`` (the
+                client's certificate over TLS, when the server's context asked for
+                one, e.g. :meth:`aiotestkit.CertificateAuthority.sni_server_context`
+                with ``require_client_certificate=True``), ...
+            default: what to return if the transport has no such information.
+
+        Returns:
+            The value, or ``default``.
+
+        Example:
+            ```python
+            subject = connection.get_extra_info("peercert")["subject"]
+            assert subject == ((("commonName", "worker-7"),),)
+            ```
+        """
+        return self._writer.get_extra_info(name, default)
 
     @property
     def buffered(self) -> bytes:
@@ -319,6 +342,7 @@ class StreamConnection(HeldConnection):
         except asyncio.TimeoutError:  # pragma: no cover - depends on the client
             raise ReceiveTimeout(
                 f"{self!r}: the client did not complete the TLS handshake within {timeout:g} s"
+                f"{timeout_details(timeout)}"
             ) from None
         self._tls = True
 
@@ -397,7 +421,7 @@ class StreamConnection(HeldConnection):
     def _timeout_error(self, what: str, timeout: float) -> ReceiveTimeout:
         return ReceiveTimeout(
             f"{self!r} waited {timeout:g} s for {what}; {self._history()}. "
-            "Did the client send it? Raise the timeout if it is slow."
+            f"Did the client send it? Raise the timeout if it is slow.{timeout_details(timeout)}"
         )
 
     def _closed_error(self, what: str) -> ClientClosedConnection:

@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-from .._core import DEFAULT_TIMEOUT, check_timeout, get_within
+from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
 from ..errors import (
     ClientClosedConnection,
     ReceiveTimeout,
@@ -164,6 +164,7 @@ class WebSocketConnection(HeldConnection):
         except asyncio.TimeoutError:  # pragma: no cover - the handshake is local
             raise ReceiveTimeout(
                 f"{self!r}: the handshake did not complete in {timeout:g} s"
+                f"{timeout_details(timeout)}"
             ) from None
 
     def refuse(
@@ -223,6 +224,7 @@ class WebSocketConnection(HeldConnection):
             raise ReceiveTimeout(
                 f"{self!r} waited {timeout:g} s for a message from the client; "
                 f"{self._history()}. Did the client send it? Raise the timeout if it is slow."
+                f"{timeout_details(timeout)}"
             ) from None
         if message.type in _ENDS:
             self._messages.put_nowait(message)  # every later receive sees the end too
