@@ -167,7 +167,8 @@ async def test_getaddrinfo_and_sock_connect_reach_the_routed_server(
     await sandbox.route("api.example.com", 8080, server)
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo("api.example.com", 8080, type=socket.SOCK_STREAM)
-    assert len(infos) == 1
+    assert [info[0] for info in infos] == [socket.AF_INET, socket.AF_INET6]
+    assert infos[1][4][:2] == (f"::ffff:{infos[0][4][0]}", 8080)
     family, _, _, _, address = infos[0]
     assert family == socket.AF_INET
     assert address[1] == 8080

@@ -167,7 +167,9 @@ class Gateway:
         tls: ``True`` ends TLS for every client, ``False`` for none, ``None`` for
             the clients whose first byte starts a TLS handshake.
         server_context: the server-side context for ending TLS.
-        description: what the gateway stands for, for ``repr``.
+        description: what the gateway stands for, for ``repr`` and messages.
+        target_closed: tells whether the target has closed (a test server that
+            closed); the sandbox then refuses its clients as a host that is down.
     """
 
     def __init__(
@@ -177,8 +179,10 @@ class Gateway:
         tls: bool | None,
         server_context: ssl.SSLContext,
         description: str,
+        target_closed: Callable[[], bool] = lambda: False,
     ) -> None:
         self._service = service
+        self._target_closed = target_closed
         self.tls = tls
         self._server_context = server_context
         self._description = description
@@ -197,6 +201,10 @@ class Gateway:
 
     def __repr__(self) -> str:
         return f"<Gateway {self.address[0]}:{self.address[1]} to {self._description}>"
+
+    def target_closed(self) -> str | None:
+        """The target's description if it has closed, else ``None``."""
+        return self._description if self._target_closed() else None
 
     def _accept(self) -> None:
         try:

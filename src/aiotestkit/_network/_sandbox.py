@@ -14,166 +14,32 @@ recorded.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import socket
 import ssl
-import threading
-import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import AsyncResolver
 from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
-from .._core import (
-    CertificateAuthority,
-    default_certificate_authority,
-    process_listens_on,
-    shared_sni_server_context,
-)
+from .._core import CertificateAuthority, default_certificate_authority, shared_sni_server_context
 from .._loop import is_attached, report_issue
-from ..errors import NameResolutionDenied, NetworkAccessDenied, NetworkSandboxActive
+from ..errors import NetworkSandboxActive
 from ._gateway import Dispatch, Gateway, Relay
-from ._resolver import _check_port, normalize_host
+from ._resolver import _check_port
+from ._routes import BlockedConnection, RouteTable, UnverifiedTLSConnection, port_number
 
 __all__ = ["BlockedConnection", "NetworkSandbox", "UnverifiedTLSConnection"]
 
 _MISSING = object()
-_FAKE_NETWORK = ipaddress.ip_network("127.64.0.0/10")
-"""Routed host names resolve to addresses in here: loopback, so nothing escapes."""
-
-_fake_addresses: dict[str, str] = {}
-"""Host name -> its fake address, for the whole process: a client that cached an
-address (aiohttp's DNS cache, a long-lived session) never reaches another host
-through it in a later sandbox."""
-_fake_hosts: dict[str, str] = {}
-_fake_lock = threading.Lock()
-
-
-def _fake_address(host: str) -> str:
-    with _fake_lock:
-        address = _fake_addresses.get(host)
-        if address is None:
-            address = str(_FAKE_NETWORK[len(_fake_addresses) + 1])
-            _fake_addresses[host] = address
-            _fake_hosts[address] = host
-        return address
-
 
 _active: NetworkSandbox | None = None
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class BlockedConnection:
-    """A name resolution or connection that the sandbox refused.
-
-    Attributes:
-        host: the host name or address the client asked for.
-        port: the port it asked for (0 if a lookup gave none).
-        stage: ``"resolve"`` for a name lookup, ``"connect"`` for a connection.
-        message: the message of the exception the client got.
-
-    Example:
-        >>> [(attempt.host, attempt.port, attempt.stage) for attempt in sandbox.blocked]
-        [('api.example.com', 443, 'resolve')]
-    """
-
-    host: str
-    port: int
-    stage: Literal["resolve", "connect"]
-    message: str
-
-
-@dataclass(frozen=True)
-class UnverifiedTLSConnection:
-    """A TLS connection to a routed host whose client did not verify the certificate.
-
-    Attributes:
-        host: the server name the client gave.
-        verify_mode: the client context's :attr:`ssl.SSLContext.verify_mode`.
-        check_hostname: the client context's :attr:`ssl.SSLContext.check_hostname`.
-
-    Example:
-        >>> [(c.host, c.verify_mode.name, c.check_hostname) for c in sandbox.unverified]
-        [('api.example.com', 'CERT_NONE', False)]
-    """
-
-    host: str
-    verify_mode: ssl.VerifyMode
-    check_hostname: bool
-
-
-_TrustSettings = tuple[ssl.VerifyMode, bool, ssl.VerifyFlags, ssl.Options, Any, Any]
-_client_contexts: weakref.WeakKeyDictionary[
-    CertificateAuthority, dict[_TrustSettings, ssl.SSLContext]
-] = weakref.WeakKeyDictionary()
-
-
-def _trusting_context(authority: CertificateAuthority, like: ssl.SSLContext) -> ssl.SSLContext:
-    """A client context that trusts ``authority``, with ``like``'s verification settings."""
-    settings: _TrustSettings = (
-        like.verify_mode,
-        like.check_hostname,
-        like.verify_flags,
-        like.options,
-        like.minimum_version,
-        like.maximum_version,
-    )
-    cache = _client_contexts.setdefault(authority, {})
-    context = cache.get(settings)
-    if context is None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = like.check_hostname
-        context.verify_mode = like.verify_mode
-        context.verify_flags = like.verify_flags
-        context.options = like.options
-        context.minimum_version = like.minimum_version
-        context.maximum_version = like.maximum_version
-        authority.configure_trust(context)
-        cache[settings] = context
-    return context
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _port_number(port: object) -> int:
-    if port is None:
-        return 0
-    if isinstance(port, bytes):
-        port = port.decode("ascii")
-    if isinstance(port, str):
-        return int(port) if port.isdigit() else socket.getservbyname(port, "tcp")
-    if isinstance(port, int):
-        return port
-    raise TypeError(f"port must be an int, str or None, got {port!r}")
-
-
-def _route_call(host: str, port: int | None) -> str:
-    if port:
-        return f"`await sandbox.route({host!r}, {port}, server)`"
-    return f"`await sandbox.route({host!r}, 443, server)` (with the port the client uses)"
 
 
 class _Patches:
@@ -249,16 +115,10 @@ class NetworkSandbox:
     ) -> None:
         self.certificate_authority = certificate_authority or default_certificate_authority()
         self.allow_blocked = allow_blocked
-        self.blocked: list[BlockedConnection] = []
-        self.unverified: list[UnverifiedTLSConnection] = []
-        self._expected_blocked: list[tuple[str, int | None]] = []
-        self._routes: dict[tuple[str, int], Gateway] = {}
-        self._routed_ports: dict[str, set[int]] = {}
-        self._fake_addresses: dict[str, str] = {}  # routed host name -> fake address
+        self.routes = RouteTable(self.certificate_authority)
         self._gateways: dict[tuple[object, bool | None], tuple[Gateway, object]] = {}
         self._owned_servers: list[BaseTestServer] = []
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
-        self._local_ports: set[int] = set()
         self._patches = _Patches()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -268,7 +128,17 @@ class NetworkSandbox:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._loop else "not open"
-        return f"<NetworkSandbox {state}, {len(self._routes)} route(s)>"
+        return f"<NetworkSandbox {state}, {len(self.routes)} route(s)>"
+
+    @property
+    def blocked(self) -> list[BlockedConnection]:
+        """Every refused lookup or connection, in order (:class:`BlockedConnection`)."""
+        return self.routes.blocked
+
+    @property
+    def unverified(self) -> list[UnverifiedTLSConnection]:
+        """Every TLS client of a routed host that had verification off."""
+        return self.routes.unverified
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -318,8 +188,8 @@ class NetworkSandbox:
             server_hostname: str | bytes | None = None,
             session: ssl.SSLSession | None = None,
         ) -> ssl.SSLObject:
-            if not server_side and server_hostname is not None and session is None:
-                context = sandbox._client_context(context, server_hostname)
+            if not server_side and session is None:
+                context = sandbox.routes.client_context(context, server_hostname) or context
             return original_wrap_bio(
                 context, incoming, outgoing, server_side, server_hostname, session
             )
@@ -374,7 +244,7 @@ class NetworkSandbox:
         for server in reversed(self._owned_servers):
             await server.close()
         if not self.allow_blocked and is_attached(self._loop):
-            for attempt in self._unexpected_blocked():
+            for attempt in self.routes.unexpected():
                 report_issue("refused_connections", attempt.message, loop=self._loop)
 
     async def __aenter__(self) -> NetworkSandbox:
@@ -454,20 +324,17 @@ class NetworkSandbox:
             >>> await sandbox.route("uploads.example.com", 443, ("127.0.0.1", 8443))
         """
         self._check_open("add a route")
-        name = normalize_host(host)
         _check_port("port", port)
         if tls is not None and not isinstance(tls, bool):
             raise TypeError(f"tls must be True, False or None, got {tls!r}")
-        if (name, port) in self._routes:
+        route = self.routes.get(host, port)
+        if route is not None:
             raise ValueError(
-                f"{name}:{port} is routed already, to {self._routes[name, port]!r}; "
+                f"{route.host}:{port} is routed already, to {route.gateway!r}; "
                 "each host and port takes one route"
             )
         gateway, server = await self._gateway_for(target, tls)
-        self._routes[name, port] = gateway
-        self._routed_ports.setdefault(name, set()).add(port)
-        if not _is_ip(name):
-            self._fake_addresses[name] = _fake_address(name)
+        self.routes.add(host, port, gateway)
         return server
 
     async def _gateway_for(self, target: Any, tls: bool | None) -> tuple[Gateway, object]:
@@ -538,69 +405,6 @@ class NetworkSandbox:
         self._gateways[key] = (gateway, server)
         return gateway, server
 
-    # -- decisions ------------------------------------------------------------------
-
-    def _refuse(
-        self, host: str, port: int, why: str, stage: Literal["resolve", "connect"]
-    ) -> NetworkAccessDenied:
-        if stage == "resolve":
-            message = (
-                f"name resolution of {host} refused by the network sandbox: {why}; "
-                f"route a test server for it with {_route_call(host, port)}"
-            )
-            error: NetworkAccessDenied = NameResolutionDenied(message, host=host, port=port)
-        else:
-            message = (
-                f"connection to {host}:{port} refused by the network sandbox: {why}; "
-                f"route a test server there with {_route_call(host, port)}"
-            )
-            error = NetworkAccessDenied(message, host=host, port=port)
-        self.blocked.append(BlockedConnection(host, port, stage, message))
-        return error
-
-    def _destination(self, host: str | bytes, port: int) -> Gateway | None:
-        """The gateway for ``host:port``, ``None`` to connect as asked; raises if refused."""
-        try:
-            name = normalize_host(host)
-        except (TypeError, ValueError):
-            raise self._refuse(
-                repr(host), port, "it is not a valid host name", "connect"
-            ) from None
-        name = _fake_hosts.get(name, name)
-        gateway = self._routes.get((name, port))
-        if gateway is not None:
-            return gateway
-        routed_ports = self._routed_ports.get(name)
-        if routed_ports:
-            ports = ", ".join(str(p) for p in sorted(routed_ports))
-            raise self._refuse(name, port, f"{name} is routed on port(s) {ports} only", "connect")
-        if _is_loopback(name):
-            if port in self._local_ports or process_listens_on(port):
-                self._local_ports.add(port)
-                return None
-            raise self._refuse(
-                name,
-                port,
-                "no socket of this test process listens on that loopback port",
-                "connect",
-            )
-        raise self._refuse(name, port, "no test server is routed there", "connect")
-
-    def _client_context(
-        self, context: ssl.SSLContext, server_hostname: str | bytes
-    ) -> ssl.SSLContext:
-        try:
-            name = normalize_host(server_hostname)
-        except (TypeError, ValueError):
-            return context
-        if name not in self._routed_ports:
-            return context
-        if context.verify_mode == ssl.CERT_NONE or not context.check_hostname:
-            self.unverified.append(
-                UnverifiedTLSConnection(name, context.verify_mode, context.check_hostname)
-            )
-        return _trusting_context(self.certificate_authority, context)
-
     # -- the loop's patched methods -------------------------------------------------
 
     async def _getaddrinfo(
@@ -618,29 +422,12 @@ class NetworkSandbox:
             return list(
                 await original(host, port, family=family, type=type, proto=proto, flags=flags)
             )
-        number = _port_number(port)
-        try:
-            name = normalize_host(host)
-        except (TypeError, ValueError):
-            raise self._refuse(
-                repr(host), number, "it is not a valid host name", "resolve"
-            ) from None
-        fake = self._fake_addresses.get(name)
-        if fake is not None:
-            return [
-                (
-                    socket.AF_INET,
-                    type or socket.SOCK_STREAM,
-                    proto or socket.IPPROTO_TCP,
-                    "",
-                    (fake, number),
-                )
-            ]
-        if _is_ip(name) or name == "localhost":
+        infos = self.routes.resolve(host, port, family=family, type=type, proto=proto)
+        if infos is None:
             return list(
                 await original(host, port, family=family, type=type, proto=proto, flags=flags)
             )
-        raise self._refuse(name, number, "no test server is routed for it", "resolve")
+        return infos
 
     async def _create_connection(
         self,
@@ -656,11 +443,11 @@ class NetworkSandbox:
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         original = self._original_create_connection
         if sock is None and host is not None and port is not None:
-            gateway = self._destination(host, port)
-            if gateway is not None:
+            route = self.routes.destination(host, port)
+            if route is not None:
                 if ssl and server_hostname is None:
                     server_hostname = host
-                host, port = gateway.address
+                host, port = route.address
                 family = socket.AF_INET
         result: tuple[asyncio.BaseTransport, asyncio.BaseProtocol] = await original(
             protocol_factory,
@@ -676,9 +463,9 @@ class NetworkSandbox:
 
     async def _sock_connect(self, sock: socket.socket, address: Any) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
-            gateway = self._destination(address[0], _port_number(address[1]))
-            if gateway is not None:
-                host, port = gateway.address
+            route = self.routes.destination(address[0], port_number(address[1]))
+            if route is not None:
+                host, port = route.address
                 address = (
                     (host, port) if sock.family == socket.AF_INET else (f"::ffff:{host}", port)
                 )
@@ -701,22 +488,7 @@ class NetworkSandbox:
         Example:
             >>> sandbox.expect_blocked("telemetry.example.com")
         """
-        if port is not None:
-            _check_port("port", port)
-        self._expected_blocked.append((normalize_host(host), port))
-
-    def _is_expected(self, attempt: BlockedConnection) -> bool:
-        try:
-            host = normalize_host(attempt.host)
-        except (TypeError, ValueError):
-            host = attempt.host
-        return any(
-            host == expected and port in (None, attempt.port)
-            for expected, port in self._expected_blocked
-        )
-
-    def _unexpected_blocked(self) -> list[BlockedConnection]:
-        return [attempt for attempt in self.blocked if not self._is_expected(attempt)]
+        self.routes.expect(host, port)
 
     def assert_nothing_blocked(self) -> None:
         """Check that the sandbox refused nothing the test did not expect.
@@ -732,7 +504,7 @@ class NetworkSandbox:
         Example:
             >>> sandbox.assert_nothing_blocked()
         """
-        unexpected = self._unexpected_blocked()
+        unexpected = self.routes.unexpected()
         if unexpected:
             listed = "\n".join(f"  - {attempt.message}" for attempt in unexpected)
             raise AssertionError(
