@@ -29,6 +29,7 @@ from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 from .._core import CertificateAuthority, default_certificate_authority, shared_sni_server_context
 from .._loop import is_attached, report_issue
 from ..errors import NetworkSandboxActive
+from ._blocking import BlockingSockets, checked_already
 from ._gateway import Dispatch, Gateway, Relay
 from ._resolver import _check_port
 from ._routes import BlockedConnection, RouteTable, UnverifiedTLSConnection, port_number
@@ -166,7 +167,7 @@ class NetworkSandbox:
         loop = asyncio.get_running_loop()
         self._original_getaddrinfo = loop.getaddrinfo
         self._original_create_connection = loop.create_connection
-        self._original_sock_connect = loop.sock_connect
+        self._original_sock_connect = checked_already(loop.sock_connect)
         _active = self
         self._loop = loop
         try:
@@ -218,6 +219,7 @@ class NetworkSandbox:
         self._patches.set(loop, "sock_connect", self._sock_connect)
         self._patches.set(ssl.SSLContext, "wrap_bio", wrap_bio)
         self._patches.set(AsyncResolver, "resolve", resolve)
+        BlockingSockets(self.routes).install(self._patches.set)
 
     async def close(self) -> None:
         """Restore what the sandbox patched, close its gateways and the servers it started.
