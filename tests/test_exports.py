@@ -21,6 +21,7 @@ def test_public_names() -> None:
         "ClientClosedConnection",
         "DeadlockError",
         "FakeResolver",
+        "HTTPProxy",
         "HandlerError",
         "HangTimeout",
         "HygieneError",

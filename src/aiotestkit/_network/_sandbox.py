@@ -31,6 +31,7 @@ from .._loop import is_attached, report_issue
 from ..errors import NetworkSandboxActive
 from ._blocking import BlockingSockets, checked_already
 from ._gateway import Dispatch, Gateway, Relay
+from ._proxy import HTTPProxy
 from ._resolver import _check_port
 from ._routes import BlockedConnection, RouteTable, UnverifiedTLSConnection, port_number
 
@@ -119,6 +120,7 @@ class NetworkSandbox:
         self.routes = RouteTable(self.certificate_authority)
         self._gateways: dict[tuple[object, bool | None], tuple[Gateway, object]] = {}
         self._owned_servers: list[BaseTestServer] = []
+        self._proxies: list[HTTPProxy] = []
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._patches = _Patches()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -239,6 +241,8 @@ class NetworkSandbox:
         finally:
             if _active is self:
                 _active = None
+        for proxy in self._proxies:
+            await proxy.close()
         gateways = [gateway for gateway, _ in self._gateways.values()]
         self._gateways.clear()
         for gateway in gateways:
@@ -338,6 +342,63 @@ class NetworkSandbox:
         gateway, server = await self._gateway_for(target, tls)
         self.routes.add(host, port, gateway)
         return server
+
+    async def route_proxy(
+        self, host: str | bytes, port: int, *, auth: tuple[str, str] | None = None
+    ) -> HTTPProxy:
+        """Start an HTTP proxy at ``host:port`` that reaches the sandbox's routed hosts.
+
+        Clients configured with a proxy (``HTTPS_PROXY``/``HTTP_PROXY`` in the
+        environment with httpx or ``aiohttp.ClientSession(trust_env=True)``, or
+        ``proxy=`` arguments) reach it by that host name. It accepts ``CONNECT`` to
+        routed hosts and tunnels the client's bytes to the route's target unchanged,
+        so TLS stays end to end between client and target (the client verifies the
+        target's certificate, as without a proxy). It forwards absolute-form
+        plain-HTTP requests (``GET http://host/path``) to routed hosts. Any other
+        host gets ``403 Forbidden`` and is recorded in :attr:`blocked` as a
+        ``"connect"`` refusal of ``(host, port)``, with the usual message. The proxy
+        is closed, tunnels and all, when the sandbox closes.
+
+        Args:
+            host: the proxy's host name (str or bytes), e.g. ``"proxy.corp.example"``.
+            port: its TCP port (int, 1-65535), e.g. 3128 or 8080.
+            auth: ``(user, password)`` (str, str): the proxy then answers ``407 Proxy
+                Authentication Required`` (with ``Proxy-Authenticate: Basic``) to every
+                request without matching ``Proxy-Authorization: Basic`` credentials.
+                A 407 is the proxy's answer, not a refusal of the sandbox. ``None``
+                (default): no authentication.
+
+        Returns:
+            The :class:`aiotestkit.HTTPProxy`, whose ``tunnels`` and ``forwarded``
+            list what it did.
+
+        Raises:
+            TypeError: if ``auth`` is not a pair of str, or ``host``/``port`` has the
+                wrong type.
+            ValueError: if ``host:port`` is routed already or not valid.
+            RuntimeError: if the sandbox is not open.
+
+        Example:
+            >>> await network_sandbox.route("api.example.com", 443, server)
+            >>> proxy = await network_sandbox.route_proxy("proxy.corp", 3128, auth=("u", "p"))
+            >>> monkeypatch.setenv("HTTPS_PROXY", "http://u:p@proxy.corp:3128")
+            >>> async with httpx.AsyncClient() as client:  # trusts the environment
+            ...     task = asyncio.create_task(client.get("https://api.example.com/"))
+            ...     request = await server.receive_request()
+            >>> proxy.tunnels
+            [('api.example.com', 443)]
+        """
+        self._check_open("start a proxy")
+        proxy = HTTPProxy(
+            self.routes,
+            self._original_create_connection,
+            host=host.decode("ascii") if isinstance(host, bytes) else host,
+            port=port,
+            auth=auth,
+        )
+        await self.route(host, port, proxy.handle)
+        self._proxies.append(proxy)
+        return proxy
 
     async def _gateway_for(self, target: Any, tls: bool | None) -> tuple[Gateway, object]:
         key: tuple[object, bool | None] = (_target_key(target), tls)
