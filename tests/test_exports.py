@@ -13,6 +13,7 @@ def test_public_names() -> None:
         "AiotestkitError",
         "AiotestkitWarning",
         "BlockedConnection",
+        "BlockedWhileWaiting",
         "CaseControlledServerFactory",
         "CaseControlledStreamServer",
         "CaseControlledTestServer",

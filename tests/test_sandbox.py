@@ -322,12 +322,12 @@ async def test_route_rejects_bad_arguments(
         await sandbox.route("api.example.com", 0, server)
     with pytest.raises(TypeError, match="tls must be True, False or None, got 'yes'"):
         await sandbox.route("api.example.com", 444, server, tls="yes")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"target must be an aiohttp test server.*got int"):
+    with pytest.raises(TypeError, match=r"target must be an aiotestkit server.*got int"):
         await sandbox.route("api.example.com", 444, 8080)
     with pytest.raises(TypeError, match=r"must be a \(host, port\) pair, got \('127.0.0.1',\)"):
         await sandbox.route("api.example.com", 444, ("127.0.0.1",))
     async with CaseControlledTestServer(scheme="https") as https_server:
-        with pytest.raises(ValueError, match="serves HTTPS itself"):
+        with pytest.raises(ValueError, match="serves TLS itself"):
             await sandbox.route("api.example.com", 444, https_server, tls=False)
 
 
@@ -624,7 +624,7 @@ async def test_patching_does_not_scale_with_routes(server: CaseControlledTestSer
     async with NetworkSandbox() as sandbox:
         for index in range(50):
             await sandbox.route(f"host{index}.example.com", 443, server)
-        assert len(sandbox._patches._undo) == 11  # the loop, aiohttp, socket and ssl
+        assert len(sandbox._patches._undo) == 12  # the loop, aiohttp, socket and ssl
 
 
 async def test_address_target_relays_server_first_protocols_and_closes_with_the_sandbox() -> None:

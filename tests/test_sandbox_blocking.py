@@ -427,3 +427,37 @@ async def test_blocking_entry_points_are_restored_when_the_test_is_cancelled() -
     with pytest.raises(asyncio.CancelledError):
         await task
     assert blocking_entry_points() == before
+
+
+async def test_wrap_socket_keeps_the_clients_alpn_protocols(sandbox: NetworkSandbox) -> None:
+    # A TLS server of the test's own (the route passes its TLS through) that offers
+    # HTTP/1.1 only: the client's list is negotiated with it honestly.
+    server_context = sandbox.certificate_authority.server_context("api.example.com")
+    server_context.set_alpn_protocols(["http/1.1"])
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"hello\n")
+        await writer.drain()
+        writer.close()
+
+    tls_server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
+    async with tls_server:
+        await sandbox.route("api.example.com", 443, tls_server.sockets[0].getsockname())
+
+        def negotiate(connect_first: bool) -> tuple[str | None, bytes]:
+            context = ssl.create_default_context()
+            context.set_alpn_protocols(["h2", "http/1.1"])
+            if connect_first:
+                raw = socket.create_connection(("api.example.com", 443), timeout=5)
+                tls = context.wrap_socket(raw, server_hostname="api.example.com")
+            else:
+                tls = context.wrap_socket(socket.socket(), server_hostname="api.example.com")
+                tls.settimeout(5)
+                tls.connect(("api.example.com", 443))
+            with tls:
+                return tls.selected_alpn_protocol(), tls.recv(100)
+
+        assert await asyncio.to_thread(negotiate, True) == ("http/1.1", b"hello\n")
+        # a socket wrapped before it connects gets the test authority's context as it is
+        assert await asyncio.to_thread(negotiate, False) == (None, b"hello\n")
+    sandbox.assert_tls_verified()

@@ -26,6 +26,7 @@ from ._servers import StreamConnection as StreamConnection
 from ._servers import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import BlockedWhileWaiting as BlockedWhileWaiting
 from .errors import ClientClosedConnection as ClientClosedConnection
 from .errors import DeadlockError as DeadlockError
 from .errors import HandlerError as HandlerError
@@ -50,6 +51,7 @@ __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
     "BlockedConnection",
+    "BlockedWhileWaiting",
     "CaseControlledServerFactory",
     "CaseControlledStreamServer",
     "CaseControlledTestServer",

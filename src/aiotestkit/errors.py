@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
+    "BlockedWhileWaiting",
     "ClientClosedConnection",
     "DeadlockError",
     "HandlerError",
@@ -176,6 +177,33 @@ class NetworkAccessDenied(AiotestkitError, OSError):
 
 def _rebuild_network_access_denied(message: str, host: str, port: int) -> NetworkAccessDenied:
     return NetworkAccessDenied(message, host=host, port=port)
+
+
+class BlockedWhileWaiting(AiotestkitError, ConnectionRefusedError):
+    """A test server's wait ended at once: the network sandbox refused a connection.
+
+    Raised by ``receive_request()``, ``receive_connection()`` and every other wait
+    of a test server when, while it waits, the network sandbox of the same loop
+    refuses a lookup or connection that the test did not declare expected (with
+    ``expect_blocked`` or ``allow_blocked=True``): the client the test waits for
+    most likely got that refusal (a forgotten ``route()``, or one not awaited)
+    instead of reaching the server, so waiting out the timeout would only delay
+    the failure. The message is the refusal's: host, port and the ``route(...)``
+    call that would allow it. The refusal stays in the test's hygiene report too.
+
+    Example:
+        >>> issubclass(BlockedWhileWaiting, ConnectionRefusedError)
+        True
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ECONNREFUSED, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (BlockedWhileWaiting, (self.strerror,))
 
 
 class MockNotAwaited(AiotestkitError, AssertionError):

@@ -45,6 +45,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from .._core import set_virtual_time
 from ..errors import DeadlockError
 
 try:
@@ -466,6 +467,7 @@ class VirtualClock:
             self._loop = None
             raise
         _clocks[loop] = self
+        set_virtual_time(loop, True)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Give ``loop`` its real time back and undo everything :meth:`attach` changed.
@@ -493,6 +495,7 @@ class VirtualClock:
             self._loop = None
             self._selector = None
             _clocks.pop(loop, None)
+            set_virtual_time(loop, False)
             self._executor_jobs.clear()
             if not loop.is_closed():
                 self._shift_timers(loop, loop.time() - self._now)

@@ -18,8 +18,8 @@ thread:
   ``ECONNREFUSED``);
 - :meth:`ssl.SSLContext.wrap_socket` on the client side: a TLS client of a routed host
   trusts the test certificate authority for that connection, with its own
-  verification settings, whatever trust store (``certifi``'s bundle, the system's)
-  its context loaded.
+  verification settings, ALPN protocols and certificate chain, whatever trust store
+  (``certifi``'s bundle, the system's) its context loaded.
 
 Refusals land in the sandbox's one record, thread-safely. The loop's own connections
 were decided by the sandbox's async patches already: the sandbox marks them with
@@ -149,17 +149,47 @@ class BlockingSockets:
             server_hostname: str | bytes | None = None,
             session: ssl.SSLSession | None = None,
         ) -> ssl.SSLSocket:
-            if not server_side and session is None:
-                context = routes.client_context(context, server_hostname) or context
-            return original_wrap_socket(
-                context,
-                sock,
-                server_side,
-                do_handshake_on_connect,
-                suppress_ragged_eofs,
-                server_hostname,
-                session,
+            trusting = None if server_side else routes.client_context(context, server_hostname)
+            if trusting is None:
+                return original_wrap_socket(
+                    context,
+                    sock,
+                    server_side,
+                    do_handshake_on_connect,
+                    suppress_ragged_eofs,
+                    server_hostname,
+                    session,
+                )
+            if not _connected(sock):
+                # connect() will wrap with the context given here: the test authority's
+                # (with the client's certificate chain; its ALPN list is not kept).
+                return original_wrap_socket(
+                    trusting,
+                    sock,
+                    server_side,
+                    do_handshake_on_connect,
+                    suppress_ragged_eofs,
+                    server_hostname,
+                    session,
+                )
+            # As wrap_bio: wrap with the client's own context (its ALPN protocols, server
+            # name and verification settings), swap in the trusting one, then shake hands.
+            wrapped = original_wrap_socket(
+                context, sock, server_side, False, suppress_ragged_eofs, server_hostname, session
             )
+            wrapped.context = trusting
+            if do_handshake_on_connect:
+                try:
+                    if wrapped.gettimeout() == 0.0:
+                        raise ValueError(
+                            "do_handshake_on_connect should not be specified for "
+                            "non-blocking sockets"
+                        )
+                    wrapped.do_handshake()
+                except (OSError, ValueError):
+                    wrapped.close()
+                    raise
+            return wrapped
 
         patch(socket, "getaddrinfo", getaddrinfo)
         patch(socket, "gethostbyname", gethostbyname)
@@ -184,3 +214,11 @@ class BlockingSockets:
             return address
         host, port = route.address
         return (host, port) if sock.family == socket.AF_INET else (f"::ffff:{host}", port, 0, 0)
+
+
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True

@@ -34,11 +34,16 @@ ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 OpenTarget = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, object]]]
 
 
+FirstBytes = Callable[[bytes], None]
+"""Told of the first bytes a relayed client sends (to spot TLS sent to a plain target)."""
+
+
 class _Pipe(asyncio.Protocol):
     """One side of a relay: writes what it receives to its peer's transport."""
 
-    def __init__(self, registry: set[_Pipe]) -> None:
+    def __init__(self, registry: set[_Pipe], on_first_bytes: FirstBytes | None = None) -> None:
         self._registry = registry
+        self._on_first_bytes = on_first_bytes
         self.transport: asyncio.Transport | None = None
         self.peer: _Pipe | None = None
         self._buffer = bytearray()
@@ -57,6 +62,9 @@ class _Pipe(asyncio.Protocol):
             self.peer._buffer.clear()
 
     def data_received(self, data: bytes) -> None:
+        if self._on_first_bytes is not None:
+            on_first_bytes, self._on_first_bytes = self._on_first_bytes, None
+            on_first_bytes(data)
         peer = self.peer
         if peer is not None and peer.transport is not None:
             peer.transport.write(data)
@@ -123,16 +131,22 @@ class Relay:
     Args:
         open_target: opens a connection to the target with the given protocol
             factory (``loop.create_connection`` or ``create_unix_connection``).
+        on_first_bytes: called with the first bytes of each client (after TLS
+            is ended, if the gateway ends it).
     """
 
-    def __init__(self, open_target: OpenTarget) -> None:
+    def __init__(
+        self, open_target: OpenTarget, *, on_first_bytes: FirstBytes | None = None
+    ) -> None:
         self._open_target = open_target
+        self._on_first_bytes = on_first_bytes
         self._pipes: set[_Pipe] = set()
 
     async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
         """Connect to the target, then relay between it and ``conn``."""
         loop = asyncio.get_running_loop()
-        client_side, target_side = _Pipe(self._pipes), _Pipe(self._pipes)
+        client_side = _Pipe(self._pipes, self._on_first_bytes)
+        target_side = _Pipe(self._pipes)
         client_side.link(target_side)
         try:
             await self._open_target(lambda: target_side)

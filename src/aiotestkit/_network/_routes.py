@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from .._core import CertificateAuthority, process_listens_on
 from ..errors import NameResolutionDenied, NetworkAccessDenied
-from ._client_tls import trusting_context
+from ._client_tls import ChainRecorder, trusting_context
 from ._gateway import Gateway
 from ._resolver import _check_port, normalize_host
 
@@ -202,6 +202,8 @@ class RouteTable:
         self.certificate_authority = certificate_authority
         self.blocked: list[BlockedConnection] = []
         self.unverified: list[UnverifiedTLSConnection] = []
+        self.chains = ChainRecorder()
+        """Records the certificate chains clients load while the sandbox is open."""
         self._on_refusal = on_refusal
         self._routes: dict[tuple[str, int], Route] = {}
         self._ports: dict[str, set[int]] = {}
@@ -401,14 +403,15 @@ class RouteTable:
     def client_context(
         self, context: ssl.SSLContext, server_hostname: str | bytes | None
     ) -> ssl.SSLContext | None:
-        """The context a TLS client of ``server_hostname`` verifies the server with.
+        """The context to swap into a TLS client's connection to ``server_hostname``.
 
         ``None`` if the host is not routed (the client's own context applies).
-        Otherwise a context that trusts the test authority, with ``context``'s
-        verification settings; a client that does not verify is recorded in
-        :attr:`unverified`. Swap it in with ``ssl_object.context = ...`` after
-        wrapping with the client's own context: the client's ALPN protocols,
-        server name and verification settings stay as they are.
+        Otherwise a context that trusts the test authority and presents the
+        certificate chain ``context`` loaded (if :attr:`chains` saw it); a client
+        that does not verify is recorded in :attr:`unverified`. Wrap the
+        connection with the client's own ``context``, then swap this one in
+        before the handshake (``ssl_object.context = ...``): the client's ALPN
+        protocols, server name and verification settings stay as they are.
         """
         if server_hostname is None:
             return None
@@ -423,7 +426,7 @@ class RouteTable:
                 self.unverified.append(
                     UnverifiedTLSConnection(name, context.verify_mode, context.check_hostname)
                 )
-        return trusting_context(self.certificate_authority, context)
+        return trusting_context(self.certificate_authority, self.chains.chain_of(context))
 
     # -- expectations ---------------------------------------------------------------
 

@@ -26,14 +26,28 @@ from aiohttp.abc import ResolveResult
 from aiohttp.resolver import AsyncResolver
 from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
-from .._core import CertificateAuthority, default_certificate_authority, shared_sni_server_context
+from .._core import (
+    CertificateAuthority,
+    default_certificate_authority,
+    record_hint,
+    record_refusal,
+    reset_refusals,
+)
 from .._loop import is_attached, report_issue
+from .._servers import CaseControlledStreamServer, CaseControlledWebSocketServer
 from ..errors import NetworkSandboxActive
 from ._blocking import BlockingSockets, checked_already
+from ._client_tls import sni_server_context_with_alpn
 from ._gateway import Dispatch, Gateway, Relay
 from ._proxy import HTTPProxy
-from ._resolver import _check_port
-from ._routes import BlockedConnection, RouteTable, UnverifiedTLSConnection, port_number
+from ._resolver import _check_port, normalize_host
+from ._routes import (
+    BlockedConnection,
+    RouteTable,
+    UnverifiedTLSConnection,
+    is_loopback,
+    port_number,
+)
 
 __all__ = ["BlockedConnection", "NetworkSandbox", "UnverifiedTLSConnection"]
 
@@ -42,6 +56,10 @@ _MISSING = object()
 _active: NetworkSandbox | None = None
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+_HTTP_ALPN = ("http/1.1",)
+"""What the sandbox offers a TLS client in front of an aiohttp server: HTTP/1.1 only."""
+_TLS_RECORD = b"\x16"
 
 
 class _Patches:
@@ -117,10 +135,11 @@ class NetworkSandbox:
     ) -> None:
         self.certificate_authority = certificate_authority or default_certificate_authority()
         self.allow_blocked = allow_blocked
-        self.routes = RouteTable(self.certificate_authority)
+        self.routes = RouteTable(self.certificate_authority, on_refusal=self._on_refusal)
         self._gateways: dict[tuple[object, bool | None], tuple[Gateway, object]] = {}
-        self._owned_servers: list[BaseTestServer] = []
+        self._owned_servers: list[Any] = []
         self._proxies: list[HTTPProxy] = []
+        self.hints: list[str] = []
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._patches = _Patches()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -172,6 +191,7 @@ class NetworkSandbox:
         self._original_sock_connect = checked_already(loop.sock_connect)
         _active = self
         self._loop = loop
+        reset_refusals(loop)
         try:
             self._install(loop)
         except BaseException:
@@ -191,11 +211,14 @@ class NetworkSandbox:
             server_hostname: str | bytes | None = None,
             session: ssl.SSLSession | None = None,
         ) -> ssl.SSLObject:
-            if not server_side and session is None:
-                context = sandbox.routes.client_context(context, server_hostname) or context
-            return original_wrap_bio(
+            ssl_object = original_wrap_bio(
                 context, incoming, outgoing, server_side, server_hostname, session
             )
+            if not server_side:
+                trusting = sandbox.routes.client_context(context, server_hostname)
+                if trusting is not None:
+                    ssl_object.context = trusting
+            return ssl_object
 
         async def resolve(
             resolver: AsyncResolver,
@@ -220,6 +243,11 @@ class NetworkSandbox:
         self._patches.set(loop, "create_connection", self._create_connection)
         self._patches.set(loop, "sock_connect", self._sock_connect)
         self._patches.set(ssl.SSLContext, "wrap_bio", wrap_bio)
+        self._patches.set(
+            ssl.SSLContext,
+            "load_cert_chain",
+            self.routes.chains.wrap(ssl.SSLContext.load_cert_chain),
+        )
         self._patches.set(AsyncResolver, "resolve", resolve)
         BlockingSockets(self.routes).install(self._patches.set)
 
@@ -241,6 +269,8 @@ class NetworkSandbox:
         finally:
             if _active is self:
                 _active = None
+            if self._loop is not None:
+                reset_refusals(self._loop)
         for proxy in self._proxies:
             await proxy.close()
         gateways = [gateway for gateway, _ in self._gateways.values()]
@@ -264,6 +294,10 @@ class NetworkSandbox:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def _on_refusal(self, attempt: BlockedConnection, expected: bool) -> None:
+        if self._loop is not None and not self._closed:
+            record_refusal(self._loop, attempt.message, expected=expected or self.allow_blocked)
 
     def _check_open(self, action: str) -> asyncio.AbstractEventLoop:
         if self._closed or self._loop is None:
@@ -405,68 +439,166 @@ class NetworkSandbox:
         known = self._gateways.get(key)
         if known is not None:
             return known
-        loop = asyncio.get_running_loop()
-        server_context = shared_sni_server_context(self.certificate_authority)
         server: object = self._started_for.get(id(target), target)
-        if isinstance(server, BaseTestServer):
-            pass
-        elif isinstance(target, web.Application):
+        if isinstance(target, web.Application) and not isinstance(server, BaseTestServer):
             server = self._started_for[id(target)] = TestServer(target)
-            pass
-        elif isinstance(target, tuple):
-            address = _check_address(target)
-            gateway = Gateway(
-                Relay(lambda factory: self._original_create_connection(factory, *address)),
+        elif isinstance(target, (tuple, str, os.PathLike)):
+            gateway = self._relay(
+                _check_address(target) if isinstance(target, tuple) else os.fspath(target),
                 tls=bool(tls),
-                server_context=server_context,
-                description=f"{address[0]}:{address[1]}",
+                description=_describe_target(target),
             )
             self._gateways[key] = (gateway, target)
             return gateway, target
-        elif isinstance(target, (str, os.PathLike)):
-            path = os.fspath(target)
-            gateway = Gateway(
-                Relay(lambda factory: loop.create_unix_connection(factory, path)),
-                tls=bool(tls),
-                server_context=server_context,
-                description=f"unix:{path}",
-            )
-            self._gateways[key] = (gateway, target)
-            return gateway, target
-        elif callable(target):
+        elif isinstance(server, CaseControlledStreamServer):
+            gateway = await self._stream_gateway(server, tls)
+            self._gateways[key] = (gateway, server)
+            return gateway, server
+        elif not isinstance(server, BaseTestServer) and _is_http_server(server):
+            gateway = await self._http_relay_gateway(server, tls)
+            self._gateways[key] = (gateway, server)
+            return gateway, server
+        elif callable(target) and not isinstance(server, BaseTestServer):
             server = self._started_for[id(target)] = RawTestServer(target)
-        else:
+        elif not isinstance(server, BaseTestServer):
             raise TypeError(
-                "target must be an aiohttp test server, an aiohttp.web.Application, a request "
-                f"handler, a (host, port) pair or a Unix socket path, got {type(target).__name__}"
+                "target must be an aiotestkit server (CaseControlledTestServer, "
+                "CaseControlledStreamServer, CaseControlledWebSocketServer), an aiohttp test "
+                "server, an aiohttp.web.Application, a request handler, a (host, port) pair "
+                f"on loopback or a Unix socket path, got {type(target).__name__}"
             )
         assert isinstance(server, BaseTestServer)
-        if not server.started:
-            await server.start_server()
-            self._owned_servers.append(server)
+        await self._start(server)
         assert server.port is not None
         if server.scheme == "https":
-            if tls is False:
-                raise ValueError(
-                    f"{server!r} serves HTTPS itself, so its clients must speak TLS: "
-                    "route it with tls=None or tls=True, or route a plain-HTTP server"
-                )
-            host, port = server.host, server.port
-            gateway = Gateway(
-                Relay(lambda factory: self._original_create_connection(factory, host, port)),
-                tls=False,
-                server_context=server_context,
-                description=repr(server),
-            )
+            gateway = self._tls_passthrough(server, tls, (server.host, server.port))
         else:
             gateway = Gateway(
                 Dispatch(server.handler),
                 tls=tls,
-                server_context=server_context,
+                server_context=self._server_context(alpn=_HTTP_ALPN),
                 description=repr(server),
+                target_closed=lambda: server.closed,
             )
         self._gateways[key] = (gateway, server)
         return gateway, server
+
+    async def _start(self, server: Any) -> None:
+        """Start ``server`` if it is not, and close it with the sandbox then."""
+        if not server.started:
+            await server.start_server()
+            self._owned_servers.append(server)
+
+    def _server_context(self, *, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+        return sni_server_context_with_alpn(self.certificate_authority, alpn)
+
+    def _relay(
+        self,
+        address: tuple[str, int] | str,
+        *,
+        tls: bool,
+        description: str,
+        target_closed: Callable[[], bool] = lambda: False,
+        speaks_tls: bool | None = None,
+    ) -> Gateway:
+        """A gateway that relays to ``address`` (loopback TCP, or a Unix socket path)."""
+        if isinstance(address, tuple):
+            host, port = _loopback_address(*address)
+
+            def open_target(factory: Callable[[], asyncio.BaseProtocol]) -> Awaitable[Any]:
+                return self._original_create_connection(factory, host, port)
+
+        else:
+            path = address
+            loop = self._check_open("add a route")
+
+            def open_target(factory: Callable[[], asyncio.BaseProtocol]) -> Awaitable[Any]:
+                return loop.create_unix_connection(factory, path)
+
+        return Gateway(
+            Relay(open_target, on_first_bytes=self._mismatch_check(description, tls, speaks_tls)),
+            tls=tls,
+            server_context=self._server_context(),
+            description=description,
+            target_closed=target_closed,
+        )
+
+    def _tls_passthrough(
+        self, server: Any, tls: bool | None, address: tuple[str, int] | str
+    ) -> Gateway:
+        if tls is False:
+            raise ValueError(
+                f"{server!r} serves TLS itself, so its clients must speak TLS: "
+                "route it with tls=None or tls=True, or route a plain server"
+            )
+        return self._relay(
+            address,
+            tls=False,
+            description=repr(server),
+            target_closed=lambda: bool(server.closed),
+            speaks_tls=True,
+        )
+
+    async def _stream_gateway(
+        self, server: CaseControlledStreamServer, tls: bool | None
+    ) -> Gateway:
+        await self._start(server)
+        if server.transport == "tls":
+            return self._tls_passthrough(server, tls, server.address)
+        return self._relay(
+            server.address,
+            tls=bool(tls),
+            description=repr(server),
+            target_closed=lambda: server.closed,
+            speaks_tls=bool(tls),
+        )
+
+    async def _http_relay_gateway(self, server: Any, tls: bool | None) -> Gateway:
+        """An HTTP-speaking server that is no aiohttp test server: relay to its port."""
+        await self._start(server)
+        if server.scheme in ("https", "wss"):
+            return self._tls_passthrough(server, tls, (server.host, server.port))
+        return self._relay(
+            (server.host, server.port),
+            tls=bool(tls),
+            description=repr(server),
+            target_closed=lambda: bool(server.closed),
+            speaks_tls=bool(tls),
+        )
+
+    def _mismatch_check(
+        self, description: str, tls: bool, speaks_tls: bool | None
+    ) -> Callable[[bytes], None] | None:
+        """What a relay calls with a client's first bytes, to spot TLS on a plain route."""
+        if speaks_tls is None:
+            return None  # an address: whatever it speaks is fine
+        ends_tls = tls
+
+        def check(first: bytes) -> None:
+            client_tls = first[:1] == _TLS_RECORD
+            if client_tls and not speaks_tls:
+                hint = (
+                    f"a client sent a TLS ClientHello to {description}, which expects plain "
+                    "bytes: the client speaks TLS here; route with tls=True"
+                )
+            elif not client_tls and speaks_tls and not ends_tls:
+                hint = (
+                    f"a client sent plain bytes {first[:16]!r} to {description}, which serves "
+                    "TLS: the client speaks plain text here; route a plain server, or have "
+                    "the client use TLS"
+                )
+            else:
+                return
+            self._record_hint(hint)
+
+        return check
+
+    def _record_hint(self, hint: str) -> None:
+        if self._loop is None or self._closed:
+            return
+        if hint not in self.hints:
+            self.hints.append(hint)
+        record_hint(self._loop, hint)
 
     # -- the loop's patched methods -------------------------------------------------
 
@@ -609,7 +741,39 @@ def _target_key(target: object) -> object:
     return id(target)
 
 
+def _describe_target(target: object) -> str:
+    if isinstance(target, tuple):
+        host, port = target[0], target[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    assert isinstance(target, (str, os.PathLike))
+    return f"unix:{os.fspath(target)}"
+
+
+def _is_http_server(target: object) -> bool:
+    """An HTTP-speaking server that is no aiohttp test server (a WebSocket server)."""
+    return isinstance(target, CaseControlledWebSocketServer) or all(
+        hasattr(target, name) for name in ("scheme", "host", "port", "start_server")
+    )
+
+
+def _loopback_address(host: str, port: int) -> tuple[str, int]:
+    """``host:port`` to connect to on loopback; raises if it is elsewhere."""
+    name = normalize_host(host)
+    if name in ("0.0.0.0", "::"):
+        name = "127.0.0.1" if name == "0.0.0.0" else "::1"
+    if name == "localhost":
+        name = "127.0.0.1"
+    if not is_loopback(name):
+        raise ValueError(
+            f"relay target ({host!r}, {port}) is not on this machine's loopback: the "
+            "network sandbox relays only to loopback addresses (127.0.0.0/8, ::1), Unix "
+            "sockets and servers of this process, so that no test reaches the real "
+            "network. Start a local server (e.g. CaseControlledStreamServer) and route to it"
+        )
+    return name, port
+
+
 def _check_address(target: tuple[Any, ...]) -> tuple[str, int]:
     if len(target) != 2 or not isinstance(target[0], str):
         raise TypeError(f"an address target must be a (host, port) pair, got {target!r}")
-    return target[0], _check_port("target port", target[1])
+    return _loopback_address(target[0], _check_port("target port", target[1]))

@@ -21,6 +21,7 @@ from .._core import (
     default_certificate_authority,
     get_within,
     shared_sni_server_context,
+    timeout_details,
 )
 from .._loop import register_probe
 from ..errors import ReceiveTimeout, RequestNotPending, UnansweredRequestsWarning
@@ -225,7 +226,7 @@ class CaseControlledTestServer(RawTestServer):
             raise ReceiveTimeout(
                 f"{self!r} received no request within {timeout:g} s; "
                 "did the client send one to this server's address? "
-                f"(pending: {self._describe_pending()})"
+                f"(pending: {self._describe_pending()}){timeout_details(timeout)}"
             ) from None
 
     def receive_request_nowait(self) -> web.BaseRequest:
@@ -346,6 +347,7 @@ class CaseControlledTestServer(RawTestServer):
             raise ReceiveTimeout(
                 f"the client of {_describe(request)} kept its connection to {self!r} open "
                 f"for {timeout:g} s without an answer; did it give up on the request?"
+                f"{timeout_details(timeout)}"
             )
 
     def drop_connection(self, request: web.BaseRequest) -> None:

@@ -28,6 +28,7 @@ from .._core import (
     remove_socket,
     select_transports,
     shared_sni_server_context,
+    timeout_details,
     wait_all,
 )
 from ..errors import (
@@ -308,6 +309,7 @@ class StreamConnection:
         except asyncio.TimeoutError:  # pragma: no cover - depends on the client
             raise ReceiveTimeout(
                 f"{self!r}: the client did not complete the TLS handshake within {timeout:g} s"
+                f"{timeout_details(timeout)}"
             ) from None
         self._tls = True
 
@@ -387,7 +389,7 @@ class StreamConnection:
     def _timeout_error(self, what: str, timeout: float) -> ReceiveTimeout:
         return ReceiveTimeout(
             f"{self!r} waited {timeout:g} s for {what}; {self._history()}. "
-            "Did the client send it? Raise the timeout if it is slow."
+            f"Did the client send it? Raise the timeout if it is slow.{timeout_details(timeout)}"
         )
 
     def _closed_error(self, what: str) -> ClientClosedConnection:
@@ -583,7 +585,7 @@ class CaseControlledStreamServer:
             raise ReceiveTimeout(
                 f"no client connected to {self!r} within {timeout:g} s "
                 f"({len(self._connections)} connection(s) received before); did the client "
-                f"connect to {self.describe_address()}?"
+                f"connect to {self.describe_address()}?{timeout_details(timeout)}"
             ) from None
         connection._received = True
         return connection

@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
 from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-from .._core import DEFAULT_TIMEOUT, check_timeout, get_within
+from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
 from ..errors import (
     ClientClosedConnection,
     ReceiveTimeout,
@@ -166,6 +166,7 @@ class WebSocketConnection:
         except asyncio.TimeoutError:  # pragma: no cover - the handshake is local
             raise ReceiveTimeout(
                 f"{self!r}: the handshake did not complete in {timeout:g} s"
+                f"{timeout_details(timeout)}"
             ) from None
 
     def refuse(
@@ -222,6 +223,7 @@ class WebSocketConnection:
             raise ReceiveTimeout(
                 f"{self!r} waited {timeout:g} s for a message from the client; "
                 f"{self._history()}. Did the client send it? Raise the timeout if it is slow."
+                f"{timeout_details(timeout)}"
             ) from None
         if message.type in _ENDS:
             self._messages.put_nowait(message)  # every later receive sees the end too
@@ -604,7 +606,7 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
                 f"no WebSocket client connected to {self!r} within {timeout:g} s "
                 f"({len(self._websockets)} connection(s) received before); did the client "
                 f"connect to {self.make_ws_url('/')}? (pending HTTP requests: "
-                f"{self._describe_pending()})"
+                f"{self._describe_pending()}){timeout_details(timeout)}"
             ) from None
         connection._received = True
         return connection
