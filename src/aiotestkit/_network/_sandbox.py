@@ -2,8 +2,9 @@
 
 :class:`NetworkSandbox` patches the running event loop's name resolution and
 connection methods (``getaddrinfo``, ``create_connection``, ``sock_connect``), aiohttp's
-aiodns resolver and the client side of :meth:`ssl.SSLContext.wrap_bio`, for as long as
-it is open. A routed host name resolves to a fake loopback address of its own; a
+aiodns resolver and the client side of :meth:`ssl.SSLContext.wrap_bio`, and the
+blocking ``socket``/``ssl`` entry points for threads (see :mod:`._blocking`), for as long
+as it is open. A routed host name resolves to a fake loopback address of its own; a
 connection to it, by name or by that address, reaches a gateway (see
 :mod:`aiotestkit._gateway`) in front of the route's target. TLS clients of a routed
 host get a certificate for that host from the test certificate authority, which
@@ -97,8 +98,12 @@ class NetworkSandbox:
     What it patches, all restored by :meth:`close` (also when the test fails or is
     cancelled): the running loop's ``getaddrinfo``, ``create_connection`` and
     ``sock_connect`` (instance attributes), :meth:`aiohttp.resolver.AsyncResolver.resolve`
-    and :meth:`ssl.SSLContext.wrap_bio`. Patching costs the same whatever the number
-    of routes. Only one sandbox can be open at a time.
+    and :meth:`ssl.SSLContext.wrap_bio`; for blocking clients in any thread,
+    :func:`socket.getaddrinfo`, :func:`socket.gethostbyname` (and ``_ex``),
+    :meth:`socket.socket.connect` and ``connect_ex``, and
+    :meth:`ssl.SSLContext.wrap_socket`, which follow the same routes and land in the
+    same record. Patching costs the same whatever the number of routes. Only one
+    sandbox can be open at a time.
 
     Refused attempts that the test did not declare with :meth:`expect_blocked` are
     reported when the sandbox closes, in the hygiene report of the test (check
