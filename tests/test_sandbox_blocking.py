@@ -20,6 +20,7 @@ from aiohttp import web
 
 from aiotestkit import (
     BlockedConnection,
+    BlockedWhileWaiting,
     CaseControlledStreamServer,
     CaseControlledTestServer,
     NameResolutionDenied,
@@ -461,3 +462,21 @@ async def test_wrap_socket_keeps_the_clients_alpn_protocols(sandbox: NetworkSand
         # a socket wrapped before it connects gets the test authority's context as it is
         assert await asyncio.to_thread(negotiate, False) == (None, b"hello\n")
     sandbox.assert_tls_verified()
+
+
+async def test_a_refusal_in_a_thread_ends_the_tests_wait_at_once(
+    server: CaseControlledTestServer,
+) -> None:
+    async with NetworkSandbox() as sandbox:
+        task = asyncio.create_task(
+            asyncio.to_thread(requests_get, "https://api.example.com/forgot-the-route")
+        )
+        with pytest.raises(BlockedWhileWaiting) as caught:
+            await server.receive_request(timeout=30)
+        assert "name resolution of api.example.com refused by the network sandbox" in str(
+            caught.value
+        )
+        assert "`await sandbox.route('api.example.com', 443, server)`" in str(caught.value)
+        with pytest.raises(requests.ConnectionError):
+            await task
+        sandbox.expect_blocked("api.example.com")
