@@ -270,3 +270,21 @@ async def test_route_proxy_needs_an_open_sandbox() -> None:
     sandbox = NetworkSandbox()
     with pytest.raises(RuntimeError, match=r"cannot start a proxy: .* is not open"):
         await sandbox.route_proxy("proxy.corp.example", 3128)
+
+
+async def test_aiohttp_with_trust_env_tunnels_through_the_proxy(
+    sandbox: NetworkSandbox, server: CaseControlledTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sandbox.route("api.example.com", 443, server)
+    proxy = await sandbox.route_proxy("proxy.corp.example", 8080, auth=("alice", "s3cret"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://alice:s3cret@proxy.corp.example:8080")
+    async with aiohttp.ClientSession(trust_env=True) as session:
+
+        async def get() -> str:
+            async with session.get("https://api.example.com/v1/ping") as response:
+                return await response.text()
+
+        request, text = await answered(server, get(), text="pong")
+    assert (request.secure, request.path, text) == (True, "/v1/ping", "pong")
+    assert proxy.tunnels == [("api.example.com", 443)]
+    sandbox.assert_tls_verified()

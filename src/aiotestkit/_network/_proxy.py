@@ -65,6 +65,7 @@ class _Tunnel(asyncio.Protocol):
         self._target: asyncio.Transport | None = None
         self._client: asyncio.BaseTransport | None = None
         self._early = bytearray()  # target bytes that came before the 200 went out
+        self._early_eof = False
 
     # -- the target's side ------------------------------------------------------------
 
@@ -80,9 +81,14 @@ class _Tunnel(asyncio.Protocol):
             cast(asyncio.Transport, client).write(data)
 
     def eof_received(self) -> bool:
-        client = self._client
-        if client is not None and not client.is_closing():
-            cast(asyncio.Transport, client).write_eof()
+        client = cast(asyncio.Transport | None, self._client)
+        if client is None:
+            self._early_eof = True  # passed on in start(), after the early bytes
+            return True
+        if client.is_closing() or not client.can_write_eof():
+            self.close()
+            return False
+        client.write_eof()
         return True  # keep the target's side open for the client's last bytes
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -96,6 +102,8 @@ class _Tunnel(asyncio.Protocol):
         if self._early:
             self.data_received(bytes(self._early))
             self._early.clear()
+        if self._early_eof:
+            self.eof_received()
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
         """Bytes from the client: to the target."""
