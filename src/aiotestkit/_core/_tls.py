@@ -51,7 +51,7 @@ class _AuthorityCache:
     def __init__(self) -> None:
         self.leaf_certificates: dict[tuple[str, ...], trustme.LeafCert] = {}
         self.client_certificates: dict[str, trustme.LeafCert] = {}
-        self.sni_contexts: dict[tuple[str, bool], ssl.SSLContext] = {}
+        self.sni_contexts: dict[tuple[str, bool, tuple[str, ...]], ssl.SSLContext] = {}
         self.shared_contexts: dict[str, ssl.SSLContext] = {}
         self.lock = threading.Lock()
 
@@ -117,9 +117,16 @@ def server_context(
 
 
 def sni_server_context(
-    authority: trustme.CA, *, require_client_certificate: bool = False
+    authority: trustme.CA,
+    *,
+    require_client_certificate: bool = False,
+    alpn: tuple[str, ...] = (),
 ) -> ssl.SSLContext:
-    """Return a new server context that picks a certificate of ``authority`` by SNI."""
+    """Return a new server context that picks a certificate of ``authority`` by SNI.
+
+    ``alpn`` lists the protocols it offers (the per-host contexts it switches to
+    offer them too: OpenSSL asks the switched-to context).
+    """
     cache = _cache_of(authority)
 
     def select_certificate(
@@ -127,18 +134,22 @@ def sni_server_context(
     ) -> None:
         if not server_name:
             return
-        key = (server_name, require_client_certificate)
+        key = (server_name, require_client_certificate, alpn)
         with cache.lock:
             context = cache.sni_contexts.get(key)
         if context is None:
             context = server_context(
                 authority, server_name, require_client_certificate=require_client_certificate
             )
+            if alpn:
+                context.set_alpn_protocols(list(alpn))
             with cache.lock:
                 context = cache.sni_contexts.setdefault(key, context)
         ssl_object.context = context
 
     context = server_context(authority, require_client_certificate=require_client_certificate)
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     context.sni_callback = select_certificate
     return context
 

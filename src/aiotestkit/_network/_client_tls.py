@@ -124,8 +124,5 @@ def sni_server_context_with_alpn(
     cache = _server_contexts.setdefault(authority, {})
     context = cache.get(alpn)
     if context is None:
-        context = sni_server_context(authority)
-        if alpn:
-            context.set_alpn_protocols(list(alpn))
-        context = cache.setdefault(alpn, context)
+        context = cache.setdefault(alpn, sni_server_context(authority, alpn=alpn))
     return context

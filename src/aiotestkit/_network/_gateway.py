@@ -30,6 +30,18 @@ HANDSHAKE_TIMEOUT = 5.0
 
 _TLS_HANDSHAKE_RECORD = b"\x16"
 
+_NOT_TLS = frozenset(
+    {
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+        "WRONG_VERSION_NUMBER",
+        "PACKET_LENGTH_TOO_LONG",
+        "RECORD_LAYER_FAILURE",
+        "UNKNOWN_PROTOCOL",
+    }
+)
+"""OpenSSL's reasons for a failed handshake whose client sent no TLS record at all."""
+
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 OpenTarget = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, object]]]
 
@@ -60,6 +72,8 @@ class _Pipe(asyncio.Protocol):
         if self.peer is not None and self.peer._buffer and not self._closed:
             transport.write(bytes(self.peer._buffer))
             self.peer._buffer.clear()
+        if self.peer is not None and self.peer._closed:
+            transport.close()  # the other side left before this one was connected
 
     def data_received(self, data: bytes) -> None:
         if self._on_first_bytes is not None:
@@ -143,26 +157,27 @@ class Relay:
         self._pipes: set[_Pipe] = set()
 
     async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
-        """Connect to the target, then relay between it and ``conn``."""
+        """Accept the client (ending its TLS first), connect to the target, then relay.
+
+        The target sees no connection from a client whose TLS handshake failed;
+        what the client sends meanwhile is buffered.
+        """
         loop = asyncio.get_running_loop()
         client_side = _Pipe(self._pipes, self._on_first_bytes)
         target_side = _Pipe(self._pipes)
         client_side.link(target_side)
+        await loop.connect_accepted_socket(
+            lambda: client_side,
+            conn,
+            ssl=context,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT if context else None,
+        )
         try:
             await self._open_target(lambda: target_side)
-        except OSError:
-            conn.close()  # the client sees the connection drop, as the target is not there
-            raise
-        try:
-            await loop.connect_accepted_socket(
-                lambda: client_side,
-                conn,
-                ssl=context,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if context else None,
-            )
         except BaseException:
-            if target_side.transport is not None:
-                target_side.transport.close()
+            # The client sees the connection drop, as the target is not there.
+            if client_side.transport is not None:
+                client_side.transport.close()
             raise
 
     def close(self) -> None:
@@ -184,6 +199,8 @@ class Gateway:
         description: what the gateway stands for, for ``repr`` and messages.
         target_closed: tells whether the target has closed (a test server that
             closed); the sandbox then refuses its clients as a host that is down.
+        on_plain_client: called when a client of a route that ends TLS sent
+            plain text instead of a TLS handshake.
     """
 
     def __init__(
@@ -194,9 +211,11 @@ class Gateway:
         server_context: ssl.SSLContext,
         description: str,
         target_closed: Callable[[], bool] = lambda: False,
+        on_plain_client: Callable[[], None] | None = None,
     ) -> None:
         self._service = service
         self._target_closed = target_closed
+        self._on_plain_client = on_plain_client
         self.tls = tls
         self._server_context = server_context
         self._description = description
@@ -242,6 +261,10 @@ class Gateway:
                     conn.close()
                     return
             await self._service.serve(conn, self._server_context if tls else None)
+        except ssl.SSLError as error:
+            if error.reason in _NOT_TLS and self._on_plain_client is not None:
+                self._on_plain_client()
+            conn.close()
         except (OSError, asyncio.TimeoutError):
             # The client sees the failure itself (a closed connection, a failed
             # handshake); it is its to report.

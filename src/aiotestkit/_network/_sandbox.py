@@ -285,8 +285,10 @@ class NetworkSandbox:
         for server in reversed(self._owned_servers):
             await server.close()
         if not self.allow_blocked and is_attached(self._loop):
-            for attempt in self.routes.unexpected():
-                report_issue("refused_connections", attempt.message, loop=self._loop)
+            for message in dict.fromkeys(
+                [*self.hints, *(attempt.message for attempt in self.routes.unexpected())]
+            ):
+                report_issue("refused_connections", message, loop=self._loop)
 
     async def __aenter__(self) -> NetworkSandbox:
         await self.open()
@@ -484,6 +486,7 @@ class NetworkSandbox:
                 server_context=self._server_context(alpn=_HTTP_ALPN),
                 description=repr(server),
                 target_closed=lambda: server.closed,
+                on_plain_client=self._plain_client_hint(repr(server)),
             )
         self._gateways[key] = (gateway, server)
         return gateway, server
@@ -526,6 +529,14 @@ class NetworkSandbox:
             server_context=self._server_context(),
             description=description,
             target_closed=target_closed,
+            on_plain_client=self._plain_client_hint(description),
+        )
+
+    def _plain_client_hint(self, description: str) -> Callable[[], None]:
+        return lambda: self._record_hint(
+            f"a client sent plain text to a route to {description} with tls=True, which "
+            "expects a TLS handshake: the client speaks plain text here; route with "
+            "tls=False (or None)"
         )
 
     def _tls_passthrough(

@@ -101,6 +101,26 @@ class StreamConnection:
         """Whether the connection runs TLS (a ``"tls"`` server, or after :meth:`start_tls`)."""
         return self._tls
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Return information about the connection, as its asyncio transport gives it.
+
+        Args:
+            name: what to get (str), as for :meth:`asyncio.BaseTransport.get_extra_info`:
+                ``"peername"``, ``"sockname"``, ``"ssl_object"``, ``"peercert"`` (the
+                client's certificate over TLS, when the server's context asked for
+                one, e.g. :meth:`aiotestkit.CertificateAuthority.sni_server_context`
+                with ``require_client_certificate=True``), ...
+            default: what to return if the transport has no such information.
+
+        Returns:
+            The value, or ``default``.
+
+        Example:
+            >>> connection.get_extra_info("peercert")["subject"]
+            ((('commonName', 'worker-7'),),)
+        """
+        return self._writer.get_extra_info(name, default)
+
     @property
     def buffered(self) -> bytes:
         """Bytes that arrived from the client and no ``receive_*`` call returned yet."""
