@@ -98,7 +98,7 @@ async def test_an_sdk_that_retries_fails_fast_when_its_server_is_gone(
 
         task = asyncio.create_task(fetch_with_retries())
         request = await server.receive_request()
-        server.drop_connection(request)
+        server.abort(request)
         await server.close()
         with pytest.raises(RuntimeError, match="gave up after 3 attempts"):
             await task
@@ -331,8 +331,9 @@ async def test_tls_sent_to_a_plain_stream_route_is_named_in_receive_timeouts(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await connection.close()
+        described = repr(server)
     hint = (
-        f"a client sent a TLS ClientHello to {server!r}, which expects plain bytes: the "
+        f"a client sent a TLS ClientHello to {described}, which expects plain bytes: the "
         "client speaks TLS here; route with tls=True"
     )
     assert sandbox.hints == [hint]
@@ -350,8 +351,9 @@ async def test_plain_text_sent_to_a_tls_route_is_named(
         writer.close()
         with pytest.raises(ReceiveTimeout) as caught:
             await server.receive_connection(timeout=5)
+        described = repr(server)
     hint = (
-        f"a client sent plain text to a route to {server!r} with tls=True, which expects a "
+        f"a client sent plain text to a route to {described} with tls=True, which expects a "
         "TLS handshake: the client speaks plain text here; route with tls=False (or None)"
     )
     assert sandbox.hints == [hint]

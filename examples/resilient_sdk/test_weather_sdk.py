@@ -30,7 +30,7 @@ async def test_a_dropped_connection_is_retried_after_one_second(
             task = asyncio.create_task(client.current("Lisbon"))
             request = await server.receive_request()
             while clock.time() == 0:  # aiohttp may retry a dropped GET once by itself
-                server.drop_connection(request)  # the connection drops before any answer
+                server.abort(request)  # the connection drops before any answer
                 request = await server.receive_request()
             retry = request
             assert clock.time() == 1.0  # the SDK's own retry, after its 1 s back-off
@@ -47,7 +47,7 @@ async def test_a_server_that_is_gone_fails_the_sdk_fast_with_the_reason(
     async with WeatherClient() as client:
         task = asyncio.create_task(client.current("Lisbon"))
         request = await server.receive_request()
-        server.drop_connection(request)
+        server.abort(request)
         await server.close()  # the service goes down while the client retries
         with pytest.raises(WeatherUnavailable, match="failed 4 times") as caught:
             await task

@@ -253,6 +253,11 @@ class Gateway:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, conn: socket.socket) -> None:
+        if self._target_closed():
+            # Connected while the target was up, served after it closed: drop it, as a
+            # server going down drops the connections it had not served yet.
+            conn.close()
+            return
         try:
             tls = self.tls
             if tls is None:

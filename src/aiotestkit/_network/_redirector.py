@@ -68,7 +68,10 @@ class AiohttpRedirector:
             host: the host name the client uses (str), e.g. ``"api.kraken.com"``.
             port: the port the client uses (int), e.g. 443 for ``https://``.
             target: the local port (int), or a started server with ``host`` and
-                ``port`` attributes (any aiohttp test server).
+                ``port`` attributes: every HTTP-speaking server
+                (:class:`aiotestkit.CaseControlledTestServer`,
+                :class:`aiotestkit.CaseControlledWebSocketServer`, any aiohttp test
+                server).
 
         Raises:
             ValueError: if ``target`` is a server that is not started.

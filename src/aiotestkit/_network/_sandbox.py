@@ -3,13 +3,14 @@
 :class:`NetworkSandbox` patches the running event loop's name resolution and
 connection methods (``getaddrinfo``, ``create_connection``, ``sock_connect``), aiohttp's
 aiodns resolver and the client side of :meth:`ssl.SSLContext.wrap_bio`, and the
-blocking ``socket``/``ssl`` entry points for threads (see :mod:`._blocking`), for as long
-as it is open. A routed host name resolves to a fake loopback address of its own; a
-connection to it, by name or by that address, reaches a gateway (see
-:mod:`aiotestkit._gateway`) in front of the route's target. TLS clients of a routed
-host get a certificate for that host from the test certificate authority, which
-their context trusts for that connection only. Everything else is refused and
-recorded.
+blocking ``socket``/``ssl`` entry points for threads (see :mod:`._blocking`), for as
+long as it is open, and asks its :class:`~aiotestkit._network._routes.RouteTable` what
+to do with each lookup and connection. A routed host name resolves to a fake loopback
+address of its own; a connection to it, by name or by that address, reaches a
+gateway (see :mod:`aiotestkit._network._gateway`) in front of the route's target.
+TLS clients of a routed host get a certificate for that host from the test
+certificate authority, which their context trusts for that connection only.
+Everything else is refused and recorded.
 """
 
 from __future__ import annotations
@@ -117,11 +118,21 @@ class NetworkSandbox:
         allow_blocked: do not report refused attempts when closing (they are still
             recorded in :attr:`blocked`).
 
+    While the test waits in a test server's ``receive_*()`` on the same loop, a
+    refusal it did not declare expected ends that wait at once with
+    :class:`aiotestkit.BlockedWhileWaiting`; every ``ReceiveTimeout`` lists the
+    refusals so far.
+
     Attributes:
         blocked: every refused lookup or connection, in order
             (:class:`BlockedConnection`).
         unverified: every TLS connection to a routed host whose client had
             certificate or host name verification off (:class:`UnverifiedTLSConnection`).
+        hints: what the sandbox noticed about clients speaking the wrong language
+            on a route (TLS to a plain target, plain text where ``tls=True``), as
+            messages; reported with the refusals.
+        routes: the :class:`RouteTable` that holds the routes and makes every
+            decision (internal; shared with the blocking-socket patches).
 
     Example:
         >>> async with NetworkSandbox() as sandbox, CaseControlledTestServer() as server:
@@ -340,19 +351,27 @@ class NetworkSandbox:
             target: where the connections go:
 
                 - an aiohttp test server (:class:`aiotestkit.CaseControlledTestServer`,
+                  :class:`aiotestkit.CaseControlledWebSocketServer`,
                   :class:`aiohttp.test_utils.TestServer`, ...); started if it is
                   not, and then closed with the sandbox;
+                - a :class:`aiotestkit.CaseControlledStreamServer` (``tcp``, ``tls``
+                  or ``unix``), started likewise; bytes are relayed to it;
                 - an :class:`aiohttp.web.Application` or a request handler
                   (``async def handler(request)``): the sandbox serves it and closes
                   that server when it closes;
-                - a ``(host, port)`` pair or a Unix socket path (str or
+                - a ``(host, port)`` pair on loopback (``127.0.0.0/8``, ``::1``,
+                  ``localhost``) or a Unix socket path (str or
                   :class:`os.PathLike`): bytes are relayed unchanged.
+
+                Once a server target has closed, its clients are refused at once
+                (``ECONNREFUSED``), as by a host that is down.
             tls: whether clients of this route speak TLS, which the sandbox then ends
                 in front of a plain target. ``None`` (default) decides for each
                 connection from the client's first byte for HTTP servers, and
-                relays the bytes unchanged for addresses. ``True`` always ends TLS;
-                ``False`` never does. A server that serves HTTPS itself gets the
-                client's TLS as it is.
+                relays the bytes unchanged for addresses and stream servers.
+                ``True`` always ends TLS (implicit-TLS protocols such as SMTPS in
+                front of a plain stream server); ``False`` never does. A server that
+                serves TLS itself gets the client's TLS as it is.
 
         Returns:
             The server that serves the route: ``target`` itself for servers and
@@ -362,13 +381,15 @@ class NetworkSandbox:
         Raises:
             TypeError: if ``host``, ``port``, ``tls`` or ``target`` has the wrong type.
             ValueError: if ``port`` is out of range, ``host`` is not a valid name,
-                ``host:port`` is routed already, or ``tls=False`` with a server that
-                serves HTTPS.
+                ``host:port`` is routed already, an address target is not on
+                loopback (the message names it), or ``tls=False`` with a server
+                that serves TLS.
             RuntimeError: if the sandbox is not open.
 
         Example:
             >>> server = await sandbox.route("api.kraken.com", 443, kraken_app)
             >>> await sandbox.route("uploads.example.com", 443, ("127.0.0.1", 8443))
+            >>> await sandbox.route("smtp.example.com", 465, stream_server, tls=True)
         """
         self._check_open("add a route")
         _check_port("port", port)
@@ -446,6 +467,13 @@ class NetworkSandbox:
         known = self._gateways.get(key)
         if known is not None:
             return known
+        if isinstance(target, CaseControlledWebSocketServer):
+            # It holds the HTTP server that takes its connections: route that one.
+            await self._start(target)
+            gateway, _ = await self._gateway_for(target.http, tls)
+            del self._gateways[_target_key(target.http), tls]  # one entry per gateway
+            self._gateways[key] = (gateway, target)
+            return gateway, target
         server: object = self._started_for.get(id(target), target)
         if isinstance(target, web.Application) and not isinstance(server, BaseTestServer):
             server = self._started_for[id(target)] = TestServer(target)
@@ -459,10 +487,6 @@ class NetworkSandbox:
             return gateway, target
         elif isinstance(server, CaseControlledStreamServer):
             gateway = await self._stream_gateway(server, tls)
-            self._gateways[key] = (gateway, server)
-            return gateway, server
-        elif not isinstance(server, BaseTestServer) and _is_http_server(server):
-            gateway = await self._http_relay_gateway(server, tls)
             self._gateways[key] = (gateway, server)
             return gateway, server
         elif callable(target) and not isinstance(server, BaseTestServer):
@@ -566,19 +590,6 @@ class NetworkSandbox:
             tls=bool(tls),
             description=repr(server),
             target_closed=lambda: server.closed,
-            speaks_tls=bool(tls),
-        )
-
-    async def _http_relay_gateway(self, server: Any, tls: bool | None) -> Gateway:
-        """An HTTP-speaking server that is no aiohttp test server: relay to its port."""
-        await self._start(server)
-        if server.scheme in ("https", "wss"):
-            return self._tls_passthrough(server, tls, (server.host, server.port))
-        return self._relay(
-            (server.host, server.port),
-            tls=bool(tls),
-            description=repr(server),
-            target_closed=lambda: bool(server.closed),
             speaks_tls=bool(tls),
         )
 
@@ -763,13 +774,6 @@ def _describe_target(target: object) -> str:
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     assert isinstance(target, (str, os.PathLike))
     return f"unix:{os.fspath(target)}"
-
-
-def _is_http_server(target: object) -> bool:
-    """An HTTP-speaking server that is no aiohttp test server (a WebSocket server)."""
-    return isinstance(target, CaseControlledWebSocketServer) or all(
-        hasattr(target, name) for name in ("scheme", "host", "port", "start_server")
-    )
 
 
 def _loopback_address(host: str, port: int) -> tuple[str, int]:
