@@ -81,8 +81,10 @@ class BlockingSockets:
         routes: the open sandbox's route table; its methods are thread-safe.
 
     Example:
-        >>> BlockingSockets(sandbox.routes).install(patches.set)
-        >>> await asyncio.to_thread(requests.get, "https://api.example.com/")
+        ```python
+        BlockingSockets(sandbox.routes).install(patches.set)
+        await asyncio.to_thread(requests.get, "https://api.example.com/")
+        ```
     """
 
     def __init__(self, routes: RouteTable) -> None:

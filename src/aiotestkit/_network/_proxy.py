@@ -138,11 +138,12 @@ class HTTPProxy:
         forwarded: the ``(method, url)`` of every plain-HTTP request forwarded, in order.
 
     Example:
-        >>> proxy = await network_sandbox.route_proxy("proxy.corp", 3128)
-        >>> async with httpx.AsyncClient(proxy=proxy.url) as client:
-        ...     await client.get("https://api.example.com/")
-        >>> proxy.tunnels
-        [('api.example.com', 443)]
+        ```python
+        proxy = await network_sandbox.route_proxy("proxy.corp", 3128)
+        async with httpx.AsyncClient(proxy=proxy.url) as client:
+            await client.get("https://api.example.com/")
+        assert proxy.tunnels == [('api.example.com', 443)]
+        ```
     """
 
     def __init__(
@@ -185,7 +186,9 @@ class HTTPProxy:
             whose text says why.
 
         Example:
-            >>> await sandbox.route("proxy.corp", 3128, proxy.handle)  # what route_proxy does
+            ```python
+            await sandbox.route("proxy.corp", 3128, proxy.handle)  # what route_proxy does
+            ```
         """
         if self._closed:
             return self._error(503, "the network sandbox is closing")
@@ -202,7 +205,9 @@ class HTTPProxy:
         Calling it again does nothing.
 
         Example:
-            >>> await proxy.close()
+            ```python
+            await proxy.close()
+            ```
         """
         self._closed = True
         for tunnel in list(self._open_tunnels):

@@ -449,14 +449,15 @@ class NetworkSandbox:
             RuntimeError: if the sandbox is not open.
 
         Example:
-            >>> await network_sandbox.route("api.example.com", 443, server)
-            >>> proxy = await network_sandbox.route_proxy("proxy.corp", 3128, auth=("u", "p"))
-            >>> monkeypatch.setenv("HTTPS_PROXY", "http://u:p@proxy.corp:3128")
-            >>> async with httpx.AsyncClient() as client:  # trusts the environment
-            ...     task = asyncio.create_task(client.get("https://api.example.com/"))
-            ...     request = await server.receive_request()
-            >>> proxy.tunnels
-            [('api.example.com', 443)]
+            ```python
+            await network_sandbox.route("api.example.com", 443, server)
+            proxy = await network_sandbox.route_proxy("proxy.corp", 3128, auth=("u", "p"))
+            monkeypatch.setenv("HTTPS_PROXY", "http://u:p@proxy.corp:3128")
+            async with httpx.AsyncClient() as client:  # trusts the environment
+                task = asyncio.create_task(client.get("https://api.example.com/"))
+                request = await server.receive_request()
+            assert proxy.tunnels == [('api.example.com', 443)]
+            ```
         """
         self._check_open("start a proxy")
         proxy = HTTPProxy(
