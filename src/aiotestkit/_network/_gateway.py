@@ -9,18 +9,28 @@ way that server's own sites do) or relays the bytes to another address (a TCP
 Whether a client speaks TLS is decided per connection when the route leaves it open
 (``tls=None``): a TLS client's first byte is ``0x16`` (a handshake record), an HTTP
 client's is a letter. The gateway peeks at it without consuming it.
+
+Listening sockets outlive their gateways: a closed gateway hands its socket back to
+a small process-wide pool, and the next gateway (of this sandbox or a later one)
+takes it, so that a routed test does not bind and listen a new socket per route.
+Connections made to an idle socket are reset when it is taken or handed back, as a
+closed socket would reset them, and the sandbox refuses connections to an idle
+port as to a port no one listens on (:func:`is_idle_port`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import socket
 import ssl
+import struct
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-__all__ = ["Dispatch", "Gateway", "Relay", "Service"]
+__all__ = ["Dispatch", "Gateway", "Relay", "Service", "is_idle_port"]
 
 SNIFF_TIMEOUT = 5.0
 """Seconds a gateway waits for a client's first byte to tell TLS from plain text."""
@@ -44,6 +54,99 @@ _NOT_TLS = frozenset(
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 OpenTarget = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, object]]]
+
+
+class _NothingYet:
+    """What :func:`_peek` returns while the client has sent nothing."""
+
+
+_NOTHING_YET = _NothingYet()
+
+
+def _peek(conn: socket.socket) -> bool | _NothingYet | None:
+    """Whether the client's first byte starts TLS; ``None`` if it left without sending one."""
+    try:
+        first = conn.recv(1, socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return _NOTHING_YET
+    except OSError:
+        return None
+    if not first:
+        return None
+    return first == _TLS_HANDSHAKE_RECORD
+
+
+_IDLE_LIMIT = 16
+"""Idle listening sockets kept for later gateways; more are closed."""
+
+_idle: list[socket.socket] = []
+_idle_ports: set[int] = set()
+_idle_lock = threading.Lock()
+_RESET = struct.pack("ii", 1, 0)
+"""``SO_LINGER`` on, 0 seconds: closing sends a reset, as a closed listener does."""
+
+
+def is_idle_port(port: int) -> bool:
+    """Whether ``port`` is a gateway's listening socket that no gateway uses now.
+
+    It still listens (its connections wait in the backlog until they are reset), so a
+    check of the process's listening ports would count it: the sandbox asks this first.
+    """
+    return port in _idle_ports
+
+
+def _take_listener() -> socket.socket:
+    """A listening, non-blocking TCP socket on ``127.0.0.1``: an idle one, else a new one."""
+    with _idle_lock:
+        sock = _idle.pop() if _idle else None
+        if sock is not None:
+            _idle_ports.discard(sock.getsockname()[1])
+    if sock is not None:
+        _reset_backlog(sock)
+        return sock
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _give_back(sock: socket.socket) -> None:
+    """Keep ``sock`` for a later gateway (its backlog reset), or close it if enough are kept."""
+    _reset_backlog(sock)
+    with _idle_lock:
+        if len(_idle) < _IDLE_LIMIT:
+            _idle.append(sock)
+            _idle_ports.add(sock.getsockname()[1])
+            return
+    sock.close()
+
+
+@atexit.register
+def _close_idle() -> None:
+    with _idle_lock:
+        idle = list(_idle)
+        _idle.clear()
+        _idle_ports.clear()
+    for sock in idle:
+        sock.close()
+
+
+def _reset_backlog(sock: socket.socket) -> None:
+    """Reset the connections waiting in ``sock``'s backlog, as closing it would."""
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        with conn, contextlib.suppress(OSError):
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
 
 
 FirstBytes = Callable[[bytes], None]
@@ -221,13 +324,12 @@ class Gateway:
         self._description = description
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sniffing: dict[socket.socket, tuple[int, asyncio.TimerHandle]] = {}
+        self._socket = _take_listener()
         try:
-            self._socket.bind(("127.0.0.1", 0))
-            self._socket.listen(128)
-            self._socket.setblocking(False)
             self.address: tuple[str, int] = self._socket.getsockname()[:2]
             self._loop.add_reader(self._socket.fileno(), self._accept)
+            self._listening = True
         except BaseException:
             self._socket.close()
             raise
@@ -248,23 +350,57 @@ class Gateway:
         # Pass each write on at once, as asyncio's own TCP transports do: with Nagle's
         # algorithm a relayed reply would wait for the client's delayed ACK (~40 ms).
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        task = self._loop.create_task(self._handle(conn))
+        if self.tls is None:
+            self._sniff(conn)
+        else:
+            self._serve(conn, self.tls)
+
+    def _sniff(self, conn: socket.socket) -> None:
+        """Peek at the client's first byte, then serve it with TLS or without.
+
+        No task and no future: a reader callback and a timer, both dropped as soon
+        as the byte is there (often already at accept).
+        """
+        first = _peek(conn)
+        if not isinstance(first, _NothingYet):
+            self._sniffed(conn, first)
+            return
+        fd = conn.fileno()
+
+        def done(tls: bool | None) -> None:
+            del self._sniffing[conn]
+            timer.cancel()
+            self._loop.remove_reader(fd)
+            self._sniffed(conn, tls)
+
+        def readable() -> None:
+            first = _peek(conn)
+            if not isinstance(first, _NothingYet):
+                done(first)
+
+        self._loop.add_reader(fd, readable)
+        # A client that waits for the server to speak first: plain.
+        timer = self._loop.call_later(SNIFF_TIMEOUT, done, False)
+        self._sniffing[conn] = (fd, timer)
+
+    def _sniffed(self, conn: socket.socket, tls: bool | None) -> None:
+        if tls is None:
+            conn.close()  # closed (or reset) before it sent a byte
+        else:
+            self._serve(conn, tls)
+
+    def _serve(self, conn: socket.socket, tls: bool) -> None:
+        task = self._loop.create_task(self._handle(conn, tls))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _handle(self, conn: socket.socket) -> None:
+    async def _handle(self, conn: socket.socket, tls: bool) -> None:
         if self._target_closed():
             # Connected while the target was up, served after it closed: drop it, as a
             # server going down drops the connections it had not served yet.
             conn.close()
             return
         try:
-            tls = self.tls
-            if tls is None:
-                tls = await self._starts_tls(conn)
-                if tls is None:
-                    conn.close()
-                    return
             await self._service.serve(conn, self._server_context if tls else None)
         except ssl.SSLError as error:
             if error.reason in _NOT_TLS and self._on_plain_client is not None:
@@ -275,32 +411,19 @@ class Gateway:
             # handshake); it is its to report.
             conn.close()
 
-    async def _starts_tls(self, conn: socket.socket) -> bool | None:
-        """Peek at the client's first byte: ``None`` if it closed without sending one."""
-        readable = self._loop.create_future()
-        fd = conn.fileno()
-
-        def on_readable() -> None:
-            if not readable.done():
-                readable.set_result(None)
-
-        self._loop.add_reader(fd, on_readable)
-        try:
-            await asyncio.wait_for(readable, SNIFF_TIMEOUT)
-        except asyncio.TimeoutError:
-            return False  # a client that waits for the server to speak first: plain
-        finally:
-            self._loop.remove_reader(fd)
-        first = conn.recv(1, socket.MSG_PEEK)
-        if not first:
-            return None
-        return first == _TLS_HANDSHAKE_RECORD
-
     async def close(self) -> None:
         """Stop accepting, cancel the connections being set up, close relayed ones."""
-        with contextlib.suppress(RuntimeError):  # the loop is closed already
-            self._loop.remove_reader(self._socket.fileno())
-        self._socket.close()
+        if self._listening:
+            self._listening = False
+            with contextlib.suppress(RuntimeError):  # the loop is closed already
+                self._loop.remove_reader(self._socket.fileno())
+            _give_back(self._socket)
+        for conn, (fd, timer) in list(self._sniffing.items()):
+            timer.cancel()
+            with contextlib.suppress(RuntimeError):  # the loop is closed already
+                self._loop.remove_reader(fd)
+            conn.close()
+        self._sniffing.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

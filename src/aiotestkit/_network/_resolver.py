@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 
@@ -38,6 +39,15 @@ def normalize_host(host: str | bytes) -> str:
         host = host.decode("ascii")
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, got {type(host).__name__}")
+    return _normalize(host)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalize(host: str) -> str:
+    """:func:`normalize_host` of a str, cached: a routed test asks for the same few names.
+
+    Only results are cached; a name that is not valid raises each time.
+    """
     stripped = host.strip("[]").rstrip(".")
     if not stripped:
         raise ValueError(f"host must be a host name or IP address, got {host!r}")

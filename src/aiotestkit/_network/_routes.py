@@ -24,7 +24,7 @@ from typing import Any, Literal
 from .._core import CertificateAuthority, process_listens_on
 from ..errors import NameResolutionDenied, NetworkAccessDenied
 from ._client_tls import ChainRecorder, trusting_context
-from ._gateway import Gateway
+from ._gateway import Gateway, is_idle_port
 from ._resolver import _check_port, normalize_host
 
 __all__ = [
@@ -40,6 +40,9 @@ __all__ = [
 
 _FAKE_NETWORK = ipaddress.ip_network("127.64.0.0/10")
 """Routed host names resolve to addresses in here: loopback, so nothing escapes."""
+
+_GATEWAY_HOSTS = frozenset({"127.0.0.1", "::ffff:7f00:1"})
+"""A gateway's address as :func:`normalize_host` gives it, IPv4 and IPv4-mapped."""
 
 _fake_addresses: dict[str, str] = {}
 """Host name -> its fake IPv4 address, for the whole process: a client that cached an
@@ -214,6 +217,7 @@ class RouteTable:
         self._fake: dict[str, str] = {}  # routed host name -> its fake IPv4 address
         self._expected: list[tuple[str, int | None]] = []
         self._local_ports: set[int] = set()
+        self._gateway_ports: set[int] = set()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -238,6 +242,7 @@ class RouteTable:
                     "each host and port takes one route"
                 )
             route = self._routes[name, port] = Route(name, port, gateway)
+            self._gateway_ports.add(gateway.address[1])
             self._ports.setdefault(name, set()).add(port)
             if not _is_ip(name):
                 self._fake[name] = _fake_address(name)
@@ -321,8 +326,9 @@ class RouteTable:
     def destination(self, host: str | bytes, port: int) -> Route | None:
         """The route a connection to ``host:port`` takes; ``None`` to connect as asked.
 
-        ``None`` means a loopback port that a socket of this process listens on
-        (the test's own servers).
+        ``None`` means one of this table's gateways, or a loopback port that a socket
+        of this process listens on (the test's own servers; an idle gateway socket
+        does not count).
 
         Raises:
             aiotestkit.NetworkAccessDenied: for anything else, after recording it:
@@ -351,8 +357,10 @@ class RouteTable:
         if routed_ports:
             ports = ", ".join(str(p) for p in sorted(routed_ports))
             raise self.refuse(name, port, f"{name} is routed on port(s) {ports} only", "connect")
+        if port in self._gateway_ports and name in _GATEWAY_HOSTS:
+            return None  # a connection already sent to a gateway (by create_connection)
         if is_loopback(name):
-            if port in self._local_ports or process_listens_on(port):
+            if port in self._local_ports or (not is_idle_port(port) and process_listens_on(port)):
                 self._local_ports.add(port)
                 return None
             raise self.refuse(
