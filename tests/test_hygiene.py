@@ -642,7 +642,9 @@ def test_loop_instrumentation_fixture_needs_an_async_test(pytester: pytest.Pytes
         """,
     )
     result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*loop_instrumentation is only available to async tests*"])
+    result.stdout.fnmatch_lines(
+        ["*the loop_instrumentation fixture needs an asyncio test, but test_sync is not one*"]
+    )
 
 
 @pytest.mark.asyncio

@@ -4,7 +4,15 @@ It builds on ``_core`` and knows nothing of the servers or the network above it.
 """
 
 from ._clock import VirtualClock
-from ._hygiene import CHECKS, MODES, HygieneIssue, HygieneReport, resolve_modes
+from ._hygiene import (
+    CHECKS,
+    LIBRARY_ADVICE,
+    MODES,
+    Advice,
+    HygieneIssue,
+    HygieneReport,
+    resolve_modes,
+)
 from ._instrumentation import (
     DEFAULT_HANG_TIMEOUT,
     HygieneProbe,
@@ -14,18 +22,24 @@ from ._instrumentation import (
     register_probe,
     report_issue,
 )
+from ._settings import GC_OPTIONS, TestSettings, parse_timeout
 
 __all__ = [
     "CHECKS",
     "DEFAULT_HANG_TIMEOUT",
+    "GC_OPTIONS",
+    "LIBRARY_ADVICE",
     "MODES",
+    "Advice",
     "HygieneIssue",
     "HygieneProbe",
     "HygieneReport",
     "LoopExtension",
     "LoopInstrumentation",
+    "TestSettings",
     "VirtualClock",
     "is_attached",
+    "parse_timeout",
     "register_probe",
     "report_issue",
     "resolve_modes",

@@ -9,14 +9,16 @@ module holds what they have in common: the check names, the ``strict`` / ``warn`
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import HygieneError, HygieneWarning
 
 __all__ = [
     "CHECKS",
+    "LIBRARY_ADVICE",
     "MODES",
+    "Advice",
     "HygieneIssue",
     "HygieneReport",
     "resolve_modes",
@@ -54,8 +56,53 @@ _FIXES = {
     "the server closes",
     "refused_connections": "route the host to a test server, fix the address the client "
     "uses, or declare the refusal expected with sandbox.expect_blocked(host, port) or "
-    "@pytest.mark.network_sandbox(allow_blocked=True)",
+    "{allow_blocked}",
 }
+
+
+@dataclass(frozen=True)
+class Advice:
+    """How the front end in use lets a user change a setting: the "how to fix" of reports.
+
+    Args:
+        allow_checks: how to allow known problems; ``{checks}`` is replaced by the list
+            of the checks that found them, e.g. ``['pending_tasks']``.
+        hang_timeout: how to raise or turn off the hang guard's limit.
+        allow_blocked: how to let refused connections pass.
+
+    Example:
+        >>> Advice(allow_checks="set hygiene_checks = {checks}").allow(["pending_tasks"])
+        "set hygiene_checks = ['pending_tasks']"
+    """
+
+    allow_checks: str = (
+        "A known problem can be allowed with LoopInstrumentation(checks={checks_off})."
+    )
+    hang_timeout: str = "LoopInstrumentation(hang_timeout=seconds) (None turns the guard off)"
+    allow_blocked: str = "NetworkSandbox(allow_blocked=True)"
+
+    def allow(self, checks: Sequence[str]) -> str:
+        """The sentence telling how to allow the problems of ``checks``.
+
+        Args:
+            checks: names of hygiene checks.
+
+        Returns:
+            :attr:`allow_checks` with ``{checks}`` (a list) and ``{checks_off}`` (a
+            mapping to ``'off'``) filled in.
+
+        Example:
+            >>> LIBRARY_ADVICE.allow(["pending_tasks"])[-35:]
+            "(checks={'pending_tasks': 'off'})."
+        """
+        off = "{" + ", ".join(f"{check!r}: 'off'" for check in checks) + "}"
+        return self.allow_checks.replace("{checks}", repr(list(checks))).replace(
+            "{checks_off}", off
+        )
+
+
+LIBRARY_ADVICE = Advice()
+"""The advice for code that uses :class:`LoopInstrumentation` directly."""
 
 
 def _check_mode(mode: object, where: str) -> str:
@@ -155,6 +202,7 @@ class HygieneReport:
         test: what was checked (a test id), named in the report.
         modes: the mode of each check.
         issues: the problems found, in the order they were observed.
+        advice: how the front end that runs the test spells the fixes.
 
     Example:
         >>> report = HygieneReport("test_x", dict.fromkeys(CHECKS, "strict"))
@@ -165,6 +213,7 @@ class HygieneReport:
     test: str
     modes: dict[str, str]
     issues: list[HygieneIssue] = field(default_factory=list)
+    advice: Advice = field(default=LIBRARY_ADVICE, compare=False, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.issues)
@@ -210,13 +259,9 @@ class HygieneReport:
                 first, *rest = issue.message.splitlines() or [""]
                 lines.append(f"  - {first}")
                 lines.extend(f"    {line}" for line in rest)
-            lines.append(f"  fix: {_FIXES[check]}")
-        allowed = sorted({issue.check for issue in issues})
-        lines.append(
-            "A known problem can be allowed for one test with "
-            f"@pytest.mark.hygiene(allow={allowed!r}, reason='...'), or for the run with the "
-            "ini options aiotestkit_hygiene / aiotestkit_hygiene_checks (strict, warn, off)."
-        )
+            fix = _FIXES[check].replace("{allow_blocked}", self.advice.allow_blocked)
+            lines.append(f"  fix: {fix}")
+        lines.append(self.advice.allow(sorted({issue.check for issue in issues})))
         return "\n".join(lines)
 
     def raise_or_warn(self) -> None:

@@ -37,7 +37,7 @@ from types import FrameType, TracebackType
 from typing import Any, Protocol, TextIO, runtime_checkable
 
 from ..errors import HangTimeout, UnansweredRequestsWarning
-from ._hygiene import CHECKS, HygieneIssue, HygieneReport, resolve_modes
+from ._hygiene import CHECKS, LIBRARY_ADVICE, Advice, HygieneIssue, HygieneReport, resolve_modes
 
 __all__ = [
     "DEFAULT_HANG_TIMEOUT",
@@ -538,6 +538,9 @@ class LoopInstrumentation:
             2; 2 is a full collection, about 10 ms in a large process); ``None`` to
             skip it.
         name: what is being checked (a test id), named in reports.
+        advice: how the front end that runs the test spells the fixes in reports
+            (the pytest plugin: markers and ini options; ``NetworkTestCase``: class
+            attributes); by default, the arguments of this class.
 
     Raises:
         ValueError: if a mode or check name is unknown, or ``hang_timeout`` or
@@ -558,6 +561,7 @@ class LoopInstrumentation:
         extensions: Sequence[LoopExtension] = (),
         gc_generation: int | None = 1,
         name: str = "the test",
+        advice: Advice = LIBRARY_ADVICE,
     ) -> None:
         if isinstance(checks, str):
             self.modes = resolve_modes(checks, where="LoopInstrumentation(checks=...)")
@@ -577,7 +581,8 @@ class LoopInstrumentation:
         self.hang_timeout = hang_timeout
         self.gc_generation = gc_generation
         self.name = name
-        self.report = HygieneReport(name, dict(self.modes))
+        self.advice = advice
+        self.report = HygieneReport(name, dict(self.modes), advice=advice)
         self.hang_error: HangTimeout | None = None
         self._extensions: list[LoopExtension] = list(extensions)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1073,9 +1078,8 @@ class LoopInstrumentation:
         )
         self.hang_error = HangTimeout(
             f"{self.name} still ran after {timeout:g} s, so the hang guard cancelled it. "
-            "If it is only slow, raise the limit with @pytest.mark.hang_timeout(seconds) "
-            "or the ini option aiotestkit_hang_timeout (0 turns the guard off); otherwise "
-            "the stacks below show what it waits for.\n"
+            f"If it is only slow, raise the limit with {self.advice.hang_timeout}; "
+            "otherwise the stacks below show what it waits for.\n"
             f"Tasks on the loop ({len(tasks)}):\n{described}"
         )
         targets = [target] if target is not None and not target.done() else self._pending_tasks()

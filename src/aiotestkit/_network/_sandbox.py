@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
 
+import trustme
 from aiohttp import web
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import AsyncResolver
 from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
 from .._core import (
-    CertificateAuthority,
     default_certificate_authority,
     process_listens_on,
     shared_sni_server_context,
@@ -111,12 +111,12 @@ class UnverifiedTLSConnection:
 
 
 _TrustSettings = tuple[ssl.VerifyMode, bool, ssl.VerifyFlags, ssl.Options, Any, Any]
-_client_contexts: weakref.WeakKeyDictionary[
-    CertificateAuthority, dict[_TrustSettings, ssl.SSLContext]
-] = weakref.WeakKeyDictionary()
+_client_contexts: weakref.WeakKeyDictionary[trustme.CA, dict[_TrustSettings, ssl.SSLContext]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _trusting_context(authority: CertificateAuthority, like: ssl.SSLContext) -> ssl.SSLContext:
+def _trusting_context(authority: trustme.CA, like: ssl.SSLContext) -> ssl.SSLContext:
     """A client context that trusts ``authority``, with ``like``'s verification settings."""
     settings: _TrustSettings = (
         like.verify_mode,
@@ -244,7 +244,7 @@ class NetworkSandbox:
     def __init__(
         self,
         *,
-        certificate_authority: CertificateAuthority | None = None,
+        certificate_authority: trustme.CA | None = None,
         allow_blocked: bool = False,
     ) -> None:
         self.certificate_authority = certificate_authority or default_certificate_authority()
@@ -738,8 +738,8 @@ class NetworkSandbox:
             raise AssertionError(
                 f"the network sandbox refused {len(unexpected)} attempt(s) to reach the "
                 f"network:\n{listed}\nRoute each host the code needs, or declare the refusals "
-                "expected with sandbox.expect_blocked(host, port) or the marker "
-                "@pytest.mark.network_sandbox(allow_blocked=True)."
+                "expected with sandbox.expect_blocked(host, port), or let them pass with "
+                "allow_blocked=True (the sandbox's argument, fixture marker or class attribute)."
             )
 
     def assert_tls_verified(self) -> None:
