@@ -50,6 +50,11 @@ CaseControlledWebSocketServerFactory = CaseControlledServerFactory[CaseControlle
 
 _TEST_RUN = pytest.StashKey[TestRun]()
 _NOT_COVERED = pytest.StashKey[dict[str, int]]()
+_LATE_LOOP = (
+    "{runner} makes their loop only when it calls them, too late for the {what} the "
+    "ini option or marker asks for (hygiene checks and hang guard apply); add its "
+    "'loop' fixture to their arguments"
+)
 _CLOCK = "_aiotestkit_virtual_clock"
 _SANDBOX = "_aiotestkit_network_sandbox"
 
@@ -130,12 +135,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
         return (yield)
 
 
+def _not_covered(config: pytest.Config, reason: str) -> None:
+    counts = config.stash[_NOT_COVERED]
+    counts[reason] = counts.get(reason, 0) + 1
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Say once which async tests had no hygiene checks, and why."""
+    """Say once which async tests missed some of aiotestkit's checks, and why."""
     for reason, count in config.stash.get(_NOT_COVERED, {}).items():
-        terminalreporter.write_line(
-            f"aiotestkit: {count} async test(s) without hygiene checks: {reason}"
-        )
+        terminalreporter.write_line(f"aiotestkit: {count} async test(s): {reason}")
 
 
 # -- the test's loop and its instrumentation ---------------------------------------------
@@ -165,8 +173,7 @@ def _aiotestkit_loop_instrumentation(
         loop_context = runner.open_loop(request)
         loop = loop_context.__enter__()
     except NotCovered as reason:
-        counts = item.config.stash[_NOT_COVERED]
-        counts[str(reason)] = counts.get(str(reason), 0) + 1
+        _not_covered(item.config, f"no hygiene checks: {reason}")
         yield None
         return
     try:
@@ -304,8 +311,12 @@ def _aiotestkit_network_sandbox(
     request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
     _aiotestkit_certificate_authority: trustme.CA,
-) -> Iterator[NetworkSandbox]:
-    """The test's open NetworkSandbox; refusals fail the test after it."""
+) -> Iterator[NetworkSandbox | None]:
+    """The test's open NetworkSandbox; refusals fail the test after it.
+
+    ``None`` where the ini option or marker asks for a sandbox the runner cannot give
+    (said once at the end of the run); the ``network_sandbox`` fixture never is.
+    """
     run = _required(request, _aiotestkit_test_run)
     enabled, allow_blocked = sandbox_options(request.node)
     if enabled is False:
@@ -313,6 +324,10 @@ def _aiotestkit_network_sandbox(
             f"{request.node.nodeid} uses the network_sandbox fixture but is marked "
             "network_sandbox(enabled=False); remove one of the two"
         )
+    if run.loop is None and "network_sandbox" not in request.node.fixturenames:
+        _not_covered(request.config, _LATE_LOOP.format(runner=run.runner.name, what="sandbox"))
+        yield None
+        return
     sandbox = NetworkSandbox(
         certificate_authority=_aiotestkit_certificate_authority, allow_blocked=allow_blocked
     )
@@ -323,7 +338,7 @@ def _aiotestkit_network_sandbox(
 
 
 @pytest.fixture
-def network_sandbox(_aiotestkit_network_sandbox: NetworkSandbox) -> NetworkSandbox:
+def network_sandbox(_aiotestkit_network_sandbox: NetworkSandbox | None) -> NetworkSandbox:
     """An open :class:`aiotestkit.NetworkSandbox` for the test, closed after it.
 
     Route hosts with ``await network_sandbox.route(host, port, server)``. When the
@@ -334,6 +349,7 @@ def network_sandbox(_aiotestkit_network_sandbox: NetworkSandbox) -> NetworkSandb
     ``@pytest.mark.network_sandbox(allow_blocked=True)``. It patches the loop the test
     runs on, whatever its scope.
     """
+    assert _aiotestkit_network_sandbox is not None  # the test names it: never None
     return _aiotestkit_network_sandbox
 
 
@@ -388,7 +404,7 @@ def case_controlled_server(
     """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
     run = _required(request, _aiotestkit_test_run)
     server: CaseControlledTestServer = run.run(
-        "case_controlled_server", case_controlled_server_factory()
+        "case_controlled_server", case_controlled_server_factory
     )
     return server
 
@@ -434,7 +450,7 @@ def case_controlled_websocket_server(
     """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
     run = _required(request, _aiotestkit_test_run)
     server: CaseControlledWebSocketServer = run.run(
-        "case_controlled_websocket_server", case_controlled_websocket_server_factory()
+        "case_controlled_websocket_server", case_controlled_websocket_server_factory
     )
     return server
 
@@ -445,9 +461,18 @@ def case_controlled_websocket_server(
 @pytest.fixture
 def _aiotestkit_virtual_clock(
     request: pytest.FixtureRequest, _aiotestkit_test_run: TestRun | None
-) -> VirtualClock:
-    """The test's VirtualClock, an extension of its loop instrumentation."""
+) -> VirtualClock | None:
+    """The test's VirtualClock, an extension of its loop instrumentation.
+
+    ``None`` where the ini option or marker asks for a clock the runner cannot give
+    (said once at the end of the run); the ``clock`` fixture never is.
+    """
     run = _required(request, _aiotestkit_test_run, "clock")
+    if run.loop is None and "clock" not in request.node.fixturenames:
+        _not_covered(
+            request.config, _LATE_LOOP.format(runner=run.runner.name, what="virtual clock")
+        )
+        return None
     options = test_settings(request.node).virtual_clock or {}
     try:
         virtual_clock = VirtualClock(**options)
@@ -461,7 +486,7 @@ def _aiotestkit_virtual_clock(
 
 
 @pytest.fixture
-def clock(_aiotestkit_virtual_clock: VirtualClock) -> VirtualClock:
+def clock(_aiotestkit_virtual_clock: VirtualClock | None) -> VirtualClock:
     """A :class:`aiotestkit.VirtualClock` attached to the test's event loop.
 
     From its set-up to its tear-down the loop's time is virtual: sleeps and timeouts
@@ -470,6 +495,7 @@ def clock(_aiotestkit_virtual_clock: VirtualClock) -> VirtualClock:
     works with every loop scope and runner; it fails the test if the test is not an
     async test.
     """
+    assert _aiotestkit_virtual_clock is not None  # the test names it: never None
     return _aiotestkit_virtual_clock
 
 

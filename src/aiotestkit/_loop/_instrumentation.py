@@ -219,7 +219,11 @@ def _format_frame_line(site: _Site) -> str:
 
 
 def _creation_sites(depth: int = 3) -> tuple[_Site, ...]:
-    """Where the task being created comes from: up to ``depth`` frames outside asyncio."""
+    """Where the task being created comes from: up to ``depth`` frames outside asyncio.
+
+    The walk stops at a frame that hides itself from tracebacks (``__tracebackhide__``,
+    pytest's convention): above it is the machinery that runs the test, not its code.
+    """
     frame: FrameType | None = sys._getframe(2)
     while frame is not None and frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
         frame = frame.f_back
@@ -228,6 +232,7 @@ def _creation_sites(depth: int = 3) -> tuple[_Site, ...]:
         frame is not None
         and len(sites) < depth
         and not frame.f_code.co_filename.startswith(_ASYNCIO_DIR)
+        and "__tracebackhide__" not in frame.f_code.co_varnames
     ):
         sites.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
         frame = frame.f_back

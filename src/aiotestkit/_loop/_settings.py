@@ -136,9 +136,7 @@ class TestSettings:
         timeout = parse_timeout(hang_timeout, names.get("hang_timeout", "hang_timeout"))
         gc = gc.strip()
         if gc not in GC_OPTIONS:
-            raise ValueError(
-                f"{names.get('gc', 'gc')}: expected young, full or off, got {gc!r}"
-            )
+            raise ValueError(f"{names.get('gc', 'gc')}: expected young, full or off, got {gc!r}")
         return cls(
             checks=checks,
             hang_timeout=timeout,

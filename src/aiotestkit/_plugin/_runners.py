@@ -23,7 +23,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
@@ -40,6 +40,9 @@ __all__ = [
     "TestRunnerAdapter",
     "runner_for",
 ]
+
+
+_T = TypeVar("_T")
 
 
 class NotCovered(Exception):
@@ -83,7 +86,9 @@ class TestRunnerAdapter(ABC):
         By default the runner makes a task for the test right after (pytest-asyncio,
         aiohttp's ``run_until_complete``): the guard claims the next task created.
         With ``attach`` (the loop was not known at set-up), the test function itself
-        is wrapped to attach and finish the instrumentation in its own task.
+        is wrapped to attach the instrumentation in its own task and to finish it
+        there, before the runner closes the loop; its report fails the test at
+        teardown, as for every other test.
         """
         if attach:
             return _wrapped_test(item, instrumentation, attach=True)
@@ -132,12 +137,11 @@ def _guarded(
                 raise error from None
             finally:
                 instrumentation.stop_hang_guard()
-        except BaseException:
+        finally:
             if attach:
+                # On the loop, which the runner closes after the call; the report is
+                # raised at teardown, as for the other tests.
                 await instrumentation.finish()
-            raise
-        if attach:
-            (await instrumentation.finish()).raise_or_warn()
         return result
 
     return guarded
@@ -286,17 +290,22 @@ class TestRun:
             )
         return self.loop
 
-    def run(self, fixture: str, awaitable: Coroutine[Any, Any, Any]) -> Any:
-        """Run ``awaitable`` on the test's loop, from a fixture's set-up or teardown."""
+    def run(
+        self,
+        fixture: str,
+        function: Callable[..., Coroutine[Any, Any, _T]],
+        *args: Any,
+    ) -> _T:
+        """Run ``function(*args)`` on the test's loop, from a fixture's set-up or teardown."""
         loop = self.require_loop(fixture)
-        return loop.run_until_complete(awaitable)
+        return loop.run_until_complete(function(*args))
 
     def enter(
-        self, fixture: str, context: contextlib.AbstractAsyncContextManager[Any]
-    ) -> Generator[Any, None, None]:
+        self, fixture: str, context: contextlib.AbstractAsyncContextManager[_T]
+    ) -> Generator[_T, None, None]:
         """A fixture's body: enter ``context`` on the test's loop, yield it, exit it."""
-        value = self.run(fixture, context.__aenter__())
+        value = self.run(fixture, context.__aenter__)
         try:
             yield value
         finally:
-            self.run(fixture, context.__aexit__(None, None, None))
+            self.run(fixture, context.__aexit__, None, None, None)
