@@ -310,7 +310,6 @@ def test_pytest_asyncio_tests_are_instrumented_on_their_loop_in_every_mode_and_s
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_leak*", "*pending_tasks, 1*"])
 
 
-
 def test_what_a_runner_cannot_give_is_said_once_at_the_end(pytester: pytest.Pytester) -> None:
     _project(
         pytester,

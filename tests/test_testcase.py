@@ -320,6 +320,7 @@ def test_a_refused_connection_fails_the_test_in_its_hygiene_report() -> None:
     assert "aiotestkit.errors.HygieneError" in message
     assert "network access refused by the sandbox (refused_connections, 1)" in message
     assert "connection to blocked.invalid:443 refused by the network sandbox" in message
+    assert "allow_blocked = True on _Blocked" in message
 
 
 def test_opting_out_of_the_sandbox_and_into_the_clock_is_explicit() -> None:
@@ -353,9 +354,10 @@ def test_hygiene_checks_run_at_tear_down_with_the_fixtures_modes() -> None:
     assert "test_leaves_a_task left 1 hygiene problem(s) behind" in message
     assert "pending_tasks" in message
     assert (
-        "In a NetworkTestCase the class attribute does what the marker does: "
-        "hygiene_checks = {'pending_tasks': 'off'} on _LeavesATask."
+        "A known problem can be allowed for the tests of _LeavesATask with the class "
+        "attribute hygiene_checks = {'pending_tasks': 'off'}."
     ) in message
+    assert "pytest" not in message  # unittest's advice, not the plugin's markers
 
     class Allowed(_LeavesATask):
         hygiene_checks = {"pending_tasks": "off"}  # noqa: RUF012
@@ -400,3 +402,41 @@ def test_stream_and_websocket_server_factories_close_their_servers() -> None:
     assert type(seen["stream"]).__name__ == "CaseControlledStreamServer"
     assert type(seen["websocket"]).__name__ == "CaseControlledWebSocketServer"
     assert seen["websocket"].closed
+
+
+class _Hangs(NetworkTestCase):
+    __test__ = False
+    hang_timeout = 0.2
+
+    async def test_hangs(self) -> None:
+        import asyncio
+
+        await asyncio.Event().wait()
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11), reason="3.10 runs every test of a case in one shared task"
+)
+def test_the_hang_guard_cancels_a_hanging_test_method_and_says_how_to_change_it() -> None:
+    result = _run(_Hangs("test_hangs"))
+    assert len(result.errors) == 1, result.failures
+    message = result.errors[0][1]
+    assert "aiotestkit.errors.HangTimeout" in message
+    assert "still ran after 0.2 s, so the hang guard cancelled it" in message
+    assert "hang_timeout = seconds on _Hangs (None turns the guard off)" in message
+
+
+def test_an_invalid_class_attribute_names_it() -> None:
+    class Typo(NetworkTestCase):
+        __test__ = False
+        hang_timeout = -1
+
+        async def test_it(self) -> None:
+            pass
+
+    result = _run(Typo("test_it"))
+    assert len(result.errors) == 1
+    assert (
+        "Typo.hang_timeout: expected seconds >= 0 (0 turns it off), got -1"
+        in (result.errors[0][1])
+    )

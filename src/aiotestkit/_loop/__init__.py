@@ -4,6 +4,7 @@ It builds on ``_core`` and knows nothing of the servers or the network above it.
 """
 
 from ._clock import VirtualClock
+from ._guard import hang_guarded
 from ._hygiene import (
     CHECKS,
     LIBRARY_ADVICE,
@@ -38,6 +39,7 @@ __all__ = [
     "LoopInstrumentation",
     "TestSettings",
     "VirtualClock",
+    "hang_guarded",
     "is_attached",
     "parse_timeout",
     "register_probe",

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import inspect
-import sys
+import unittest
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from .._loop import LoopInstrumentation
+from .._loop import LoopInstrumentation, hang_guarded
 from . import _pytest_asyncio
 
 __all__ = [
@@ -110,49 +109,12 @@ def _next_task_guarded(instrumentation: LoopInstrumentation) -> Iterator[None]:
         instrumentation.stop_hang_guard()
 
 
-def _guarded(
-    function: Callable[..., Coroutine[Any, Any, Any]],
-    instrumentation: LoopInstrumentation,
-    *,
-    attach: bool,
-) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """``function`` running in its caller's task, with the hang guard on that task."""
-
-    @functools.wraps(function)
-    async def guarded(*args: Any, **kwargs: Any) -> Any:
-        __tracebackhide__ = True
-        task = asyncio.current_task()
-        if attach:
-            instrumentation.attach(asyncio.get_running_loop())
-        instrumentation.start_hang_guard(task=task)
-        try:
-            try:
-                result = await function(*args, **kwargs)
-            except asyncio.CancelledError:
-                error = instrumentation.stop_hang_guard()
-                if error is None or task is None:
-                    raise
-                if sys.version_info >= (3, 11):
-                    task.uncancel()  # the guard's own cancellation, consumed here
-                raise error from None
-            finally:
-                instrumentation.stop_hang_guard()
-        finally:
-            if attach:
-                # On the loop, which the runner closes after the call; the report is
-                # raised at teardown, as for the other tests.
-                await instrumentation.finish()
-        return result
-
-    return guarded
-
-
 @contextlib.contextmanager
 def _wrapped_test(
     item: pytest.Function, instrumentation: LoopInstrumentation, *, attach: bool
 ) -> Iterator[None]:
     original = item.obj
-    item.obj = _guarded(original, instrumentation, attach=attach)
+    item.obj = hang_guarded(original, instrumentation, attach=attach)
     try:
         yield
     finally:
@@ -256,8 +218,15 @@ RUNNERS: tuple[TestRunnerAdapter, ...] = (PytestAsyncioRunner(), AnyioRunner(), 
 
 
 def runner_for(item: pytest.Item) -> TestRunnerAdapter | None:
-    """The runner that runs ``item``, or ``None`` for a sync test (or an unknown runner)."""
+    """The runner that runs ``item``, or ``None`` for a sync test (or an unknown runner).
+
+    A :class:`unittest.TestCase`'s tests are run by unittest (an
+    ``IsolatedAsyncioTestCase`` makes its own loop): ``None`` too.
+    """
     if not isinstance(item, pytest.Function):
+        return None
+    cls = getattr(item, "cls", None)
+    if isinstance(cls, type) and issubclass(cls, unittest.TestCase):
         return None
     for runner in RUNNERS:
         if runner.runs(item):
