@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ssl
-import unittest
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -32,11 +31,11 @@ from ._plugin import (
     add_options,
     configure,
     quiet_unset_fixture_loop_scope,
-    run_settings,
     runner_for,
     sandbox_options,
     test_settings,
     transports_for,
+    wants_sandbox,
 )
 from ._servers import (
     CaseControlledServerFactory,
@@ -93,21 +92,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("transport", transports_for(metafunc), indirect=True)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Sandbox the tests marked ``network_sandbox``; with the ini option, every async one."""
-    everywhere = run_settings(config).network_sandbox
     for item in items:
-        enabled, _ = sandbox_options(item)
-        if enabled is None:
-            cls = getattr(item, "cls", None)
-            enabled = (
-                everywhere
-                and inspect.iscoroutinefunction(getattr(item, "function", None))
-                # unittest's async test cases run their own loop; fixtures do not apply
-                and not (isinstance(cls, type) and issubclass(cls, unittest.TestCase))
-            )
         fixturenames: list[str] | None = getattr(item, "fixturenames", None)
-        if enabled and fixturenames is not None and _SANDBOX not in fixturenames:
+        if fixturenames is not None and _SANDBOX not in fixturenames and wants_sandbox(item):
             fixturenames.insert(0, _SANDBOX)
 
 

@@ -14,6 +14,7 @@ from ._options import (
     sandbox_options,
     test_settings,
     transports_for,
+    wants_sandbox,
 )
 from ._pytest_asyncio import quiet_unset_fixture_loop_scope
 from ._runners import (
@@ -45,4 +46,5 @@ __all__ = [
     "sandbox_options",
     "test_settings",
     "transports_for",
+    "wants_sandbox",
 ]

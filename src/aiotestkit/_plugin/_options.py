@@ -14,6 +14,7 @@ import pytest
 from .._core import TRANSPORT_NAMES, select_transports
 from .._loop import DEFAULT_HANG_TIMEOUT, MODES, Advice, TestSettings
 from . import _pytest_asyncio
+from ._runners import runner_for
 
 __all__ = [
     "PYTEST_ADVICE",
@@ -24,6 +25,7 @@ __all__ = [
     "sandbox_options",
     "test_settings",
     "transports_for",
+    "wants_sandbox",
 ]
 
 TRANSPORTS_INI = "aiotestkit_transports"
@@ -205,6 +207,21 @@ def sandbox_options(item: pytest.Item) -> tuple[bool | None, bool]:
             f"enabled= and allow_blocked=, got args={marker.args!r} kwargs={marker.kwargs!r}"
         )
     return bool(marker.kwargs.get("enabled", True)), bool(marker.kwargs.get("allow_blocked"))
+
+
+def wants_sandbox(item: pytest.Item) -> bool:
+    """Whether ``item`` runs in a network sandbox without naming the fixture.
+
+    Yes if it is marked ``network_sandbox`` (not ``enabled=False``), or if the ini
+    option is on and it is an async test that a runner aiotestkit knows runs.
+
+    Raises:
+        pytest.UsageError: if its marker has other arguments.
+    """
+    enabled, _ = sandbox_options(item)
+    if enabled is not None:
+        return enabled
+    return run_settings(item.config).network_sandbox and runner_for(item) is not None
 
 
 def transports_for(metafunc: pytest.Metafunc) -> list[str]:
