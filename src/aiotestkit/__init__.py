@@ -21,10 +21,12 @@ from ._servers import CaseControlledServerFactory as CaseControlledServerFactory
 from ._servers import CaseControlledStreamServer as CaseControlledStreamServer
 from ._servers import CaseControlledTestServer as CaseControlledTestServer
 from ._servers import CaseControlledWebSocketServer as CaseControlledWebSocketServer
+from ._servers import ResponseStream as ResponseStream
 from ._servers import StreamConnection as StreamConnection
 from ._servers import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import BlockedWhileWaiting as BlockedWhileWaiting
 from .errors import ClientClosedConnection as ClientClosedConnection
 from .errors import DeadlockError as DeadlockError
 from .errors import HandlerError as HandlerError
@@ -49,6 +51,7 @@ __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
     "BlockedConnection",
+    "BlockedWhileWaiting",
     "CaseControlledServerFactory",
     "CaseControlledStreamServer",
     "CaseControlledTestServer",
@@ -74,6 +77,7 @@ __all__ = [
     "NetworkTestCase",
     "ReceiveTimeout",
     "RequestNotPending",
+    "ResponseStream",
     "SendTimeout",
     "StreamConnection",
     "TransportContext",

@@ -4,7 +4,7 @@ Loaded automatically once aiotestkit is installed (entry point ``pytest11``); di
 it with ``-p no:aiotestkit``. Every async test, whoever runs it (pytest-asyncio in
 strict or auto mode, aiohttp's pytest plugin, anyio's on asyncio), runs with a
 :class:`aiotestkit.LoopInstrumentation` attached to its loop: the hygiene checks and
-the hang guard (``docs/hygiene.md``). The fixtures are plain pytest fixtures that run
+the hang guard (``docs/explanation/hygiene.md``). The fixtures are plain pytest fixtures that run
 their async set-up and teardown on the test's loop, so they work under each runner.
 Internally they depend only on private fixtures (``_aiotestkit_*``), never on names
 a project may define itself.
@@ -505,7 +505,9 @@ def aiohttp_unused_port() -> Callable[[], int]:
     configuration file.
 
     Example:
-        >>> port = aiohttp_unused_port()
-        >>> client = await aiohttp_client(app, server_kwargs={"port": port})
+        ```python
+        port = aiohttp_unused_port()
+        client = await aiohttp_client(app, server_kwargs={"port": port})
+        ```
     """
     return unused_port

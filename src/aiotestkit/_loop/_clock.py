@@ -44,6 +44,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from .._core import set_virtual_time
 from ..errors import DeadlockError
 
 try:
@@ -279,12 +280,13 @@ class VirtualClock:
         TypeError, ValueError: if an argument is not a number of seconds in range.
 
     Example:
-        >>> clock = VirtualClock()
-        >>> clock.attach(asyncio.get_running_loop())
-        >>> await asyncio.sleep(600)  # returns at once
-        >>> clock.time()
-        600.0
-        >>> clock.detach(asyncio.get_running_loop())
+        ```python
+        clock = VirtualClock()
+        clock.attach(asyncio.get_running_loop())
+        await asyncio.sleep(600)  # returns at once
+        assert clock.time() == 600.0
+        clock.detach(asyncio.get_running_loop())
+        ```
     """
 
     def __init__(
@@ -326,7 +328,9 @@ class VirtualClock:
         """Whether time jumps to the next timer when the loop is idle (bool, settable).
 
         Example:
-            >>> clock.autojump = False  # from now on, only clock.advance() moves time
+            ```python
+            clock.autojump = False  # from now on, only clock.advance() moves time
+            ```
         """
         return self._autojump
 
@@ -343,7 +347,9 @@ class VirtualClock:
         Settable (float, >= 0). See the class arguments.
 
         Example:
-            >>> clock.autojump_threshold = 0.2  # a peer in a thread answers within 200 ms
+            ```python
+            clock.autojump_threshold = 0.2  # a peer in a thread answers within 200 ms
+            ```
         """
         return self._autojump_threshold
 
@@ -358,7 +364,9 @@ class VirtualClock:
         Settable (float, > 0). See the class arguments.
 
         Example:
-            >>> clock.in_flight_timeout = 10.0
+            ```python
+            clock.in_flight_timeout = 10.0
+            ```
         """
         return self._in_flight_timeout
 
@@ -373,7 +381,9 @@ class VirtualClock:
         Settable (float, > 0). See the class arguments.
 
         Example:
-            >>> clock.deadlock_timeout = 0.1
+            ```python
+            clock.deadlock_timeout = 0.1
+            ```
         """
         return self._deadlock_timeout
 
@@ -386,8 +396,9 @@ class VirtualClock:
         """Whether the clock is attached to a loop.
 
         Example:
-            >>> VirtualClock().attached
-            False
+            ```python
+            assert not VirtualClock().attached
+            ```
         """
         return self._loop is not None
 
@@ -398,10 +409,11 @@ class VirtualClock:
             The virtual time (float): ``start`` plus every jump and advance so far.
 
         Example:
-            >>> before = clock.time()
-            >>> await asyncio.sleep(10)
-            >>> clock.time() - before
-            10.0
+            ```python
+            before = clock.time()
+            await asyncio.sleep(10)
+            assert clock.time() - before == 10.0
+            ```
         """
         return self._now
 
@@ -423,7 +435,9 @@ class VirtualClock:
                 another virtual clock is attached to ``loop``.
 
         Example:
-            >>> clock.attach(asyncio.get_running_loop())
+            ```python
+            clock.attach(asyncio.get_running_loop())
+            ```
         """
         if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed():
             raise RuntimeError(f"cannot attach {self!r} to {loop!r}: the loop is closed")
@@ -459,6 +473,7 @@ class VirtualClock:
             self._loop = None
             raise
         _clocks[loop] = self
+        set_virtual_time(loop, True)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Give ``loop`` its real time back and undo everything :meth:`attach` changed.
@@ -474,7 +489,9 @@ class VirtualClock:
             RuntimeError: if the clock is attached to a different loop.
 
         Example:
-            >>> clock.detach(asyncio.get_running_loop())
+            ```python
+            clock.detach(asyncio.get_running_loop())
+            ```
         """
         if self._loop is None:
             return
@@ -486,6 +503,7 @@ class VirtualClock:
             self._loop = None
             self._selector = None
             _clocks.pop(loop, None)
+            set_virtual_time(loop, False)
             self._executor_jobs.clear()
             if not loop.is_closed():
                 self._shift_timers(loop, loop.time() - self._now)
@@ -535,13 +553,13 @@ class VirtualClock:
                 ``advance`` is running.
 
         Example:
-            >>> task = asyncio.create_task(asyncio.sleep(30))
-            >>> await clock.advance(29.9)
-            >>> task.done()
-            False
-            >>> await clock.advance(0.1)
-            >>> task.done()
-            True
+            ```python
+            task = asyncio.create_task(asyncio.sleep(30))
+            await clock.advance(29.9)
+            assert not task.done()
+            await clock.advance(0.1)
+            assert task.done()
+            ```
         """
         seconds = _check_seconds("seconds", seconds)
         loop = asyncio.get_running_loop()

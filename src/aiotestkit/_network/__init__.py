@@ -5,7 +5,8 @@ It routes clients to the servers of the layer below and refuses everything else.
 
 from ._redirector import AiohttpRedirector
 from ._resolver import FakeResolver
-from ._sandbox import BlockedConnection, NetworkSandbox, UnverifiedTLSConnection
+from ._routes import BlockedConnection, UnverifiedTLSConnection
+from ._sandbox import NetworkSandbox
 from ._transport import TransportContext
 
 __all__ = [
