@@ -45,8 +45,10 @@ def hang_guarded(
         aiotestkit.HangTimeout: (from the wrapper) if the guard fired.
 
     Example:
-        >>> test = hang_guarded(test_fetch, instrumentation)
-        >>> loop.run_until_complete(test(session))
+        ```python
+        test = hang_guarded(test_fetch, instrumentation)
+        loop.run_until_complete(test(session))
+        ```
     """
 
     @functools.wraps(function)

@@ -71,8 +71,10 @@ class Advice:
         allow_blocked: how to let refused connections pass.
 
     Example:
-        >>> Advice(allow_checks="set hygiene_checks = {checks}").allow(["pending_tasks"])
-        "set hygiene_checks = ['pending_tasks']"
+        ```python
+        advice = Advice(allow_checks="set hygiene_checks = {checks}")
+        assert advice.allow(["pending_tasks"]) == "set hygiene_checks = ['pending_tasks']"
+        ```
     """
 
     allow_checks: str = (
@@ -92,8 +94,10 @@ class Advice:
             mapping to ``'off'``) filled in.
 
         Example:
-            >>> LIBRARY_ADVICE.allow(["pending_tasks"])[-35:]
-            "(checks={'pending_tasks': 'off'})."
+            ```python
+            sentence = LIBRARY_ADVICE.allow(["pending_tasks"])
+            assert sentence.endswith("(checks={'pending_tasks': 'off'}).")
+            ```
         """
         off = "{" + ", ".join(f"{check!r}: 'off'" for check in checks) + "}"
         return self.allow_checks.replace("{checks}", repr(list(checks))).replace(

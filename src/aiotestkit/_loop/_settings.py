@@ -37,8 +37,9 @@ def parse_timeout(value: object, where: str) -> float | None:
         ValueError: if it is not a number of seconds >= 0.
 
     Example:
-        >>> parse_timeout("2.5", "ini option aiotestkit_hang_timeout")
-        2.5
+        ```python
+        assert parse_timeout("2.5", "ini option aiotestkit_hang_timeout") == 2.5
+        ```
     """
     if value is None:
         return None
@@ -76,9 +77,10 @@ class TestSettings:
         advice: how the front end in use spells the fixes in reports.
 
     Example:
-        >>> settings = TestSettings.from_options(hygiene_checks=["pending_tasks=warn"])
-        >>> settings.with_hang_timeout(5, where="test_x").hang_timeout
-        5.0
+        ```python
+        settings = TestSettings.from_options(hygiene_checks=["pending_tasks=warn"])
+        assert settings.with_hang_timeout(5, where="test_x").hang_timeout == 5.0
+        ```
     """
 
     __test__: ClassVar[bool] = False  # not a test class, whatever its name
@@ -124,8 +126,9 @@ class TestSettings:
             ValueError: if a value is invalid; the message names it and the choices.
 
         Example:
-            >>> TestSettings.from_options(gc="off").gc_generation is None
-            True
+            ```python
+            assert TestSettings.from_options(gc="off").gc_generation is None
+            ```
         """
         names = names or {}
         checks = resolve_modes(
@@ -163,7 +166,10 @@ class TestSettings:
                 ``allow``/``off`` come without a reason.
 
         Example:
-            >>> settings.with_hygiene(allow=["pending_tasks"], reason="the SDK's", where="t")
+            ```python
+            settings = settings.with_hygiene(allow=["pending_tasks"], reason="SDK", where="t")
+            assert settings.checks["pending_tasks"] == "off"
+            ```
         """
         allow = options.pop("allow", ())
         warn = options.pop("warn", ())
@@ -206,8 +212,9 @@ class TestSettings:
             ValueError: if it is not a number of seconds >= 0.
 
         Example:
-            >>> settings.with_hang_timeout(0, where="t").hang_timeout is None
-            True
+            ```python
+            assert settings.with_hang_timeout(0, where="t").hang_timeout is None
+            ```
         """
         return dataclasses.replace(self, hang_timeout=parse_timeout(seconds, where))
 
@@ -227,8 +234,10 @@ class TestSettings:
         The options are checked by :class:`aiotestkit.VirtualClock` when the clock is made.
 
         Example:
-            >>> settings.with_virtual_clock(autojump=False, where="t").virtual_clock
-            {'autojump': False}
+            ```python
+            clock_options = settings.with_virtual_clock(autojump=False, where="t").virtual_clock
+            assert clock_options == {"autojump": False}
+            ```
         """
         return dataclasses.replace(self, virtual_clock=dict(options) if enabled else None)
 
@@ -242,7 +251,9 @@ class TestSettings:
             The instrumentation, not attached yet.
 
         Example:
-            >>> instrumentation = settings.instrumentation("tests/test_x.py::test_x")
+            ```python
+            instrumentation = settings.instrumentation("tests/test_x.py::test_x")
+            ```
         """
         return LoopInstrumentation(
             checks=self.checks,
