@@ -22,6 +22,7 @@ def test_public_names() -> None:
         "ClientClosedConnection",
         "DeadlockError",
         "FakeResolver",
+        "HTTPProxy",
         "HandlerError",
         "HangTimeout",
         "HygieneError",

@@ -444,3 +444,35 @@ def test_tls_sent_to_a_plain_route_is_in_the_report(pytester: pytest.Pytester) -
             "which expects plain bytes: the client speaks TLS here; route with tls=True",
         ]
     )
+
+
+def test_refusals_in_worker_threads_fail_the_test_at_teardown(pytester: pytest.Pytester) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import requests
+
+        def fetch():
+            try:
+                requests.get("https://telemetry.example.com/v1/events", timeout=5)
+            except requests.ConnectionError:
+                pass  # the SDK swallows it
+
+        @pytest.mark.asyncio
+        async def test_sdk_in_a_thread(network_sandbox):
+            await asyncio.to_thread(fetch)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*HygieneError: *test_sdk_in_a_thread left 1 hygiene problem(s) behind:",
+            "*network access refused by the sandbox (refused_connections, 1):",
+            "*  - name resolution of telemetry.example.com refused by the network sandbox: no "
+            "test server is routed for it; route a test server for it with "
+            "`await sandbox.route('telemetry.example.com', 443, server)`",
+        ]
+    )

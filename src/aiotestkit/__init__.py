@@ -14,6 +14,7 @@ from ._loop import VirtualClock as VirtualClock
 from ._network import AiohttpRedirector as AiohttpRedirector
 from ._network import BlockedConnection as BlockedConnection
 from ._network import FakeResolver as FakeResolver
+from ._network import HTTPProxy as HTTPProxy
 from ._network import NetworkSandbox as NetworkSandbox
 from ._network import TransportContext as TransportContext
 from ._network import UnverifiedTLSConnection as UnverifiedTLSConnection
@@ -60,6 +61,7 @@ __all__ = [
     "ClientClosedConnection",
     "DeadlockError",
     "FakeResolver",
+    "HTTPProxy",
     "HandlerError",
     "HangTimeout",
     "HygieneError",

@@ -14,7 +14,8 @@ a positive timeout (or ``None``) means every task is blocked. The clock then:
    ``loop.run_in_executor`` (``getaddrinfo`` runs there) has not finished, or a TCP
    socket of the loop has sent bytes its peer has not received yet (Linux: sent but
    unacknowledged, ``SIOCOUTQ - SIOCOUTQNSD``, unless the peer is a socket of the
-   loop whose ``TCP_INFO`` shows it received them), at most ``in_flight_timeout``;
+   loop whose ``TCP_INFO`` shows it received them), or holds bytes back until its
+   peer acknowledges those (Nagle's algorithm), at most ``in_flight_timeout``;
 3. if something outside the loop could answer unseen (a connection whose other end
    is not a socket of the loop, a pipe, a UDP socket, a thread other than the loop's
    executor), waits ``autojump_threshold`` real seconds for it;
@@ -86,18 +87,18 @@ def _check_seconds(name: str, value: float, *, allow_zero: bool = True) -> float
     return float(value)
 
 
-def _unacknowledged_bytes(fd: int) -> int:
-    """Bytes a TCP socket sent that its peer has not acknowledged; 0 if not TCP/Linux."""
+def _send_queue(fd: int) -> tuple[int, int]:
+    """(sent but unacknowledged, not sent yet) bytes of a TCP socket; (0, 0) if not TCP/Linux."""
     if fcntl is None:
-        return 0
+        return 0, 0
     try:
         queued = int(_INT.unpack(fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0])
         if not queued:
-            return 0
+            return 0, 0
         unsent = int(_INT.unpack(fcntl.ioctl(fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0])
     except OSError:  # not a socket, a listening socket, not TCP, not Linux
-        return 0
-    return max(0, queued - unsent)
+        return 0, 0
+    return max(0, queued - unsent), unsent
 
 
 _TCP_INFO_SIZE = 136
@@ -134,9 +135,13 @@ def _bytes_in_transit(fds: list[int]) -> int | None:
 
     A socket with unacknowledged bytes is in transit unless its peer is one of
     ``fds`` (a socket of the same loop) and has received them all already: then only
-    the peer's (delayed) acknowledgement is on its way, and nothing waits for it.
+    the peer's (delayed) acknowledgement is on its way, and nothing waits for it;
+    unless the socket also holds bytes back until that acknowledgement comes (Nagle's
+    algorithm on a socket without ``TCP_NODELAY``): those are on their way too.
     """
-    senders = [(fd, unacked) for fd in fds if (unacked := _unacknowledged_bytes(fd))]
+    senders = [
+        (fd, unacked, unsent) for fd in fds for unacked, unsent in [_send_queue(fd)] if unacked
+    ]
     if not senders:
         return None
     received_by: dict[tuple[object, object], int] = {}
@@ -145,7 +150,9 @@ def _bytes_in_transit(fds: list[int]) -> int | None:
         if counters is not None:
             local, peer, _, received = counters
             received_by[(peer, local)] = received
-    for fd, unacked in senders:
+    for fd, unacked, unsent in senders:
+        if unsent:
+            return fd
         counters = _tcp_counters(fd)
         if counters is None:
             return fd

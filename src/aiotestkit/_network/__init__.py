@@ -3,6 +3,7 @@
 It routes clients to the servers of the layer below and refuses everything else.
 """
 
+from ._proxy import HTTPProxy
 from ._redirector import AiohttpRedirector
 from ._resolver import FakeResolver
 from ._routes import BlockedConnection, UnverifiedTLSConnection
@@ -13,6 +14,7 @@ __all__ = [
     "AiohttpRedirector",
     "BlockedConnection",
     "FakeResolver",
+    "HTTPProxy",
     "NetworkSandbox",
     "TransportContext",
     "UnverifiedTLSConnection",

@@ -245,6 +245,9 @@ class Gateway:
         except (BlockingIOError, InterruptedError):
             return
         conn.setblocking(False)
+        # Pass each write on at once, as asyncio's own TCP transports do: with Nagle's
+        # algorithm a relayed reply would wait for the client's delayed ACK (~40 ms).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         task = self._loop.create_task(self._handle(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

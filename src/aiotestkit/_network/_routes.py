@@ -59,6 +59,7 @@ def _fake_address(host: str) -> str:
             _fake_addresses[host] = address
             _fake_hosts[address] = host
             _fake_hosts[f"::ffff:{address}"] = host
+            # normalize_host() gives IPv4-mapped addresses in ipaddress's form: ::ffff:7f40:1
             _fake_hosts[str(ipaddress.ip_address(f"::ffff:{address}"))] = host
         return address
 

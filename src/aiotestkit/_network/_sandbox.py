@@ -2,9 +2,10 @@
 
 :class:`NetworkSandbox` patches the running event loop's name resolution and
 connection methods (``getaddrinfo``, ``create_connection``, ``sock_connect``), aiohttp's
-aiodns resolver and the client side of :meth:`ssl.SSLContext.wrap_bio`, for as long as
-it is open, and asks its :class:`~aiotestkit._network._routes.RouteTable` what to do
-with each lookup and connection. A routed host name resolves to a fake loopback
+aiodns resolver and the client side of :meth:`ssl.SSLContext.wrap_bio`, and the
+blocking ``socket``/``ssl`` entry points for threads (see :mod:`._blocking`), for as
+long as it is open, and asks its :class:`~aiotestkit._network._routes.RouteTable` what
+to do with each lookup and connection. A routed host name resolves to a fake loopback
 address of its own; a connection to it, by name or by that address, reaches a
 gateway (see :mod:`aiotestkit._network._gateway`) in front of the route's target.
 TLS clients of a routed host get a certificate for that host from the test
@@ -37,8 +38,10 @@ from .._core import (
 from .._loop import is_attached, report_issue
 from .._servers import CaseControlledStreamServer, CaseControlledWebSocketServer
 from ..errors import NetworkSandboxActive
+from ._blocking import BlockingSockets, checked_already
 from ._client_tls import sni_server_context_with_alpn
 from ._gateway import Dispatch, Gateway, Relay
+from ._proxy import HTTPProxy
 from ._resolver import _check_port, normalize_host
 from ._routes import (
     BlockedConnection,
@@ -96,8 +99,12 @@ class NetworkSandbox:
     What it patches, all restored by :meth:`close` (also when the test fails or is
     cancelled): the running loop's ``getaddrinfo``, ``create_connection`` and
     ``sock_connect`` (instance attributes), :meth:`aiohttp.resolver.AsyncResolver.resolve`
-    and :meth:`ssl.SSLContext.wrap_bio`. Patching costs the same whatever the number
-    of routes. Only one sandbox can be open at a time.
+    and :meth:`ssl.SSLContext.wrap_bio`; for blocking clients in any thread,
+    :func:`socket.getaddrinfo`, :func:`socket.gethostbyname` (and ``_ex``),
+    :meth:`socket.socket.connect` and ``connect_ex``, and
+    :meth:`ssl.SSLContext.wrap_socket`, which follow the same routes and land in the
+    same record. Patching costs the same whatever the number of routes. Only one
+    sandbox can be open at a time.
 
     Refused attempts that the test did not declare with :meth:`expect_blocked` are
     reported when the sandbox closes, in the hygiene report of the test (check
@@ -149,6 +156,7 @@ class NetworkSandbox:
         self.routes = RouteTable(self.certificate_authority, on_refusal=self._on_refusal)
         self._gateways: dict[tuple[object, bool | None], tuple[Gateway, object]] = {}
         self._owned_servers: list[Any] = []
+        self._proxies: list[HTTPProxy] = []
         self.hints: list[str] = []
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._patches = _Patches()
@@ -200,7 +208,7 @@ class NetworkSandbox:
         loop = asyncio.get_running_loop()
         self._original_getaddrinfo = loop.getaddrinfo
         self._original_create_connection = loop.create_connection
-        self._original_sock_connect = loop.sock_connect
+        self._original_sock_connect = checked_already(loop.sock_connect)
         _active = self
         self._loop = loop
         reset_refusals(loop)
@@ -261,6 +269,7 @@ class NetworkSandbox:
             self.routes.chains.wrap(ssl.SSLContext.load_cert_chain),
         )
         self._patches.set(AsyncResolver, "resolve", resolve)
+        BlockingSockets(self.routes).install(self._patches.set)
 
     async def close(self) -> None:
         """Restore what the sandbox patched, close its gateways and the servers it started.
@@ -284,6 +293,8 @@ class NetworkSandbox:
                 _active = None
             if self._loop is not None:
                 reset_refusals(self._loop)
+        for proxy in self._proxies:
+            await proxy.close()
         gateways = [gateway for gateway, _ in self._gateways.values()]
         self._gateways.clear()
         for gateway in gateways:
@@ -401,6 +412,64 @@ class NetworkSandbox:
         gateway, server = await self._gateway_for(target, tls)
         self.routes.add(host, port, gateway)
         return server
+
+    async def route_proxy(
+        self, host: str | bytes, port: int, *, auth: tuple[str, str] | None = None
+    ) -> HTTPProxy:
+        """Start an HTTP proxy at ``host:port`` that reaches the sandbox's routed hosts.
+
+        Clients configured with a proxy (``HTTPS_PROXY``/``HTTP_PROXY`` in the
+        environment with httpx or ``aiohttp.ClientSession(trust_env=True)``, or
+        ``proxy=`` arguments) reach it by that host name. It accepts ``CONNECT`` to
+        routed hosts and tunnels the client's bytes to the route's target unchanged,
+        so TLS stays end to end between client and target (the client verifies the
+        target's certificate, as without a proxy). It forwards absolute-form
+        plain-HTTP requests (``GET http://host/path``) to routed hosts. Any other
+        host gets ``403 Forbidden`` and is recorded in :attr:`blocked` as a
+        ``"connect"`` refusal of ``(host, port)``, with the usual message. The proxy
+        is closed, tunnels and all, when the sandbox closes.
+
+        Args:
+            host: the proxy's host name (str or bytes), e.g. ``"proxy.corp.example"``.
+            port: its TCP port (int, 1-65535), e.g. 3128 or 8080.
+            auth: ``(user, password)`` (str, str): the proxy then answers ``407 Proxy
+                Authentication Required`` (with ``Proxy-Authenticate: Basic``) to every
+                request without matching ``Proxy-Authorization: Basic`` credentials.
+                A 407 is the proxy's answer, not a refusal of the sandbox. ``None``
+                (default): no authentication.
+
+        Returns:
+            The :class:`aiotestkit.HTTPProxy`, whose ``tunnels`` and ``forwarded``
+            list what it did.
+
+        Raises:
+            TypeError: if ``auth`` is not a pair of str, or ``host``/``port`` has the
+                wrong type.
+            ValueError: if ``host:port`` is routed already or not valid.
+            RuntimeError: if the sandbox is not open.
+
+        Example:
+            ```python
+            await network_sandbox.route("api.example.com", 443, server)
+            proxy = await network_sandbox.route_proxy("proxy.corp", 3128, auth=("u", "p"))
+            monkeypatch.setenv("HTTPS_PROXY", "http://u:p@proxy.corp:3128")
+            async with httpx.AsyncClient() as client:  # trusts the environment
+                task = asyncio.create_task(client.get("https://api.example.com/"))
+                request = await server.receive_request()
+            assert proxy.tunnels == [('api.example.com', 443)]
+            ```
+        """
+        self._check_open("start a proxy")
+        proxy = HTTPProxy(
+            self.routes,
+            self._original_create_connection,
+            host=host.decode("ascii") if isinstance(host, bytes) else host,
+            port=port,
+            auth=auth,
+        )
+        await self.route(host, port, proxy.handle)
+        self._proxies.append(proxy)
+        return proxy
 
     async def _gateway_for(self, target: Any, tls: bool | None) -> tuple[Gateway, object]:
         key: tuple[object, bool | None] = (_target_key(target), tls)
