@@ -4,9 +4,9 @@ It builds on ``_core`` and knows nothing of the servers or the network above it.
 """
 
 from ._clock import VirtualClock
-from ._hygiene import CHECKS, MODES, HygieneIssue, HygieneReport, resolve_modes
+from ._hang_guard import DEFAULT_HANG_TIMEOUT
+from ._hygiene import CHECKS, MODES, HygieneIssue, HygieneReport, LateIssue, resolve_modes
 from ._instrumentation import (
-    DEFAULT_HANG_TIMEOUT,
     HygieneProbe,
     LoopExtension,
     LoopInstrumentation,
@@ -22,6 +22,7 @@ __all__ = [
     "HygieneIssue",
     "HygieneProbe",
     "HygieneReport",
+    "LateIssue",
     "LoopExtension",
     "LoopInstrumentation",
     "VirtualClock",

@@ -22,7 +22,7 @@ from .._core import (
     get_within,
     shared_sni_server_context,
 )
-from .._loop import register_probe
+from .._loop import register_probe, report_issue
 from ..errors import ReceiveTimeout, RequestNotPending, UnansweredRequestsWarning
 
 __all__ = ["CaseControlledTestServer"]
@@ -415,9 +415,12 @@ class CaseControlledTestServer(RawTestServer):
         The client of every pending request sees its connection close, as with a
         server that went away. Calling it again does nothing.
 
+        The unanswered requests are reported to the hygiene checks of the test
+        (check ``unanswered_requests``), or, when none is checking, warned about.
+
         Warns:
-            aiotestkit.UnansweredRequestsWarning: if requests were still pending,
-                naming each of them.
+            aiotestkit.UnansweredRequestsWarning: if requests were still pending and
+                no hygiene check took the report, naming each of them.
 
         Example:
             >>> await server.close()
@@ -433,11 +436,11 @@ class CaseControlledTestServer(RawTestServer):
         await super().close()
         if unanswered:
             listed = ", ".join(_describe(e.request) for e in unanswered)
-            warnings.warn(
-                UnansweredRequestsWarning(
-                    f"{self!r} closed with {len(unanswered)} unanswered request(s): {listed}; "
-                    "their clients saw the connection drop. Answer each request with "
-                    "send_response() or send_json() before the server closes."
-                ),
-                stacklevel=2,
+            message = (
+                f"{self!r} closed with {len(unanswered)} unanswered request(s): {listed}; "
+                "their clients saw the connection drop. Answer each request with "
+                "send_response() or send_json() before the server closes."
             )
+            # Into the test's hygiene report when one is checking; a warning otherwise.
+            if not report_issue("unanswered_requests", message):
+                warnings.warn(UnansweredRequestsWarning(message), stacklevel=2)
