@@ -829,3 +829,43 @@ def test_transport_found_by_a_later_collection_is_blamed_with_its_creation_site(
             "*created at test_case.py:19 in test_a_leaks",
         ]
     )
+
+
+def test_leak_of_an_unknown_test_fails_no_test_and_says_why(pytester: pytest.Pytester) -> None:
+    pytester.makeini(INI.format(extra=""))
+    pytester.makepyfile(
+        test_case="""
+        import gc
+
+        import aiohttp
+        import pytest
+
+        pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+        class Client:
+            def __init__(self):
+                self.session = aiohttp.ClientSession()
+                self.me = self
+
+
+        async def test_a_leaks():
+            client = Client()
+            gc.collect(1)  # into the oldest generation, as in a long test
+
+
+        async def test_b_collects():
+            gc.collect()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*HygieneWarning: a hygiene problem whose test is not known was found during "
+            "test_case.py::test_b_collects, which is not blamed: a full garbage collection "
+            "found it, and it may be left over from an earlier test:",
+            "*- Unclosed client session <aiohttp.client.ClientSession object at *>",
+        ]
+    )
+    result.stdout.no_fnmatch_line("test_case.py::test_b_collects")

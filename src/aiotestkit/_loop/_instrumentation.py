@@ -657,7 +657,7 @@ class LoopInstrumentation:
         if owner is self._owner:
             self.add_issue(check, message)
         elif owner is not None and not owner.finished:
-            owner.sink(check, message)  # the test that made it is still running
+            owner.add_issue(check, message)  # the test that made it is still running
         elif found.record is None or not found.record.reported:
             test = owner.name if owner is not None else None
             mode = (owner or self._owner).modes.get(check, "off")

@@ -45,20 +45,25 @@ class Owner:
     Args:
         name: the test's name (a test id).
         modes: the mode of each check for this test.
-        sink: records an issue in the test's report while the test runs; returns
-            True if it was recorded.
+        sink: records an issue in the test's report while the test runs (a bound
+            method, held weakly); returns True if it was recorded.
     """
 
-    __slots__ = ("__weakref__", "finished", "loop", "modes", "name", "sink")
+    __slots__ = ("__weakref__", "_sink", "finished", "loop", "modes", "name")
 
     def __init__(
         self, name: str, modes: Mapping[str, str], sink: Callable[[str, str], bool]
     ) -> None:
         self.name = name
         self.modes = modes
-        self.sink = sink
+        self._sink = weakref.WeakMethod(sink)
         self.loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self.finished = False
+
+    def add_issue(self, check: str, message: str) -> bool:
+        """Record an issue in the test's report; False if the test is gone or the check off."""
+        sink = self._sink()
+        return sink is not None and sink(check, message)
 
     def __repr__(self) -> str:
         return f"<Owner {self.name}>"
