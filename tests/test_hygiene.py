@@ -186,7 +186,12 @@ def test_unclosed_socket_transport_and_server_fail(pytester: pytest.Pytester) ->
     )
     assert_leak_fails(result, "*resources that were never closed (unclosed_resources, *")
     result.stdout.fnmatch_lines(["*unclosed <socket.socket fd=*laddr=('0.0.0.0', 0)>"])
-    result.stdout.fnmatch_lines(["*server still listening on ('127.0.0.1', *): <Server *"])
+    result.stdout.fnmatch_lines(
+        [
+            "*server still listening on ('127.0.0.1', *): <Server *",
+            "*created at test_case.py:* in test_leak",
+        ]
+    )
     # "unclosed transport <...>", or from Python 3.13 the StreamWriter that closes it
     # when finalized: "unclosed <StreamWriter transport=<_SelectorSocketTransport ...>>".
     result.stdout.fnmatch_lines(["*unclosed *<_SelectorSocketTransport*"])

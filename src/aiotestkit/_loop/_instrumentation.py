@@ -35,7 +35,15 @@ from typing import Any, Protocol, runtime_checkable
 from ..errors import HangTimeout
 from ._hang_guard import DEFAULT_HANG_TIMEOUT, HangGuard
 from ._hygiene import CHECKS, HygieneIssue, HygieneReport, LateIssue, resolve_modes
-from ._ownership import Owner, blame, collect, origin, register_loop, track_collections
+from ._ownership import (
+    Owner,
+    blame,
+    collect,
+    format_sites,
+    origin,
+    register_loop,
+    track_collections,
+)
 from ._resources import ResourceTracker, watched_files
 from ._sites import short_path
 from ._tasks import TaskTracker
@@ -521,6 +529,7 @@ class LoopInstrumentation:
                 ref = origin(resource) if resource is not None else None
                 if ref is not None:
                     ref.reported = True  # not reported again when it is collected later
+                    description += "\n" + format_sites(ref.sites)
                 self.add_issue("unclosed_resources", description)
         return pending
 
@@ -652,23 +661,26 @@ class LoopInstrumentation:
             return
         found = blame(leaked, self._owner)
         owner = found.owner
-        if found.record is not None:
+        # A task's description names where it was created already.
+        with_site = check != "unretrieved_exceptions"
+        if found.record is not None and with_site:
             message += "\n" + found.site
         if owner is self._owner:
             self.add_issue(check, message)
         elif owner is not None and not owner.finished:
             owner.add_issue(check, message)  # the test that made it is still running
         elif found.record is None or not found.record.reported:
-            test = owner.name if owner is not None else None
             mode = (owner or self._owner).modes.get(check, "off")
-            if mode == "off" or (check, message) in self._seen:
+            key = (f"late {check}", message)
+            if mode == "off" or key in self._seen:
                 return
-            self._seen.add((check, message))
+            self._seen.add(key)
             where = None
-            if found.record is None:
+            if found.record is None and with_site:
                 message += "\n" + found.site
-            elif found.record.sites:
+            elif found.record is not None and found.record.sites:
                 where = found.record.sites[0][:2]
+            test = owner.name if owner is not None else None
             self.late_issues.append(
                 LateIssue(check, message, test, self.name, mode, found.how, where)
             )
