@@ -14,7 +14,8 @@ a positive timeout (or ``None``) means every task is blocked. The clock then:
    ``loop.run_in_executor`` (``getaddrinfo`` runs there) has not finished, or a TCP
    socket of the loop has sent bytes its peer has not received yet (Linux: sent but
    unacknowledged, ``SIOCOUTQ - SIOCOUTQNSD``, unless the peer is a socket of the
-   loop whose ``TCP_INFO`` shows it received them), at most ``in_flight_timeout``;
+   loop whose ``TCP_INFO`` shows it received them), or holds bytes back until its
+   peer acknowledges those (Nagle's algorithm), at most ``in_flight_timeout``;
 3. if something outside the loop could answer unseen (a connection whose other end
    is not a socket of the loop, a pipe, a UDP socket, a thread other than the loop's
    executor), waits ``autojump_threshold`` real seconds for it;
@@ -37,6 +38,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .._core import set_virtual_time
 from ..errors import DeadlockError
 from ._clock_diagnostics import deadlock_message, in_flight, outside_actor
 
@@ -102,12 +104,13 @@ class VirtualClock:
         TypeError, ValueError: if an argument is not a number of seconds in range.
 
     Example:
-        >>> clock = VirtualClock()
-        >>> clock.attach(asyncio.get_running_loop())
-        >>> await asyncio.sleep(600)  # returns at once
-        >>> clock.time()
-        600.0
-        >>> clock.detach(asyncio.get_running_loop())
+        ```python
+        clock = VirtualClock()
+        clock.attach(asyncio.get_running_loop())
+        await asyncio.sleep(600)  # returns at once
+        assert clock.time() == 600.0
+        clock.detach(asyncio.get_running_loop())
+        ```
     """
 
     def __init__(
@@ -149,7 +152,9 @@ class VirtualClock:
         """Whether time jumps to the next timer when the loop is idle (bool, settable).
 
         Example:
-            >>> clock.autojump = False  # from now on, only clock.advance() moves time
+            ```python
+            clock.autojump = False  # from now on, only clock.advance() moves time
+            ```
         """
         return self._autojump
 
@@ -166,7 +171,9 @@ class VirtualClock:
         Settable (float, >= 0). See the class arguments.
 
         Example:
-            >>> clock.autojump_threshold = 0.2  # a peer in a thread answers within 200 ms
+            ```python
+            clock.autojump_threshold = 0.2  # a peer in a thread answers within 200 ms
+            ```
         """
         return self._autojump_threshold
 
@@ -181,7 +188,9 @@ class VirtualClock:
         Settable (float, > 0). See the class arguments.
 
         Example:
-            >>> clock.in_flight_timeout = 10.0
+            ```python
+            clock.in_flight_timeout = 10.0
+            ```
         """
         return self._in_flight_timeout
 
@@ -196,7 +205,9 @@ class VirtualClock:
         Settable (float, > 0). See the class arguments.
 
         Example:
-            >>> clock.deadlock_timeout = 0.1
+            ```python
+            clock.deadlock_timeout = 0.1
+            ```
         """
         return self._deadlock_timeout
 
@@ -209,8 +220,9 @@ class VirtualClock:
         """Whether the clock is attached to a loop.
 
         Example:
-            >>> VirtualClock().attached
-            False
+            ```python
+            assert not VirtualClock().attached
+            ```
         """
         return self._loop is not None
 
@@ -221,10 +233,11 @@ class VirtualClock:
             The virtual time (float): ``start`` plus every jump and advance so far.
 
         Example:
-            >>> before = clock.time()
-            >>> await asyncio.sleep(10)
-            >>> clock.time() - before
-            10.0
+            ```python
+            before = clock.time()
+            await asyncio.sleep(10)
+            assert clock.time() - before == 10.0
+            ```
         """
         return self._now
 
@@ -246,7 +259,9 @@ class VirtualClock:
                 another virtual clock is attached to ``loop``.
 
         Example:
-            >>> clock.attach(asyncio.get_running_loop())
+            ```python
+            clock.attach(asyncio.get_running_loop())
+            ```
         """
         if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed():
             raise RuntimeError(f"cannot attach {self!r} to {loop!r}: the loop is closed")
@@ -282,6 +297,7 @@ class VirtualClock:
             self._loop = None
             raise
         _clocks[loop] = self
+        set_virtual_time(loop, True)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Give ``loop`` its real time back and undo everything :meth:`attach` changed.
@@ -297,7 +313,9 @@ class VirtualClock:
             RuntimeError: if the clock is attached to a different loop.
 
         Example:
-            >>> clock.detach(asyncio.get_running_loop())
+            ```python
+            clock.detach(asyncio.get_running_loop())
+            ```
         """
         if self._loop is None:
             return
@@ -309,6 +327,7 @@ class VirtualClock:
             self._loop = None
             self._selector = None
             _clocks.pop(loop, None)
+            set_virtual_time(loop, False)
             self._executor_jobs.clear()
             if not loop.is_closed():
                 self._shift_timers(loop, loop.time() - self._now)
@@ -358,13 +377,13 @@ class VirtualClock:
                 ``advance`` is running.
 
         Example:
-            >>> task = asyncio.create_task(asyncio.sleep(30))
-            >>> await clock.advance(29.9)
-            >>> task.done()
-            False
-            >>> await clock.advance(0.1)
-            >>> task.done()
-            True
+            ```python
+            task = asyncio.create_task(asyncio.sleep(30))
+            await clock.advance(29.9)
+            assert not task.done()
+            await clock.advance(0.1)
+            assert task.done()
+            ```
         """
         seconds = _check_seconds("seconds", seconds)
         loop = asyncio.get_running_loop()

@@ -36,18 +36,18 @@ _SIOCOUTQNSD = 0x894B
 _INT = struct.Struct("i")
 
 
-def _unacknowledged_bytes(fd: int) -> int:
-    """Bytes a TCP socket sent that its peer has not acknowledged; 0 if not TCP/Linux."""
+def _send_queue(fd: int) -> tuple[int, int]:
+    """(sent but unacknowledged, not sent yet) bytes of a TCP socket; (0, 0) if not TCP/Linux."""
     if fcntl is None:
-        return 0
+        return 0, 0
     try:
         queued = int(_INT.unpack(fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0])
         if not queued:
-            return 0
+            return 0, 0
         unsent = int(_INT.unpack(fcntl.ioctl(fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0])
     except OSError:  # not a socket, a listening socket, not TCP, not Linux
-        return 0
-    return max(0, queued - unsent)
+        return 0, 0
+    return max(0, queued - unsent), unsent
 
 
 _TCP_INFO_SIZE = 136
@@ -84,9 +84,13 @@ def _bytes_in_transit(fds: list[int]) -> int | None:
 
     A socket with unacknowledged bytes is in transit unless its peer is one of
     ``fds`` (a socket of the same loop) and has received them all already: then only
-    the peer's (delayed) acknowledgement is on its way, and nothing waits for it.
+    the peer's (delayed) acknowledgement is on its way, and nothing waits for it;
+    unless the socket also holds bytes back until that acknowledgement comes (Nagle's
+    algorithm on a socket without ``TCP_NODELAY``): those are on their way too.
     """
-    senders = [(fd, unacked) for fd in fds if (unacked := _unacknowledged_bytes(fd))]
+    senders = [
+        (fd, unacked, unsent) for fd in fds for unacked, unsent in [_send_queue(fd)] if unacked
+    ]
     if not senders:
         return None
     received_by: dict[tuple[object, object], int] = {}
@@ -95,7 +99,9 @@ def _bytes_in_transit(fds: list[int]) -> int | None:
         if counters is not None:
             local, peer, _, received = counters
             received_by[(peer, local)] = received
-    for fd, unacked in senders:
+    for fd, unacked, unsent in senders:
+        if unsent:
+            return fd
         counters = _tcp_counters(fd)
         if counters is None:
             return fd

@@ -168,9 +168,11 @@ class HangGuard:
         name: what is guarded (a test id), named in the error.
 
     Example:
-        >>> guard = HangGuard(tracker, 5.0, name="test_poll")
-        >>> guard.attach(loop)
-        >>> guard.start(task=asyncio.current_task())
+        ```python
+        guard = HangGuard(tracker, 5.0, name="test_poll")
+        guard.attach(loop)
+        guard.start(task=asyncio.current_task())
+        ```
     """
 
     def __init__(self, tasks: TaskTracker, timeout: float | None, *, name: str) -> None:
@@ -188,7 +190,9 @@ class HangGuard:
         """Guard tasks of ``loop`` from now on (:meth:`start` arms it).
 
         Example:
-            >>> guard.attach(asyncio.get_running_loop())
+            ```python
+            guard.attach(asyncio.get_running_loop())
+            ```
         """
         self._loop = loop
 
@@ -196,7 +200,9 @@ class HangGuard:
         """Disarm the guard and forget the loop.
 
         Example:
-            >>> guard.detach(loop)
+            ```python
+            guard.detach(loop)
+            ```
         """
         self.stop()
         self._loop = None
@@ -222,7 +228,9 @@ class HangGuard:
             RuntimeError: if the guard is not attached.
 
         Example:
-            >>> guard.start(5.0, task=asyncio.current_task())
+            ```python
+            guard.start(5.0, task=asyncio.current_task())
+            ```
         """
         if self._loop is None:
             raise RuntimeError(f"{self!r} is not attached; attach it before the hang guard")
@@ -252,7 +260,9 @@ class HangGuard:
             :attr:`error` if the guard fired, else ``None``.
 
         Example:
-            >>> error = guard.stop()
+            ```python
+            error = guard.stop()
+            ```
         """
         if self._token is not None:
             _watchdog.cancel(self._token)

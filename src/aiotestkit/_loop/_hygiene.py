@@ -51,8 +51,8 @@ _FIXES = {
     "or handle the error where it happens",
     "unawaited_coroutines": "add the missing 'await' where the coroutine was created",
     "unclosed_resources": "close each one ('async with', or await .close())",
-    "unanswered_requests": "answer each request with send_response()/send_json() before "
-    "the server closes",
+    "unanswered_requests": "answer each request and end each connection a server holds "
+    "before it closes, as each line says",
     "refused_connections": "route the host to a test server, fix the address the client "
     "uses, or declare the refusal expected with sandbox.expect_blocked(host, port) or "
     "@pytest.mark.network_sandbox(allow_blocked=True)",
@@ -103,10 +103,10 @@ def resolve_modes(
             written ``check=mode``.
 
     Example:
-        >>> resolve_modes("strict", ["pending_tasks=warn"], allow=["unclosed_resources"])[
-        ...     "pending_tasks"
-        ... ]
-        'warn'
+        ```python
+        modes = resolve_modes("strict", ["pending_tasks=warn"], allow=["unclosed_resources"])
+        assert modes["pending_tasks"] == "warn"
+        ```
     """
     modes = dict.fromkeys(CHECKS, _check_mode(default, where))
     pairs: Iterable[tuple[str, str]]
@@ -140,8 +140,10 @@ class HygieneIssue:
         message: what was observed, possibly on several lines.
 
     Example:
-        >>> HygieneIssue("pending_tasks", "Task 'poll' created at test_poll.py:12")
-        HygieneIssue(check='pending_tasks', message="Task 'poll' created at test_poll.py:12")
+        ```python
+        issue = HygieneIssue("pending_tasks", "Task 'poll' created at test_poll.py:12")
+        assert issue.check == "pending_tasks"
+        ```
     """
 
     check: str
@@ -158,9 +160,10 @@ class HygieneReport:
         issues: the problems found, in the order they were observed.
 
     Example:
-        >>> report = HygieneReport("test_x", dict.fromkeys(CHECKS, "strict"))
-        >>> bool(report)
-        False
+        ```python
+        report = HygieneReport("test_x", dict.fromkeys(CHECKS, "strict"))
+        assert not bool(report)
+        ```
     """
 
     test: str
@@ -180,8 +183,9 @@ class HygieneReport:
             A list of :class:`HygieneIssue`.
 
         Example:
-            >>> HygieneReport("t", dict.fromkeys(CHECKS, "warn")).issues_in("strict")
-            []
+            ```python
+            assert HygieneReport("t", dict.fromkeys(CHECKS, "warn")).issues_in("strict") == []
+            ```
         """
         return [issue for issue in self.issues if self.modes.get(issue.check) == mode]
 
@@ -195,8 +199,9 @@ class HygieneReport:
             The text, empty when there is nothing to report.
 
         Example:
-            >>> HygieneReport("t", dict.fromkeys(CHECKS, "strict")).format()
-            ''
+            ```python
+            assert HygieneReport("t", dict.fromkeys(CHECKS, "strict")).format() == ""
+            ```
         """
         issues = self.issues if mode is None else self.issues_in(mode)
         if not issues:
@@ -231,7 +236,9 @@ class HygieneReport:
             aiotestkit.HygieneWarning: if a ``warn`` check found anything.
 
         Example:
-            >>> HygieneReport("t", dict.fromkeys(CHECKS, "strict")).raise_or_warn()
+            ```python
+            HygieneReport("t", dict.fromkeys(CHECKS, "strict")).raise_or_warn()
+            ```
         """
         __tracebackhide__ = True
         warned = self.format("warn")
@@ -261,9 +268,11 @@ class LateIssue:
         where: ``(filename, line)`` where the object was created, if known.
 
     Example:
-        >>> LateIssue("unclosed_resources", "Unclosed client session", "test_a", "test_b",
-        ...           "strict").format().splitlines()[0]
-        'test_a left a hygiene problem behind that was found after it ended, during test_b:'
+        ```python
+        issue = LateIssue("unclosed_resources", "Unclosed client session", "test_a", "test_b",
+                          "strict")
+        assert issue.format().startswith("test_a left a hygiene problem behind")
+        ```
     """
 
     check: str
@@ -281,7 +290,9 @@ class LateIssue:
             The text, on several lines.
 
         Example:
-            >>> print(issue.format())
+            ```python
+            print(issue.format())
+            ```
         """
         if self.test is not None:
             head = (
