@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ssl
+import warnings
 from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
@@ -43,6 +44,7 @@ from ._servers import (
     CaseControlledTestServer,
     CaseControlledWebSocketServer,
 )
+from .errors import HygieneWarning
 
 CaseControlledStreamServerFactory = CaseControlledServerFactory[CaseControlledStreamServer]
 CaseControlledWebSocketServerFactory = CaseControlledServerFactory[CaseControlledWebSocketServer]
@@ -174,9 +176,32 @@ def _aiotestkit_loop_instrumentation(
         finally:
             del item.stash[_TEST_RUN]
             report = instrumentation.run_finish()
+            _record_late_issues(item, instrumentation)
     finally:
         loop_context.__exit__(None, None, None)
     report.raise_or_warn()
+
+
+def _record_late_issues(item: pytest.Item, instrumentation: LoopInstrumentation) -> None:
+    """Put leaks this test found but did not make in the warnings summary, failing no test.
+
+    Each is listed under the test that made it (as a ``HygieneWarning``), or under no
+    test when that is not known. The hook is the one pytest and xdist record warnings
+    through, so no warning filter turns it into an error of this test.
+    """
+    for issue in instrumentation.late_issues:
+        filename, lineno = issue.where or (str(item.path), 0)
+        message = warnings.WarningMessage(
+            HygieneWarning(issue.format()), HygieneWarning, filename, lineno
+        )
+        item.ihook.pytest_warning_recorded.call_historic(
+            kwargs={
+                "warning_message": message,
+                "when": "runtest",
+                "nodeid": issue.test or "",
+                "location": None,
+            }
+        )
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ It builds on ``_core`` and knows nothing of the servers or the network above it.
 
 from ._clock import VirtualClock
 from ._guard import hang_guarded
+from ._hang_guard import DEFAULT_HANG_TIMEOUT
 from ._hygiene import (
     CHECKS,
     LIBRARY_ADVICE,
@@ -12,10 +13,10 @@ from ._hygiene import (
     Advice,
     HygieneIssue,
     HygieneReport,
+    LateIssue,
     resolve_modes,
 )
 from ._instrumentation import (
-    DEFAULT_HANG_TIMEOUT,
     HygieneProbe,
     LoopExtension,
     LoopInstrumentation,
@@ -35,6 +36,7 @@ __all__ = [
     "HygieneIssue",
     "HygieneProbe",
     "HygieneReport",
+    "LateIssue",
     "LoopExtension",
     "LoopInstrumentation",
     "TestSettings",

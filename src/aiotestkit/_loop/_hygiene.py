@@ -21,6 +21,7 @@ __all__ = [
     "Advice",
     "HygieneIssue",
     "HygieneReport",
+    "LateIssue",
     "resolve_modes",
 ]
 
@@ -295,3 +296,72 @@ class HygieneReport:
         failed = self.format("strict")
         if failed:
             raise HygieneError(failed, report=self)
+
+
+@dataclass(frozen=True)
+class LateIssue:
+    """A problem found after the test that made it ended, or whose test is not known.
+
+    A leaked object is often found later than its test: the garbage collector frees
+    a reference cycle during another test, and its finalizer warns. That other test
+    is not blamed; the problem is kept as a late issue, with the test that created
+    the object when it is known, and where it was created.
+
+    Args:
+        check: the name of the check that found it (one of :data:`CHECKS`).
+        message: what was observed, and where the object was created.
+        test: the test that created the object, or ``None`` when it is not known.
+        found_in: the test that was running when it was found.
+        mode: the mode of ``check`` for ``test`` (for ``found_in`` when unknown).
+        why_unknown: why ``test`` is not known, or ``""``.
+        where: ``(filename, line)`` where the object was created, if known.
+
+    Example:
+        ```python
+        issue = LateIssue("unclosed_resources", "Unclosed client session", "test_a", "test_b",
+                          "strict")
+        assert issue.format().startswith("test_a left a hygiene problem behind")
+        ```
+    """
+
+    check: str
+    message: str
+    test: str | None
+    found_in: str
+    mode: str
+    why_unknown: str = ""
+    where: tuple[str, int] | None = None
+
+    def format(self) -> str:
+        """The issue as text, with its check, how to fix it, and who is not blamed.
+
+        Returns:
+            The text, on several lines.
+
+        Example:
+            ```python
+            print(issue.format())
+            ```
+        """
+        if self.test is not None:
+            head = (
+                f"{self.test} left a hygiene problem behind that was found after it ended, "
+                f"during {self.found_in}:"
+            )
+        else:
+            head = (
+                f"a hygiene problem whose test is not known was found during {self.found_in}, "
+                f"which is not blamed: {self.why_unknown}:"
+            )
+        first, *rest = self.message.splitlines() or [""]
+        return "\n".join(
+            [
+                head,
+                f"{_TITLES[self.check]} ({self.check}):",
+                f"  - {first}",
+                *(f"    {line}" for line in rest),
+                f"  fix: {_FIXES[self.check]}. A full garbage collection at the end of each "
+                "test (ini option aiotestkit_hygiene_gc = full) finds reference cycles in the "
+                "test that made them.",
+            ]
+        )
