@@ -4,7 +4,7 @@ It builds on ``_core`` and knows nothing of the servers or the network above it.
 """
 
 from ._clock import VirtualClock
-from ._guard import hang_guarded
+from ._guarded_call import hang_guarded
 from ._hang_guard import DEFAULT_HANG_TIMEOUT
 from ._hygiene import (
     CHECKS,
