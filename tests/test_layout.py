@@ -35,5 +35,5 @@ def test_no_private_name_crosses_a_layer() -> None:
 
 def test_layers_are_imported_through_their_package() -> None:
     modules = {module.split(".")[0] for _, _, module, _ in _cross_package_imports()}
-    assert modules <= {"_core", "_loop", "_servers", "_network", "errors", "testcase"}
+    assert modules <= {"_core", "_loop", "_servers", "_network", "_plugin", "errors", "testcase"}
     assert all("." not in module for _, _, module, _ in _cross_package_imports())

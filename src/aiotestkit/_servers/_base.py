@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import warnings
 from abc import ABC, abstractmethod
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import aiohttp
 
 from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
-from .._loop import register_probe
+from .._loop import register_probe, report_issue
 from ..errors import ReceiveTimeout, UnansweredRequestsWarning
 
 __all__ = [
@@ -77,6 +78,16 @@ def user_stacklevel() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
+def _caller_site(stacklevel: int) -> str:
+    """``path:line`` of the frame a warning with ``stacklevel`` would name."""
+    frame = sys._getframe(stacklevel)
+    path = frame.f_code.co_filename
+    with contextlib.suppress(ValueError):
+        relative = os.path.relpath(path)
+        path = path if relative.startswith(os.pardir) else relative
+    return f"{path}:{frame.f_lineno}"
 
 
 class HeldConnection(ABC):
@@ -269,13 +280,17 @@ class CaseControlledServerBase(ABC, Generic[H]):
         """Stop the server: end what it holds, close its connections, wait for its tasks.
 
         The clients of what is unfinished see their connections close, as with a
-        server that went away. Calling it again does nothing.
+        server that went away. Calling it again does nothing. What the test left
+        unfinished is reported to the hygiene checks of the test (check
+        ``unanswered_requests``), with the line of the test that closed the server;
+        it is warned about only when no check takes the report.
 
         Warns:
             aiotestkit.UnansweredRequestsWarning: (or its subclass
                 :class:`aiotestkit.UnfinishedConnectionsWarning` for connection servers)
-                if the test left something unfinished, naming each; it points at the
-                line of the test that closed the server.
+                if the test left something unfinished and no hygiene check took the
+                report (none attached, or ``unanswered_requests`` off), naming each; it
+                points at the line of the test that closed the server.
 
         Example:
             ```python
@@ -293,7 +308,10 @@ class CaseControlledServerBase(ABC, Generic[H]):
         report = self._leftover_report(unfinished, closing=True) if unfinished else None
         await self._shutdown()
         if report is not None:
-            warnings.warn(self._leftover_warning(report), stacklevel=user_stacklevel())
+            level = user_stacklevel()
+            # Into the test's hygiene report when a check takes it; a warning otherwise.
+            if not report_issue("unanswered_requests", f"{report} (at {_caller_site(level)})"):
+                warnings.warn(self._leftover_warning(report), stacklevel=level)
 
 
 C = TypeVar("C", bound=HeldConnection)
