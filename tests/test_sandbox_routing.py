@@ -476,3 +476,28 @@ async def test_an_ipv6_only_aiohttp_client_is_routed_over_tls(sandbox: NetworkSa
             async with await task as response:
                 assert await response.text() == "over v6"
         assert request.host == "api.example.com"
+
+
+# -- gateway sockets are kept for later sandboxes ------------------------------------------
+
+
+async def test_a_later_sandbox_refuses_an_earlier_sandboxs_gateway_address_and_still_routes() -> None:
+    async with CaseControlledTestServer() as server:
+        async with NetworkSandbox() as first:
+            await first.route("api.example.com", 80, server)
+            [route] = first.routes.routes()
+            old_host, old_port = route.address
+        async with NetworkSandbox(allow_blocked=True) as second:
+            with pytest.raises(NetworkAccessDenied) as caught:
+                await asyncio.open_connection(old_host, old_port)
+            assert "no socket of this test process listens on that loopback port" in str(
+                caught.value
+            )
+            await second.route("api.example.com", 80, server)
+            async with aiohttp.ClientSession() as session:
+                task = asyncio.create_task(session.get("http://api.example.com/item"))
+                request = await server.receive_request()
+                assert request.path == "/item"
+                server.send_json(request, {"ok": True})
+                async with await task as response:
+                    assert await response.json() == {"ok": True}
