@@ -623,4 +623,19 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 # the test did not read (the client may have stopped sending): end
                 # that wait as its own timeout would, and the connection closes.
                 request.content.set_exception(asyncio.TimeoutError())
+        server = self.runner.server if self.runner is not None else None
+        tls_connections = [
+            handler.transport
+            for handler in (server.connections if isinstance(server, web.Server) else ())
+            if handler.transport is not None
+            and handler.transport.get_extra_info("sslcontext") is not None
+        ]
         await RawTestServer.close(self)
+        for transport in tls_connections:
+            # The TLS close sent its close_notify and waits (asyncio: up to 30 s) for
+            # the client's. A client that keeps its socket open without reading it
+            # never answers: a requests.Session whose pool a caught HTTPError still
+            # holds (urllib3 2 leaves pools to the garbage collector), any idle
+            # keep-alive connection of a blocking client. A server that closes
+            # need not wait for that answer (RFC 8446, 6.1): drop the connection.
+            transport.abort()
