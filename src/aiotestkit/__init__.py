@@ -21,6 +21,7 @@ from ._servers import CaseControlledServerFactory as CaseControlledServerFactory
 from ._servers import CaseControlledStreamServer as CaseControlledStreamServer
 from ._servers import CaseControlledTestServer as CaseControlledTestServer
 from ._servers import CaseControlledWebSocketServer as CaseControlledWebSocketServer
+from ._servers import Expectation as Expectation
 from ._servers import StreamConnection as StreamConnection
 from ._servers import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
@@ -40,7 +41,9 @@ from .errors import RequestNotPending as RequestNotPending
 from .errors import SendTimeout as SendTimeout
 from .errors import UnansweredRequestsWarning as UnansweredRequestsWarning
 from .errors import UnexpectedMessage as UnexpectedMessage
+from .errors import UnexpectedRequestsWarning as UnexpectedRequestsWarning
 from .errors import UnfinishedConnectionsWarning as UnfinishedConnectionsWarning
+from .errors import UnusedExpectationsWarning as UnusedExpectationsWarning
 from .testcase import NetworkAioHTTPTestCase as NetworkAioHTTPTestCase
 from .testcase import NetworkTestCase as NetworkTestCase
 
@@ -56,6 +59,7 @@ __all__ = [
     "CertificateAuthority",
     "ClientClosedConnection",
     "DeadlockError",
+    "Expectation",
     "FakeResolver",
     "HandlerError",
     "HangTimeout",
@@ -79,7 +83,9 @@ __all__ = [
     "TransportContext",
     "UnansweredRequestsWarning",
     "UnexpectedMessage",
+    "UnexpectedRequestsWarning",
     "UnfinishedConnectionsWarning",
+    "UnusedExpectationsWarning",
     "UnverifiedTLSConnection",
     "VirtualClock",
     "WebSocketConnection",

@@ -34,7 +34,9 @@ __all__ = [
     "SendTimeout",
     "UnansweredRequestsWarning",
     "UnexpectedMessage",
+    "UnexpectedRequestsWarning",
     "UnfinishedConnectionsWarning",
+    "UnusedExpectationsWarning",
 ]
 
 
@@ -305,6 +307,36 @@ class UnfinishedConnectionsWarning(UnansweredRequestsWarning):
 
     Example:
         >>> issubclass(UnfinishedConnectionsWarning, UnansweredRequestsWarning)
+        True
+    """
+
+
+class UnusedExpectationsWarning(AiotestkitWarning):
+    """A case-controlled HTTP server closed with expectations used fewer times than declared.
+
+    Emitted by :meth:`aiotestkit.CaseControlledTestServer.close` for every
+    expectation that is not ``optional`` and answered fewer requests than its
+    ``times``; the message names each one and how often it was used. The hygiene
+    check ``unused_expectations`` fails the test for it.
+
+    Example:
+        >>> issubclass(UnusedExpectationsWarning, AiotestkitWarning)
+        True
+    """
+
+
+class UnexpectedRequestsWarning(AiotestkitWarning):
+    """A case-controlled HTTP server closed with requests no expectation matched and no test took.
+
+    Emitted by :meth:`aiotestkit.CaseControlledTestServer.close` when the server had
+    expectations and received requests that matched none of them and that the test
+    never received with ``receive_request()``. The message lists each request with
+    the expectations it came closest to and, for each, what differed (method, path,
+    query, headers, body). The hygiene check ``unexpected_requests`` fails the test
+    for it.
+
+    Example:
+        >>> issubclass(UnexpectedRequestsWarning, AiotestkitWarning)
         True
     """
 

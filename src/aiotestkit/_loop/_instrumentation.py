@@ -36,7 +36,12 @@ from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, 
 from types import FrameType, TracebackType
 from typing import Any, Protocol, TextIO, runtime_checkable
 
-from ..errors import HangTimeout, UnansweredRequestsWarning
+from ..errors import (
+    HangTimeout,
+    UnansweredRequestsWarning,
+    UnexpectedRequestsWarning,
+    UnusedExpectationsWarning,
+)
 from ._hygiene import CHECKS, HygieneIssue, HygieneReport, resolve_modes
 
 __all__ = [
@@ -305,6 +310,8 @@ _WARNING_FILTERS: tuple[tuple[str, tuple[Any, ...]], ...] = (
     ),
     ("unclosed_resources", ("always", None, ResourceWarning, None, 0)),
     ("unanswered_requests", ("always", None, UnansweredRequestsWarning, None, 0)),
+    ("unused_expectations", ("always", None, UnusedExpectationsWarning, None, 0)),
+    ("unexpected_requests", ("always", None, UnexpectedRequestsWarning, None, 0)),
 )
 """The warnings filters each check adds, in the form of ``warnings.filters`` entries."""
 
@@ -520,6 +527,9 @@ class LoopInstrumentation:
       "Unclosed connector";
     - unanswered requests (``unanswered_requests``): ``UnansweredRequestsWarning``
       and servers that report through :func:`register_probe`;
+    - expectations of a case-controlled HTTP server used fewer times than declared
+      (``unused_expectations``) and requests that matched none and that the test
+      never received (``unexpected_requests``): their warnings and the server's probe;
     - whatever other components report with :func:`report_issue`.
 
     A check in ``off`` mode installs nothing and leaves the loop's and Python's
@@ -915,6 +925,10 @@ class LoopInstrumentation:
             check = "unawaited_coroutines"
         elif issubclass(category, UnansweredRequestsWarning):
             check = "unanswered_requests"
+        elif issubclass(category, UnusedExpectationsWarning):
+            check = "unused_expectations"
+        elif issubclass(category, UnexpectedRequestsWarning):
+            check = "unexpected_requests"
         if check is None or not self._on(check):
             self._previous_showwarning(message, category, filename, lineno, file, line)
             return

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import aiohttp
 
 from .._core import DEFAULT_TIMEOUT, check_timeout, get_within
-from .._loop import register_probe
+from .._loop import is_attached, register_probe, report_issue
 from ..errors import ReceiveTimeout, UnansweredRequestsWarning
 
 __all__ = [
@@ -162,6 +162,14 @@ class CaseControlledServerBase(ABC, Generic[H]):
     def _on_received(self, item: H) -> None:
         """Called when a ``receive_*`` call hands ``item`` to the test."""
 
+    def _other_leftovers(self, *, closing: bool) -> list[tuple[str, Warning]]:
+        """What else the test left undone, as ``(check, warning)`` pairs; none by default.
+
+        :meth:`close` emits each warning; :meth:`hygiene_issues` reports each message
+        under its check while the server is open.
+        """
+        return []
+
     def _started(self) -> None:
         """Remember the address and register the hygiene probe; call once listening."""
         self._address = self._live_address()
@@ -251,6 +259,8 @@ class CaseControlledServerBase(ABC, Generic[H]):
         unfinished = self._unfinished()
         if unfinished:
             yield ("unanswered_requests", self._leftover_report(unfinished, closing=False))
+        for check, warning in self._other_leftovers(closing=False):
+            yield (check, str(warning))
 
     async def __aenter__(self: _S) -> _S:
         await self.start_server()
@@ -275,6 +285,12 @@ class CaseControlledServerBase(ABC, Generic[H]):
                 :class:`aiotestkit.UnfinishedConnectionsWarning` for connection servers)
                 if the test left something unfinished, naming each; it points at the
                 line of the test that closed the server.
+            aiotestkit.UnusedExpectationsWarning: (HTTP server) for expectations used
+                fewer times than declared, and
+            aiotestkit.UnexpectedRequestsWarning: for requests that matched none and
+                that the test never received; where aiotestkit's hygiene checks run
+                on the loop, these two go to the test's hygiene report instead
+                (checks ``unused_expectations``, ``unexpected_requests``).
 
         Example:
             >>> await server.close()
@@ -288,9 +304,17 @@ class CaseControlledServerBase(ABC, Generic[H]):
             await asyncio.sleep(0)  # let the loop see the clients that left
         unfinished = self._unfinished()
         report = self._leftover_report(unfinished, closing=True) if unfinished else None
+        others = self._other_leftovers(closing=True)
         await self._shutdown()
         if report is not None:
             warnings.warn(self._leftover_warning(report), stacklevel=user_stacklevel())
+        for check, warning in others:
+            # Into the hygiene report of the test, where the check's mode (and
+            # hygiene(allow=...)) decides; a warning where no checks run.
+            if not is_attached():
+                warnings.warn(warning, stacklevel=user_stacklevel())
+            else:
+                report_issue(check, str(warning))
 
 
 C = TypeVar("C", bound=HeldConnection)
