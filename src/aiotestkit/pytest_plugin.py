@@ -344,7 +344,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
         fixturenames: list[str] | None = getattr(item, "fixturenames", None)
         if enabled and fixturenames is not None and _SANDBOX_MARKER not in fixturenames:
-            fixturenames.insert(0, _SANDBOX_MARKER)
+            # After the loop instrumentation: the sandbox (and the servers and gateways
+            # it made during the test) is closed before the hygiene checks look.
+            instrumentation = "_aiotestkit_loop_instrumentation"
+            first = fixturenames.index(instrumentation) + 1 if instrumentation in fixturenames else 0
+            fixturenames.insert(first, _SANDBOX_MARKER)
 
 
 def _virtual_clock_options(item: pytest.Item) -> dict[str, Any] | None:

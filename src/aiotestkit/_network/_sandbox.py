@@ -261,6 +261,8 @@ class NetworkSandbox:
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._local_ports: set[int] = set()
         self._patches = _Patches()
+        self._pending_routes: dict[tuple[str, int], tuple[Any, bool | None]] = {}
+        self._route_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._original_getaddrinfo: Callable[..., Awaitable[Any]]
@@ -270,6 +272,22 @@ class NetworkSandbox:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._loop else "not open"
         return f"<NetworkSandbox {state}, {len(self._routes)} route(s)>"
+
+    @staticmethod
+    def current() -> NetworkSandbox | None:
+        """The sandbox open now, if any (one at most is open at a time).
+
+        For components that serve clients through whatever sandbox the test opened,
+        such as the drop-in facades of :mod:`aiotestkit.compat`.
+
+        Returns:
+            The open :class:`NetworkSandbox`, or ``None``.
+
+        Example:
+            >>> sandbox = NetworkSandbox.current()
+            >>> assert sandbox is None or not sandbox.blocked
+        """
+        return _active
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -368,12 +386,18 @@ class NetworkSandbox:
         finally:
             if _active is self:
                 _active = None
+        never_reached = [target for target, _ in self._pending_routes.values()]
+        self._pending_routes.clear()
         gateways = [gateway for gateway, _ in self._gateways.values()]
         self._gateways.clear()
         for gateway in gateways:
             await gateway.close()
         for server in reversed(self._owned_servers):
             await server.close()
+        for target in never_reached:
+            if isinstance(target, (BaseTestServer, CaseControlledWebSocketServer)):
+                # Never started: its close() still reports what it was told to expect.
+                await target.close()
         if not self.allow_blocked and is_attached(self._loop):
             for attempt in self._unexpected_blocked():
                 report_issue("refused_connections", attempt.message, loop=self._loop)
@@ -464,12 +488,73 @@ class NetworkSandbox:
                 f"{name}:{port} is routed already, to {self._routes[name, port]!r}; "
                 "each host and port takes one route"
             )
+        if (name, port) in self._pending_routes:
+            raise ValueError(
+                f"{name}:{port} is routed already, with route_nowait(); "
+                "each host and port takes one route"
+            )
         gateway, server = await self._gateway_for(target, tls)
         self._routes[name, port] = gateway
         self._routed_ports.setdefault(name, set()).add(port)
         if not _is_ip(name):
             self._fake_addresses[name] = _fake_address(name)
         return server
+
+    def route_nowait(
+        self,
+        host: str | bytes,
+        port: int,
+        target: Any,
+        *,
+        tls: bool | None = None,
+    ) -> None:
+        """Route ``host:port`` to ``target`` from the first client lookup or connection on.
+
+        The synchronous form of :meth:`route`, for code that cannot await (a mock
+        declared in a synchronous call): the route is checked now and completed, as
+        :meth:`route` does it (starting a server target), when a client first
+        resolves ``host`` or connects to ``host:port``. A server target is closed with
+        the sandbox, also when no client came.
+
+        Args:
+            host: as for :meth:`route`.
+            port: as for :meth:`route`.
+            target: as for :meth:`route`.
+            tls: as for :meth:`route`.
+
+        Raises:
+            TypeError: if ``host``, ``port`` or ``tls`` has the wrong type.
+            ValueError: if ``port`` is out of range, ``host`` is not a valid name, or
+                ``host:port`` is routed already.
+            RuntimeError: if the sandbox is not open.
+
+        Example:
+            >>> sandbox.route_nowait("api.example.com", 443, server)
+        """
+        self._check_open("add a route")
+        name = normalize_host(host)
+        _check_port("port", port)
+        if tls is not None and not isinstance(tls, bool):
+            raise TypeError(f"tls must be True, False or None, got {tls!r}")
+        if (name, port) in self._routes or (name, port) in self._pending_routes:
+            raise ValueError(
+                f"{name}:{port} is routed already; each host and port takes one route"
+            )
+        self._pending_routes[name, port] = (target, tls)
+
+    async def _complete_routes(self, host: str | bytes) -> None:
+        """Complete the routes :meth:`route_nowait` added for ``host``, before using them."""
+        if not self._pending_routes:
+            return
+        try:
+            name = normalize_host(host)
+        except (TypeError, ValueError):
+            return
+        name = _fake_hosts.get(name, name)
+        async with self._route_lock:  # a concurrent lookup waits until the route is up
+            for key in [key for key in self._pending_routes if key[0] == name]:
+                target, tls = self._pending_routes.pop(key)
+                await self.route(name, key[1], target, tls=tls)
 
     async def _gateway_for(self, target: Any, tls: bool | None) -> tuple[Gateway, object]:
         key: tuple[object, bool | None] = (_target_key(target), tls)
@@ -629,6 +714,7 @@ class NetworkSandbox:
                 await original(host, port, family=family, type=type, proto=proto, flags=flags)
             )
         number = _port_number(port)
+        await self._complete_routes(host)
         try:
             name = normalize_host(host)
         except (TypeError, ValueError):
@@ -666,6 +752,7 @@ class NetworkSandbox:
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         original = self._original_create_connection
         if sock is None and host is not None and port is not None:
+            await self._complete_routes(host)
             gateway = self._destination(host, port)
             if gateway is not None:
                 if ssl and server_hostname is None:
@@ -686,6 +773,7 @@ class NetworkSandbox:
 
     async def _sock_connect(self, sock: socket.socket, address: Any) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
+            await self._complete_routes(address[0])
             gateway = self._destination(address[0], _port_number(address[1]))
             if gateway is not None:
                 host, port = gateway.address

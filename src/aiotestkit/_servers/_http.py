@@ -306,7 +306,7 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
 
     def _other_leftovers(self, *, closing: bool) -> list[tuple[str, Warning]]:
         found: list[tuple[str, Warning]] = []
-        name = f"<{type(self).__name__} {self._address}>"
+        name = f"<{type(self).__name__} {self._address or 'never started'}>"
         unused = [e for e in self._expectations if not e._satisfied]
         if unused:
             report = format_unused(name, unused, closing=closing)
