@@ -82,9 +82,11 @@ async def test_repeat_answers_every_request() -> None:
 async def test_post_and_assert_called_with_its_arguments() -> None:
     with aioresponses() as m:
         m.post(f"{API}/orders", status=201, payload={"id": 1})
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{API}/orders", json={"qty": 2}) as response:
-                assert response.status == 201
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{API}/orders", json={"qty": 2}) as response,
+        ):
+            assert response.status == 201
         m.assert_called_with(f"{API}/orders", method="POST", json={"qty": 2})
         with pytest.raises(AssertionError):
             m.assert_called_with(f"{API}/orders", method="POST", json={"qty": 3})
@@ -93,9 +95,11 @@ async def test_post_and_assert_called_with_its_arguments() -> None:
 async def test_params_are_part_of_the_recorded_url() -> None:
     with aioresponses() as m:
         m.get(f"{API}/items?page=2", payload=[])
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{API}/items", params={"page": "2"}) as response:
-                assert await response.json() == []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{API}/items", params={"page": "2"}) as response,
+        ):
+            assert await response.json() == []
         key = ("GET", URL(f"{API}/items?page=2"))
         assert key in m.requests
         assert m.requests[key][0].kwargs["params"] == {"page": "2"}
@@ -146,9 +150,11 @@ async def test_an_unmatched_url_raises_a_connection_error() -> None:
 async def test_add_with_a_method_and_http_url() -> None:
     with aioresponses() as m:
         m.add("http://plain.example.com/put", "PUT", status=204)
-        async with aiohttp.ClientSession() as session:
-            async with session.put("http://plain.example.com/put", data=b"x") as response:
-                assert response.status == 204
+        async with (
+            aiohttp.ClientSession() as session,
+            session.put("http://plain.example.com/put", data=b"x") as response,
+        ):
+            assert response.status == 204
         m.assert_called_once()
         m.assert_any_call("http://plain.example.com/put", "PUT", data=b"x")
 

@@ -346,8 +346,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if enabled and fixturenames is not None and _SANDBOX_MARKER not in fixturenames:
             # After the loop instrumentation: the sandbox (and the servers and gateways
             # it made during the test) is closed before the hygiene checks look.
-            instrumentation = "_aiotestkit_loop_instrumentation"
-            first = fixturenames.index(instrumentation) + 1 if instrumentation in fixturenames else 0
+            hygiene = "_aiotestkit_loop_instrumentation"
+            first = fixturenames.index(hygiene) + 1 if hygiene in fixturenames else 0
             fixturenames.insert(first, _SANDBOX_MARKER)
 
 
