@@ -313,6 +313,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "NetworkSandbox (enabled=False: not even with the ini option "
         f"{_SANDBOX_INI}); allow_blocked=True: refused connections do not fail the test",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{_HTTPX_MOCK_MARKER}(assert_all_responses_were_requested=True): options of the "
+        "aiotestkit_httpx_mock fixture (and of pytest-httpx's httpx_mock)",
+    )
 
 
 def _sandbox_options(node: pytest.Item) -> tuple[bool | None, bool]:
@@ -479,6 +484,37 @@ async def network_sandbox(
     if not allow_blocked and not is_attached():
         # No hygiene checks on this loop to report the refusals in: fail here.
         sandbox.assert_nothing_blocked()
+
+
+_HTTPX_MOCK_MARKER = "httpx_mock"
+
+
+@pytest.fixture
+def aiotestkit_httpx_mock(request: pytest.FixtureRequest, network_sandbox: NetworkSandbox) -> Any:
+    """A pytest-httpx compatible mock: responses for httpx served by a real test server.
+
+    An :class:`aiotestkit.compat.httpx_mock.HTTPXMock` routed through the test's
+    network sandbox (see ``docs/migration.md``). Its responses and the requests no
+    response matched are checked when the sandbox closes, in the test's hygiene report
+    (``unused_expectations``, ``unexpected_requests``). The ``httpx_mock`` marker
+    takes ``assert_all_responses_were_requested=False``; allow unexpected requests
+    with ``@pytest.mark.hygiene(allow=["unexpected_requests"], reason=...)``.
+    """
+    from .compat.httpx_mock import HTTPXMock  # httpx is an optional dependency
+
+    marker = request.node.get_closest_marker(_HTTPX_MOCK_MARKER)
+    options = dict(marker.kwargs) if marker is not None else {}
+    unknown = set(options) - {"assert_all_responses_were_requested"}
+    if unknown or (marker is not None and marker.args):
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: @pytest.mark.{_HTTPX_MOCK_MARKER} takes only "
+            "assert_all_responses_were_requested= for aiotestkit_httpx_mock; "
+            f"{sorted(unknown) or marker.args} cannot be honoured over real sockets "
+            "(assert_all_requests_were_expected=False: use "
+            "@pytest.mark.hygiene(allow=['unexpected_requests'], reason=...); "
+            "see docs/migration.md)"
+        )
+    return HTTPXMock(network_sandbox, **options)
 
 
 @pytest_asyncio.fixture

@@ -416,6 +416,29 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         """
         return [record.request for record in self._log.values()]
 
+    def body_of(self, request: web.BaseRequest) -> bytes | None:
+        """The body of ``request`` as the server read it, without waiting.
+
+        Args:
+            request: one of :attr:`requests`.
+
+        Returns:
+            The body (bytes), or ``None`` if the server did not read it: it had no
+            expectation when the request came, and handed it to the test unread (then
+            ``await request.read()`` reads it).
+
+        Raises:
+            aiotestkit.RequestNotPending: if ``request`` never reached this server.
+
+        Example:
+            >>> [server.body_of(r) for r in server.requests]
+            [b'grant_type=client_credentials', b'']
+        """
+        record = self._log.get(id(request))
+        if record is None or record.request is not request:
+            raise RequestNotPending(f"{_describe(request)} never reached {self!r}")
+        return record.body
+
     def _match(self, request: web.BaseRequest, body: bytes | None) -> Expectation | None:
         for expectation in self._expectations:
             if not expectation._answered or expectation._used_up:

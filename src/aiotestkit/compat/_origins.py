@@ -1,4 +1,4 @@
-"""One server per origin (scheme, host, port), routed in the open network sandbox."""
+"""The test server of a facade: one server for every mocked origin, routed in the sandbox."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from yarl import URL
 from .._network import NetworkSandbox
 from .._servers import CaseControlledTestServer
 
-__all__ = ["Origins", "open_sandbox"]
+__all__ = ["Origins", "host_header", "open_sandbox"]
 
 
 def open_sandbox(facade: str) -> NetworkSandbox:
@@ -23,38 +23,37 @@ def open_sandbox(facade: str) -> NetworkSandbox:
     return sandbox
 
 
+def host_header(url: URL) -> str:
+    """The ``Host`` header clients send for ``url``: the port only when not the default."""
+    host = url.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    return host if url.is_default_port() else f"{host}:{url.port}"
+
+
 class Origins:
-    """The test servers of one facade, one per origin, made on first use."""
+    """One server for every origin a facade mocks; each origin routed on first use.
+
+    Requests of every origin reach the same server, so its log keeps their order;
+    an expectation tells the origins apart by the ``Host`` header.
+    """
 
     def __init__(self, sandbox: NetworkSandbox, facade: str) -> None:
         self.sandbox = sandbox
         self.facade = facade
-        self._servers: dict[tuple[str, str, int], CaseControlledTestServer] = {}
+        self.server = CaseControlledTestServer(unmatched="abort")
+        self._routed: set[tuple[str, int]] = set()
 
-    def server_for(self, url: URL) -> CaseControlledTestServer:
-        """The server of ``url``'s origin, routed from the first connection on."""
+    def route(self, url: URL) -> str:
+        """Route ``url``'s origin to the server; return its ``Host`` header."""
         if not url.absolute or url.scheme not in ("http", "https") or url.host is None:
             raise ValueError(
                 f"{self.facade}: {str(url)!r} is not an absolute http:// or https:// URL; "
                 "a mock needs the host it stands for"
             )
-        port = url.port if url.port is not None else (443 if url.scheme == "https" else 80)
-        key = (url.scheme, url.host, port)
-        server = self._servers.get(key)
-        if server is None:
-            server = CaseControlledTestServer(unmatched="abort")
-            self.sandbox.route_nowait(url.host, port, server)
-            self._servers[key] = server
-        return server
-
-    def origin_of(self, server: CaseControlledTestServer) -> str:
-        """``scheme://host:port`` of ``server``'s origin, as its clients address it."""
-        for (scheme, host, port), known in self._servers.items():
-            if known is server:
-                return str(URL.build(scheme=scheme, host=host, port=port))
-        raise LookupError(server)
-
-    @property
-    def servers(self) -> list[CaseControlledTestServer]:
-        """Every server made so far, in order."""
-        return list(self._servers.values())
+        assert url.port is not None  # yarl gives the scheme's default
+        key = (url.host, url.port)
+        if key not in self._routed:
+            self.sandbox.route_nowait(url.host, url.port, self.server)
+            self._routed.add(key)
+        return host_header(url)

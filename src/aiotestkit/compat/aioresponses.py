@@ -340,12 +340,17 @@ class aioresponses:
             # both attempts are one failed call, as aioresponses raises once.
             times *= 2
         parsed = URL(url)
-        server = self._origins.server_for(parsed)
+        host = self._origins.route(parsed)
         query: dict[str, list[str]] = {}
         for name, value in parsed.query.items():
             query.setdefault(name, []).append(value)
-        expectation = server.expect(
-            method, parsed.path or "/", query=query or None, times=times, optional=True
+        expectation = self._origins.server.expect(
+            method,
+            parsed.path or "/",
+            query=query or None,
+            headers={"Host": host},
+            times=times,
+            optional=True,
         )
         if failure is not None:
             failure(expectation)
