@@ -85,7 +85,8 @@ def test_an_unanswered_http_request_fails_the_test(pytester: pytest.Pytester) ->
         result,
         "*- <CaseControlledTestServer http://127.0.0.1:*> closed with 1 unanswered request(s):"
         " POST /quote. Their clients saw the connection drop. Answer each request with"
-        " send_response() or send_json() before the server closes. (at test_case.py:16)",
+        " send_response() or send_json(), and finish() or abort() each response stream, before"
+        " the server closes. (at test_case.py:16)",
     )
 
 
@@ -132,6 +133,30 @@ def test_an_unfinished_websocket_connection_fails_the_test(pytester: pytest.Pyte
         " WebSocket connection(s): #1 /feed (left open). The open ones got a close frame"
         " (1001, going away), the undecided ones saw the connection drop. Receive each"
         " connection, then refuse() it, close() it, or receive until the client closed."
+        " (at test_case.py:16)",
+    )
+
+
+def test_an_unfinished_response_stream_fails_the_test(pytester: pytest.Pytester) -> None:
+    result = run_case(
+        pytester,
+        """
+        async def test_leaves_it():
+            async with aiohttp.ClientSession() as session:
+                async with CaseControlledTestServer() as server:
+                    task = asyncio.create_task(session.get(server.make_url("/events")))
+                    stream = await server.start_stream(await server.receive_request())
+                    response = await task
+                    await stream.send_event("hi")
+                response.close()
+        """,
+    )
+    assert_left_unfinished(
+        result,
+        "*- <CaseControlledTestServer http://127.0.0.1:*> closed with 1 unanswered request(s):"
+        " GET /events (response stream started, 10 bytes sent, neither finished nor aborted)."
+        " Their clients saw the connection drop. Answer each request with send_response() or"
+        " send_json(), and finish() or abort() each response stream, before the server closes."
         " (at test_case.py:16)",
     )
 

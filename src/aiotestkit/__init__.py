@@ -14,6 +14,7 @@ from ._loop import VirtualClock as VirtualClock
 from ._network import AiohttpRedirector as AiohttpRedirector
 from ._network import BlockedConnection as BlockedConnection
 from ._network import FakeResolver as FakeResolver
+from ._network import HTTPProxy as HTTPProxy
 from ._network import NetworkSandbox as NetworkSandbox
 from ._network import TransportContext as TransportContext
 from ._network import UnverifiedTLSConnection as UnverifiedTLSConnection
@@ -22,10 +23,12 @@ from ._servers import CaseControlledStreamServer as CaseControlledStreamServer
 from ._servers import CaseControlledTestServer as CaseControlledTestServer
 from ._servers import CaseControlledWebSocketServer as CaseControlledWebSocketServer
 from ._servers import Expectation as Expectation
+from ._servers import ResponseStream as ResponseStream
 from ._servers import StreamConnection as StreamConnection
 from ._servers import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import BlockedWhileWaiting as BlockedWhileWaiting
 from .errors import ClientClosedConnection as ClientClosedConnection
 from .errors import DeadlockError as DeadlockError
 from .errors import HandlerError as HandlerError
@@ -52,6 +55,7 @@ __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
     "BlockedConnection",
+    "BlockedWhileWaiting",
     "CaseControlledServerFactory",
     "CaseControlledStreamServer",
     "CaseControlledTestServer",
@@ -61,6 +65,7 @@ __all__ = [
     "DeadlockError",
     "Expectation",
     "FakeResolver",
+    "HTTPProxy",
     "HandlerError",
     "HangTimeout",
     "HygieneError",
@@ -78,6 +83,7 @@ __all__ = [
     "NetworkTestCase",
     "ReceiveTimeout",
     "RequestNotPending",
+    "ResponseStream",
     "SendTimeout",
     "StreamConnection",
     "TransportContext",

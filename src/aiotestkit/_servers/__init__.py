@@ -7,6 +7,7 @@ servers.
 from ._expectations import Expectation
 from ._factory import CaseControlledServerFactory
 from ._http import CaseControlledTestServer
+from ._response_stream import ResponseStream
 from ._stream import CaseControlledStreamServer, StreamConnection
 from ._websocket import CaseControlledWebSocketServer, WebSocketConnection
 
@@ -16,6 +17,7 @@ __all__ = [
     "CaseControlledTestServer",
     "CaseControlledWebSocketServer",
     "Expectation",
+    "ResponseStream",
     "StreamConnection",
     "WebSocketConnection",
 ]

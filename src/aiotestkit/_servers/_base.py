@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 
-from .._core import DEFAULT_TIMEOUT, check_timeout, get_within
+from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
 from .._loop import is_attached, register_probe, report_issue
 from ..errors import ReceiveTimeout, UnansweredRequestsWarning
 
@@ -208,7 +208,7 @@ class CaseControlledServerBase(ABC, Generic[H]):
         except asyncio.TimeoutError:
             raise ReceiveTimeout(
                 f"{self!r} received no {self._item_name} within {timeout:g} s; "
-                f"{self._receive_hint()}"
+                f"{self._receive_hint()}{timeout_details(timeout)}"
             ) from None
         self._on_received(item)
         return item
@@ -246,8 +246,9 @@ class CaseControlledServerBase(ABC, Generic[H]):
             :class:`aiotestkit.LoopInstrumentation`).
 
         Example:
-            >>> list(server.hygiene_issues())
-            []
+            ```python
+            assert list(server.hygiene_issues()) == []
+            ```
         """
         if not self.started or self.closed or self._closing:
             return
@@ -293,7 +294,9 @@ class CaseControlledServerBase(ABC, Generic[H]):
                 (checks ``unused_expectations``, ``unexpected_requests``).
 
         Example:
-            >>> await server.close()
+            ```python
+            await server.close()
+            ```
         """
         if self.closed or self._closing:
             return
@@ -338,7 +341,9 @@ class CaseControlledConnectionServer(CaseControlledServerBase[C]):
         """Every connection that reached the server, oldest first, received by the test or not.
 
         Example:
-            >>> assert all(connection.finished for connection in server.connections)
+            ```python
+            assert all(connection.finished for connection in server.connections)
+            ```
         """
         return list(self._connections)
 
@@ -380,7 +385,9 @@ class CaseControlledConnectionServer(CaseControlledServerBase[C]):
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> connection = await server.receive_connection(timeout=1.0)
+            ```python
+            connection = await server.receive_connection(timeout=1.0)
+            ```
         """
         return await self._receive(timeout)
 
@@ -394,6 +401,8 @@ class CaseControlledConnectionServer(CaseControlledServerBase[C]):
             aiotestkit.ReceiveTimeout: if no connection is waiting.
 
         Example:
-            >>> connection = server.receive_connection_nowait()
+            ```python
+            connection = server.receive_connection_nowait()
+            ```
         """
         return self._receive_nowait()

@@ -22,8 +22,10 @@ from .._core import (
     check_timeout,
     default_certificate_authority,
     shared_sni_server_context,
+    timeout_details,
 )
 from ..errors import (
+    ClientClosedConnection,
     ReceiveTimeout,
     RequestNotPending,
     UnexpectedRequestsWarning,
@@ -39,6 +41,7 @@ from ._expectations import (
     format_unexpected,
     format_unused,
 )
+from ._response_stream import ResponseStream
 
 __all__ = ["CaseControlledTestServer"]
 
@@ -88,6 +91,7 @@ class _Exchange:
     response: asyncio.Future[web.StreamResponse]
     handler: asyncio.Task[Any] | None = field(default=None)
     state: ExchangeState = ExchangeState.PENDING
+    stream: ResponseStream | None = None
 
     @property
     def client_connected(self) -> bool:
@@ -163,20 +167,23 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             not an int.
 
     Example:
-        >>> async def test_price():
-        ...     async with CaseControlledTestServer() as server:
-        ...         task = asyncio.create_task(session.get(server.make_url("/price")))
-        ...         request = await server.receive_request()
-        ...         assert request.path == "/price"
-        ...         server.send_json(request, {"price": "3602.2"})
-        ...         response = await task
+        ```python
+        async def test_price():
+            async with CaseControlledTestServer() as server:
+                task = asyncio.create_task(session.get(server.make_url("/price")))
+                request = await server.receive_request()
+                assert request.path == "/price"
+                server.send_json(request, {"price": "3602.2"})
+                response = await task
+        ```
     """
 
     _item_name = "request"
     _leftover_name = "unanswered request(s)"
     _close_effect = "Their clients saw the connection drop"
     _leftover_fix = (
-        "Answer each request with send_response() or send_json() before the server closes."
+        "Answer each request with send_response() or send_json(), and finish() or abort() "
+        "each response stream, before the server closes."
     )
 
     def __init__(
@@ -236,12 +243,14 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 context given to the constructor.
 
         Example:
-            >>> server = CaseControlledTestServer()
-            >>> await server.start_server()
-            >>> try:
-            ...     ...
-            ... finally:
-            ...     await server.close()
+            ```python
+            server = CaseControlledTestServer()
+            await server.start_server()
+            try:
+                ...
+            finally:
+                await server.close()
+            ```
         """
         kwargs.setdefault("ssl", self._server_ssl)
         await RawTestServer.start_server(self, loop=loop, **kwargs)
@@ -323,6 +332,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         return found
 
     def _describe(self, item: web.BaseRequest) -> str:
+        exchange = self._exchanges.get(id(item))
+        if exchange is not None and exchange.stream is not None:
+            return f"{_describe(item)} ({exchange.stream._describe_unfinished()})"
         return _describe(item)
 
     def _receive_hint(self) -> str:
@@ -478,7 +490,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         leaves out those whose client closed its connection.
 
         Example:
-            >>> assert server.pending_requests == []
+            ```python
+            assert server.pending_requests == []
+            ```
         """
         return [e.request for e in self._exchanges.values() if e.unanswered]
 
@@ -552,9 +566,10 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> request = await server.receive_request(timeout=1.0)
-            >>> request.method, request.path_qs
-            ('GET', '/0/public/Ticker?pair=XXBTZUSD')
+            ```python
+            request = await server.receive_request(timeout=1.0)
+            assert (request.method, request.path_qs) == ("GET", "/0/public/Ticker?pair=XXBTZUSD")
+            ```
         """
         return await self._receive(timeout)
 
@@ -568,7 +583,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             aiotestkit.ReceiveTimeout: if no request is waiting.
 
         Example:
-            >>> request = server.receive_request_nowait()
+            ```python
+            request = server.receive_request_nowait()
+            ```
         """
         return self._receive_nowait()
 
@@ -592,7 +609,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 arguments, or for a response object mixed with other arguments.
 
         Example:
-            >>> server.send_response(request, status=404, text="no such pair")
+            ```python
+            server.send_response(request, status=404, text="no such pair")
+            ```
         """
         exchange = self._exchange_for(request)
         response: web.StreamResponse
@@ -630,11 +649,91 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             TypeError: if ``data`` cannot be encoded.
 
         Example:
-            >>> server.send_json(request, {"error": [], "result": {}})
+            ```python
+            server.send_json(request, {"error": [], "result": {}})
+            ```
         """
         exchange = self._exchange_for(request)
         response = web.json_response(data, status=status, headers=headers, dumps=dumps)
         self._answer(exchange, response)
+
+    async def start_stream(
+        self,
+        request: web.BaseRequest,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = "text/event-stream",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> ResponseStream:
+        """Start answering ``request`` with a body the test writes step by step.
+
+        The status line and headers are sent at once; the returned
+        :class:`aiotestkit.ResponseStream` then writes the body (bytes, or server-sent
+        events) until :meth:`~aiotestkit.ResponseStream.finish` or
+        :meth:`~aiotestkit.ResponseStream.abort`. The body uses chunked transfer
+        encoding unless ``headers`` has a ``Content-Length``. A stream left neither
+        finished nor aborted counts as an unanswered request.
+
+        Args:
+            request: a request returned by :meth:`receive_request` of this server.
+            status: the HTTP status code (int).
+            headers: response headers (a mapping of str to str).
+            content_type: the ``Content-Type`` (str), ``text/event-stream`` by default;
+                ``None`` sends none. A ``Content-Type`` in ``headers`` wins.
+            timeout: how long sending the headers may take, in seconds (float, > 0).
+
+        Returns:
+            The :class:`aiotestkit.ResponseStream` of the response.
+
+        Raises:
+            aiotestkit.RequestNotPending: (a :class:`RuntimeError`) if ``request`` was
+                answered already, has a stream already, its client went away, or this
+                server never held it.
+            aiotestkit.ClientClosedConnection: if the client closed its connection.
+            TypeError, ValueError: for a bad status or header.
+
+        Example:
+            ```python
+            request = await server.receive_request()
+            stream = await server.start_stream(request)
+            await stream.send_event('{"delta": "Hello"}')
+            await stream.finish()
+            ```
+        """
+        exchange = self._exchange_for(request)
+        response = web.StreamResponse(status=status, headers=headers)
+        if content_type is not None and hdrs.CONTENT_TYPE not in response.headers:
+            response.content_type = content_type
+        if hdrs.CONTENT_LENGTH not in response.headers:
+            response.enable_chunked_encoding()
+        stream = ResponseStream(
+            request,
+            response,
+            on_end=lambda reason, aborted: self._end_stream(exchange, response, reason, aborted),
+        )
+        exchange.state = ExchangeState.STREAMING
+        exchange.stream = stream
+        try:
+            await asyncio.wait_for(response.prepare(request), check_timeout(timeout))
+        except (ConnectionError, asyncio.TimeoutError) as error:
+            raise ClientClosedConnection(
+                f"cannot start a response stream for {_describe(request)} on {self!r}: "
+                "its client closed the connection"
+            ) from error
+        return stream
+
+    def _end_stream(
+        self, exchange: _Exchange, response: web.StreamResponse, reason: str, aborted: bool
+    ) -> None:
+        if exchange.state is not ExchangeState.STREAMING:
+            return  # the handler is gone already: the client left, or the server closed
+        self._finish(exchange.request, reason)
+        exchange.state = ExchangeState.ANSWERED
+        if aborted and exchange.handler is not None:
+            exchange.handler.cancel()
+        elif not exchange.response.done():
+            exchange.response.set_result(response)
 
     async def wait_for_disconnect(
         self, request: web.BaseRequest, *, timeout: float = DEFAULT_TIMEOUT
@@ -655,9 +754,11 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> with pytest.raises(asyncio.TimeoutError):
-            ...     await client_task
-            >>> await server.wait_for_disconnect(request)
+            ```python
+            with pytest.raises(asyncio.TimeoutError):
+                await client_task
+            await server.wait_for_disconnect(request)
+            ```
         """
         timeout = check_timeout(timeout)
         exchange = self._exchanges.get(id(request))
@@ -677,6 +778,7 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             raise ReceiveTimeout(
                 f"the client of {_describe(request)} kept its connection to {self!r} open "
                 f"for {timeout:g} s without an answer; did it give up on the request?"
+                f"{timeout_details(timeout)}"
             )
 
     def abort(self, request: web.BaseRequest) -> None:
@@ -693,7 +795,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             aiotestkit.RequestNotPending: as for :meth:`send_response`.
 
         Example:
-            >>> server.abort(await server.receive_request())
+            ```python
+            server.abort(await server.receive_request())
+            ```
         """
         exchange = self._exchange_for(request)
         self._finish(request, "the test aborted it")
