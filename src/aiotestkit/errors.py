@@ -368,8 +368,10 @@ class UnusedExpectationsWarning(AiotestkitWarning):
     check ``unused_expectations`` fails the test for it.
 
     Example:
-        >>> issubclass(UnusedExpectationsWarning, AiotestkitWarning)
-        True
+        ```python
+        issubclass(UnusedExpectationsWarning, AiotestkitWarning)
+        # True
+        ```
     """
 
 
@@ -384,8 +386,10 @@ class UnexpectedRequestsWarning(AiotestkitWarning):
     for it.
 
     Example:
-        >>> issubclass(UnexpectedRequestsWarning, AiotestkitWarning)
-        True
+        ```python
+        issubclass(UnexpectedRequestsWarning, AiotestkitWarning)
+        # True
+        ```
     """
 
 

@@ -22,6 +22,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from ._response_stream import format_event
+
 __all__ = [
     "UNSET",
     "Criteria",
@@ -235,19 +237,8 @@ def differences(criteria: Criteria, request: web.BaseRequest, body: bytes | None
 
 
 def _frame_event(event: Mapping[str, Any]) -> bytes:
-    """One server-sent event as bytes: the one place SSE framing is done."""
-    lines = []
-    for key in ("event", "id", "retry"):
-        if event.get(key) is not None:
-            value = str(event[key])
-            if "\n" in value or "\r" in value:
-                raise ValueError(f"respond_events(): {key}={value!r} contains a line break")
-            lines.append(f"{key}: {value}")
-    data = event["data"]
-    if not isinstance(data, str):
-        raise TypeError(f"respond_events(): data must be a str, got {type(data).__name__}")
-    lines.extend(f"data: {line}" for line in data.replace("\r\n", "\n").split("\n"))
-    return ("\n".join(lines) + "\n\n").encode("utf-8")
+    """One server-sent event as bytes, framed as ``ResponseStream.send_event`` frames it."""
+    return format_event(**event)
 
 
 def _event_fields(event: object) -> dict[str, Any]:
@@ -294,9 +285,11 @@ class Expectation:
         optional: whether answering fewer than ``times`` is fine.
 
     Example:
-        >>> pages = server.expect("GET", "/items", times=2).respond(json={"items": []})
-        >>> ...  # the client lists the items
-        >>> pages.assert_called_with(query={"page": "2"})
+        ```python
+        pages = server.expect("GET", "/items", times=2).respond(json={"items": []})
+        ...  # the client lists the items
+        pages.assert_called_with(query={"page": "2"})
+        ```
     """
 
     def __init__(self, criteria: Criteria, *, times: int | None, optional: bool) -> None:
@@ -361,7 +354,9 @@ class Expectation:
             RuntimeError: if the expectation has its answer already.
 
         Example:
-            >>> server.expect("POST", "/token").respond(json={"access_token": "t"})
+            ```python
+            server.expect("POST", "/token").respond(json={"access_token": "t"})
+            ```
         """
         if sum(x is not None for x in (text, body)) + (json is not UNSET) > 1:
             raise ValueError("respond(): give one of json=, text= and body=")
@@ -394,9 +389,11 @@ class Expectation:
             RuntimeError: if the expectation has its answer already.
 
         Example:
-            >>> async def echo(request):
-            ...     return web.Response(body=await request.read())
-            >>> server.expect("POST", "/echo", times=None).respond_with(echo)
+            ```python
+            async def echo(request):
+                return web.Response(body=await request.read())
+            server.expect("POST", "/echo", times=None).respond_with(echo)
+            ```
         """
         if not callable(handler):
             raise TypeError(f"respond_with() needs an async handler, got {handler!r}")
@@ -428,9 +425,11 @@ class Expectation:
             RuntimeError: if the expectation has its answer already.
 
         Example:
-            >>> server.expect("GET", "/stream").respond_events(
-            ...     ["hello", {"event": "done", "data": "{}"}], delay=1.0
-            ... )
+            ```python
+            server.expect("GET", "/stream").respond_events(
+                ["hello", {"event": "done", "data": "{}"}], delay=1.0
+            )
+            ```
         """
         if isinstance(delay, bool) or not isinstance(delay, (int, float)):
             raise TypeError(f"delay must be a number of seconds, got {delay!r}")
@@ -468,7 +467,9 @@ class Expectation:
             RuntimeError: if the expectation has its answer already.
 
         Example:
-            >>> server.expect("GET", "/flaky").drop()
+            ```python
+            server.expect("GET", "/flaky").drop()
+            ```
         """
         return self._complete(drop_connection)
 
@@ -511,8 +512,10 @@ class Expectation:
         """The requests this expectation answered, oldest first (their bodies read).
 
         Example:
-            >>> [request.query["page"] for request in pages.requests]
-            ['1', '2', '3']
+            ```python
+            [request.query["page"] for request in pages.requests]
+            # ['1', '2', '3']
+            ```
         """
         return [request for request, _ in self._calls]
 
@@ -521,7 +524,9 @@ class Expectation:
         """How many requests it answered (int), as :attr:`unittest.mock.Mock.call_count`.
 
         Example:
-            >>> assert token.call_count == 1
+            ```python
+            assert token.call_count == 1
+            ```
         """
         return len(self._calls)
 
@@ -530,7 +535,9 @@ class Expectation:
         """Whether it answered a request, as :attr:`unittest.mock.Mock.called`.
 
         Example:
-            >>> assert not health.called
+            ```python
+            assert not health.called
+            ```
         """
         return bool(self._calls)
 
@@ -544,7 +551,9 @@ class Expectation:
             AssertionError: if it answered none.
 
         Example:
-            >>> token.assert_called()
+            ```python
+            token.assert_called()
+            ```
         """
         __tracebackhide__ = True
         if not self._calls:
@@ -557,7 +566,9 @@ class Expectation:
             AssertionError: if it answered none or several.
 
         Example:
-            >>> token.assert_called_once()
+            ```python
+            token.assert_called_once()
+            ```
         """
         __tracebackhide__ = True
         if len(self._calls) != 1:
@@ -570,7 +581,9 @@ class Expectation:
             AssertionError: if it answered one or more, listing them.
 
         Example:
-            >>> fallback.assert_not_called()
+            ```python
+            fallback.assert_not_called()
+            ```
         """
         __tracebackhide__ = True
         if self._calls:
@@ -610,7 +623,9 @@ class Expectation:
                 message lists each difference.
 
         Example:
-            >>> token.assert_called_with(json={"grant_type": "refresh_token"})
+            ```python
+            token.assert_called_with(json={"grant_type": "refresh_token"})
+            ```
         """
         __tracebackhide__ = True
         if not self._calls:
@@ -633,7 +648,9 @@ class Expectation:
             AssertionError: if it answered none or several, or the request differs.
 
         Example:
-            >>> token.assert_called_once_with(headers={"Authorization": "Basic dTpw"})
+            ```python
+            token.assert_called_once_with(headers={"Authorization": "Basic dTpw"})
+            ```
         """
         __tracebackhide__ = True
         self.assert_called_once()
@@ -653,7 +670,9 @@ class Expectation:
             AssertionError: if none has, with the differences of each request.
 
         Example:
-            >>> pages.assert_any_call(query={"page": "3"})
+            ```python
+            pages.assert_any_call(query={"page": "3"})
+            ```
         """
         __tracebackhide__ = True
         misses = []

@@ -395,8 +395,10 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             RuntimeError: if the server is closed.
 
         Example:
-            >>> server.expect("POST", "/oauth/token").respond(json={"access_token": "t"})
-            >>> pages = server.expect("GET", "/items", times=None).respond(json=[])
+            ```python
+            server.expect("POST", "/oauth/token").respond(json={"access_token": "t"})
+            pages = server.expect("GET", "/items", times=None).respond(json=[])
+            ```
         """
         if self.closed or self._closing:
             raise RuntimeError(f"cannot add an expectation: {self!r} is closed")
@@ -410,7 +412,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         """The expectations declared with :meth:`expect`, in order.
 
         Example:
-            >>> assert all(e.called for e in server.expectations)
+            ```python
+            assert all(e.called for e in server.expectations)
+            ```
         """
         return list(self._expectations)
 
@@ -423,8 +427,10 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         ``.json()``, ``.text()``) returns it at once, also after the exchange ended.
 
         Example:
-            >>> [f"{r.method} {r.path}" for r in server.requests]
-            ['POST /oauth/token', 'GET /items', 'GET /items']
+            ```python
+            [f"{r.method} {r.path}" for r in server.requests]
+            # ['POST /oauth/token', 'GET /items', 'GET /items']
+            ```
         """
         return [record.request for record in self._log.values()]
 
@@ -443,8 +449,10 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             aiotestkit.RequestNotPending: if ``request`` never reached this server.
 
         Example:
-            >>> [server.body_of(r) for r in server.requests]
-            [b'grant_type=client_credentials', b'']
+            ```python
+            [server.body_of(r) for r in server.requests]
+            # [b'grant_type=client_credentials', b'']
+            ```
         """
         record = self._log.get(id(request))
         if record is None or record.request is not request:

@@ -55,8 +55,10 @@ class RequestCall(NamedTuple):
     ``allow_redirects`` (``True`` unless given) and, for ``POST``, ``data``.
 
     Example:
-        >>> m.requests[("GET", URL("http://example.com/a"))][0].kwargs["allow_redirects"]
-        True
+        ```python
+        m.requests[("GET", URL("http://example.com/a"))][0].kwargs["allow_redirects"]
+        # True
+        ```
     """
 
     args: tuple[Any, ...]
@@ -112,7 +114,9 @@ def _shortcut(method: str) -> Callable[..., None]:
     add_method.__doc__ = f"""Mock a {method} request: :meth:`add` with ``method="{method}"``.
 
         Example:
-            >>> m.{method.lower()}("https://api.example.com/items", payload=[])
+            ```python
+            m.{method.lower()}("https://api.example.com/items", payload=[])
+            ```
         """
     return add_method
 
@@ -143,12 +147,14 @@ class aioresponses:
         ValueError: if ``passthrough`` is given.
 
     Example:
-        >>> async def test_price():
-        ...     with aioresponses() as m:
-        ...         m.get("https://api.example.com/price", payload={"price": 3})
-        ...         async with aiohttp.ClientSession() as session:
-        ...             async with session.get("https://api.example.com/price") as r:
-        ...                 assert await r.json() == {"price": 3}
+        ```python
+        async def test_price():
+            with aioresponses() as m:
+                m.get("https://api.example.com/price", payload={"price": 3})
+                async with aiohttp.ClientSession() as session:
+                    async with session.get("https://api.example.com/price") as r:
+                        assert await r.json() == {"price": 3}
+        ```
     """
 
     def __init__(self, *, param: str | None = None, passthrough: Iterable[str] = ()) -> None:
@@ -175,9 +181,11 @@ class aioresponses:
             RuntimeError: if no network sandbox is open, or it is started already.
 
         Example:
-            >>> m = aioresponses()
-            >>> m.start()
-            >>> m.stop()
+            ```python
+            m = aioresponses()
+            m.start()
+            m.stop()
+            ```
         """
         if self._original_request is not None:
             raise RuntimeError(f"{self!r} is started already")
@@ -200,7 +208,9 @@ class aioresponses:
         """Stop recording calls. The servers stay until the sandbox closes.
 
         Example:
-            >>> m.stop()
+            ```python
+            m.stop()
+            ```
         """
         if self._original_request is not None:
             setattr(aiohttp.ClientSession, "_request", self._original_request)  # noqa: B010
@@ -233,9 +243,11 @@ class aioresponses:
         """Decorate a test function: it runs with a started mock, passed to it.
 
         Example:
-            >>> @aioresponses()
-            ... async def test_price(m):
-            ...     m.get("https://api.example.com/price", payload={})
+            ```python
+            @aioresponses()
+            async def test_price(m):
+                m.get("https://api.example.com/price", payload={})
+            ```
         """
         signature = inspect.signature(function)
         parameters = list(signature.parameters.values())
@@ -317,7 +329,9 @@ class aioresponses:
             ValueError: if ``url`` is not an absolute http(s) URL, or ``repeat`` < 1.
 
         Example:
-            >>> m.add("https://api.example.com/orders", "POST", status=201, payload={"id": 1})
+            ```python
+            m.add("https://api.example.com/orders", "POST", status=201, payload={"id": 1})
+            ```
         """
         if self._origins is None or self._original_request is None:
             raise RuntimeError(f"{self!r}: start it ('with aioresponses() as m:') before adding")
@@ -384,7 +398,9 @@ class aioresponses:
         """Forget the recorded calls.
 
         Example:
-            >>> m.clear()
+            ```python
+            m.clear()
+            ```
         """
         self.requests.clear()
 
@@ -400,7 +416,9 @@ class aioresponses:
             AssertionError: if it made one, listing the URLs.
 
         Example:
-            >>> m.assert_not_called()
+            ```python
+            m.assert_not_called()
+            ```
         """
         __tracebackhide__ = True
         if self.requests:
@@ -414,7 +432,9 @@ class aioresponses:
             AssertionError: if it made none.
 
         Example:
-            >>> m.assert_called()
+            ```python
+            m.assert_called()
+            ```
         """
         __tracebackhide__ = True
         if not self.requests:
@@ -427,7 +447,9 @@ class aioresponses:
             AssertionError: if it made none or several.
 
         Example:
-            >>> m.assert_called_once()
+            ```python
+            m.assert_called_once()
+            ```
         """
         __tracebackhide__ = True
         count = len(self._calls())
@@ -458,7 +480,9 @@ class aioresponses:
             AssertionError: if ``method url`` was not called, or with other arguments.
 
         Example:
-            >>> m.assert_called_with("https://api.example.com/orders", "POST", json={"qty": 1})
+            ```python
+            m.assert_called_with("https://api.example.com/orders", "POST", json={"qty": 1})
+            ```
         """
         __tracebackhide__ = True
         actual = self._last_call(url, method, kwargs)
@@ -475,7 +499,9 @@ class aioresponses:
             AssertionError: if it made none or several, or with other arguments.
 
         Example:
-            >>> m.assert_called_once_with("https://api.example.com/price")
+            ```python
+            m.assert_called_once_with("https://api.example.com/price")
+            ```
         """
         __tracebackhide__ = True
         self.assert_called_once()
@@ -490,7 +516,9 @@ class aioresponses:
             AssertionError: if none had.
 
         Example:
-            >>> m.assert_any_call("https://api.example.com/items", params={"page": 2})
+            ```python
+            m.assert_any_call("https://api.example.com/items", params={"page": 2})
+            ```
         """
         __tracebackhide__ = True
         self._last_call(url, method, kwargs)

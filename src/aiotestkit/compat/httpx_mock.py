@@ -74,7 +74,9 @@ class HTTPXMock:
             the test (bool); as the ``httpx_mock`` marker option of pytest-httpx.
 
     Example:
-        >>> aiotestkit_httpx_mock.add_response(url="https://api.example.com/", json={})
+        ```python
+        aiotestkit_httpx_mock.add_response(url="https://api.example.com/", json={})
+        ```
     """
 
     def __init__(
@@ -91,7 +93,9 @@ class HTTPXMock:
         """The :class:`aiotestkit.CaseControlledTestServer` that answers the requests.
 
         Example:
-            >>> aiotestkit_httpx_mock.server.expectations[0].assert_called_once()
+            ```python
+            aiotestkit_httpx_mock.server.expectations[0].assert_called_once()
+            ```
         """
         return self._origins.server
 
@@ -186,10 +190,12 @@ class HTTPXMock:
             ValueError: if ``http_version`` is not HTTP/1.1, or more than one body is given.
 
         Example:
-            >>> aiotestkit_httpx_mock.add_response(
-            ...     url="https://api.example.com/orders", method="POST", status_code=201,
-            ...     match_json={"qty": 1}, json={"id": 7},
-            ... )
+            ```python
+            aiotestkit_httpx_mock.add_response(
+                url="https://api.example.com/orders", method="POST", status_code=201,
+                match_json={"qty": 1}, json={"id": 7},
+            )
+            ```
         """
         if http_version != "HTTP/1.1":
             raise ValueError(f"{_NAME}: the test server speaks HTTP/1.1, not {http_version}")
@@ -263,10 +269,12 @@ class HTTPXMock:
             TypeError: as for :meth:`add_response`.
 
         Example:
-            >>> aiotestkit_httpx_mock.add_callback(
-            ...     lambda request: httpx.Response(200, json={"echo": request.url.path}),
-            ...     url="https://api.example.com/echo",
-            ... )
+            ```python
+            aiotestkit_httpx_mock.add_callback(
+                lambda request: httpx.Response(200, json={"echo": request.url.path}),
+                url="https://api.example.com/echo",
+            )
+            ```
         """
         expectation = self._expect(
             url,
@@ -328,9 +336,11 @@ class HTTPXMock:
                 :meth:`add_response`.
 
         Example:
-            >>> aiotestkit_httpx_mock.add_exception(
-            ...     httpx.ReadTimeout("slow"), url="https://api.example.com/slow"
-            ... )
+            ```python
+            aiotestkit_httpx_mock.add_exception(
+                httpx.ReadTimeout("slow"), url="https://api.example.com/slow"
+            )
+            ```
         """
         if not isinstance(exception, httpx.TransportError):
             raise TypeError(
@@ -391,8 +401,10 @@ class HTTPXMock:
             The requests as the server received them (what went over the wire).
 
         Example:
-            >>> [r.url.path for r in aiotestkit_httpx_mock.get_requests(method="POST")]
-            ['/orders']
+            ```python
+            [r.url.path for r in aiotestkit_httpx_mock.get_requests(method="POST")]
+            # ['/orders']
+            ```
         """
         server = self._origins.server
         found = []
@@ -428,7 +440,9 @@ class HTTPXMock:
                 use :meth:`get_requests`).
 
         Example:
-            >>> request = aiotestkit_httpx_mock.get_request(url="https://api.example.com/")
+            ```python
+            request = aiotestkit_httpx_mock.get_request(url="https://api.example.com/")
+            ```
         """
         __tracebackhide__ = True
         found = self.get_requests(**matchers)
