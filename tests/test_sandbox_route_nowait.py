@@ -19,9 +19,11 @@ async def test_the_route_is_completed_when_a_client_first_resolves_the_host(
     network_sandbox.route_nowait("api.example.com", 443, server)
     assert not server.started
     server.expect("GET", "/a", times=None).respond(text="a")
-    async with aiohttp.ClientSession() as session:
-        async with session.get("https://api.example.com/a") as response:
-            assert await response.text() == "a"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get("https://api.example.com/a") as response,
+    ):
+        assert await response.text() == "a"
     assert server.started
     async with httpx.AsyncClient() as client:
         assert (await client.get("https://api.example.com/a")).text == "a"
