@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from aiohttp import web
 from yarl import URL
 
 from .._network import NetworkSandbox
-from .._servers import CaseControlledTestServer
+from .._servers import CaseControlledTestServer, Expectation
 
-__all__ = ["Origins", "host_header", "open_sandbox"]
+__all__ = ["Origins", "hold", "host_header", "open_sandbox"]
+
+
+def hold(expectation: Expectation) -> Expectation:
+    """Answer with nothing: the client waits until its own timeout (the mocked timeout)."""
+
+    async def never_answer(request: web.BaseRequest) -> web.StreamResponse:
+        await asyncio.get_running_loop().create_future()  # cancelled when the server closes
+        raise AssertionError("unreachable")
+
+    return expectation.respond_with(never_answer)
 
 
 def open_sandbox(facade: str) -> NetworkSandbox:

@@ -36,7 +36,7 @@ from multidict import MultiDict
 from yarl import URL
 
 from .._servers import Expectation
-from ._origins import Origins, open_sandbox
+from ._origins import Origins, hold, open_sandbox
 
 __all__ = ["RequestCall", "aioresponses"]
 
@@ -87,7 +87,7 @@ def _call(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request
 def _network_failure(exception: BaseException) -> Callable[[Expectation], Expectation]:
     """How a server produces ``exception`` at the client, or a TypeError saying it cannot."""
     if isinstance(exception, asyncio.TimeoutError):
-        return _hold
+        return hold
     if isinstance(exception, (aiohttp.ClientConnectionError, OSError)):
         return Expectation.drop
     raise TypeError(
@@ -96,14 +96,6 @@ def _network_failure(exception: BaseException) -> Callable[[Expectation], Expect
         "and asyncio.TimeoutError leaves the request unanswered until the client's "
         "timeout; see docs/migration.md for the rest"
     )
-
-
-def _hold(expectation: Expectation) -> Expectation:
-    async def never_answer(request: web.BaseRequest) -> web.StreamResponse:
-        await asyncio.get_running_loop().create_future()  # cancelled when the server closes
-        raise AssertionError("unreachable")
-
-    return expectation.respond_with(never_answer)
 
 
 def _shortcut(method: str) -> Callable[..., None]:

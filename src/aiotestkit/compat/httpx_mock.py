@@ -22,7 +22,6 @@ from pytest-httpx is listed in ``docs/migration.md``.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json as json_module
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,7 @@ from yarl import URL
 
 from .._network import NetworkSandbox
 from .._servers import Expectation
-from ._origins import Origins
+from ._origins import Origins, hold
 
 __all__ = ["HTTPXMock"]
 
@@ -358,15 +357,10 @@ class HTTPXMock:
             is_reusable,
             unsupported,
         )
-        if not isinstance(exception, httpx.TimeoutException):
+        if isinstance(exception, httpx.TimeoutException):
+            hold(expectation)
+        else:
             expectation.drop()
-            return
-
-        async def never_answer(request: web.BaseRequest) -> web.StreamResponse:
-            await asyncio.get_running_loop().create_future()  # cancelled when the server closes
-            raise AssertionError("unreachable")
-
-        expectation.respond_with(never_answer)
 
     # -- requests ---------------------------------------------------------------------------
 
