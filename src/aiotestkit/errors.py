@@ -329,8 +329,11 @@ class UnansweredRequestsWarning(AiotestkitWarning):
     """A case-controlled server closed while requests were still waiting for an answer.
 
     The client of each such request saw its connection drop. The message lists the
-    requests (method and path). A test that means to leave requests unanswered can
-    expect it with ``pytest.warns(UnansweredRequestsWarning)``.
+    requests (method and path). Where hygiene checks watch the test (check
+    ``unanswered_requests`` on), the server reports into the test's report instead
+    of warning. A test that means to leave requests unanswered allows the check
+    (``@pytest.mark.hygiene(allow=["unanswered_requests"], reason=...)``) and can
+    then expect the warning with ``pytest.warns(UnansweredRequestsWarning)``.
 
     Example:
         ```python

@@ -23,13 +23,13 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
 
+import trustme
 from aiohttp import web
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import AsyncResolver
 from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
 from .._core import (
-    CertificateAuthority,
     default_certificate_authority,
     record_hint,
     record_refusal,
@@ -149,7 +149,7 @@ class NetworkSandbox:
     def __init__(
         self,
         *,
-        certificate_authority: CertificateAuthority | None = None,
+        certificate_authority: trustme.CA | None = None,
         allow_blocked: bool = False,
     ) -> None:
         self.certificate_authority = certificate_authority or default_certificate_authority()
@@ -838,8 +838,8 @@ class NetworkSandbox:
             raise AssertionError(
                 f"the network sandbox refused {len(unexpected)} attempt(s) to reach the "
                 f"network:\n{listed}\nRoute each host the code needs, or declare the refusals "
-                "expected with sandbox.expect_blocked(host, port) or the marker "
-                "@pytest.mark.network_sandbox(allow_blocked=True)."
+                "expected with sandbox.expect_blocked(host, port), or let them pass with "
+                "allow_blocked=True (the sandbox's argument, fixture marker or class attribute)."
             )
 
     def assert_tls_verified(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import warnings
 from abc import ABC, abstractmethod
@@ -77,6 +78,16 @@ def user_stacklevel() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
+def _caller_site(stacklevel: int) -> str:
+    """``path:line`` of the frame a warning with ``stacklevel`` would name."""
+    frame = sys._getframe(stacklevel)
+    path = frame.f_code.co_filename
+    with contextlib.suppress(ValueError):
+        relative = os.path.relpath(path)
+        path = path if relative.startswith(os.pardir) else relative
+    return f"{path}:{frame.f_lineno}"
 
 
 class HeldConnection(ABC):
@@ -279,19 +290,24 @@ class CaseControlledServerBase(ABC, Generic[H]):
         """Stop the server: end what it holds, close its connections, wait for its tasks.
 
         The clients of what is unfinished see their connections close, as with a
-        server that went away. Calling it again does nothing.
+        server that went away. Calling it again does nothing. What the test left
+        unfinished is reported to the hygiene checks of the test (check
+        ``unanswered_requests``), with the line of the test that closed the server;
+        it is warned about only when no check takes the report.
 
         Warns:
             aiotestkit.UnansweredRequestsWarning: (or its subclass
                 :class:`aiotestkit.UnfinishedConnectionsWarning` for connection servers)
-                if the test left something unfinished, naming each; it points at the
-                line of the test that closed the server.
+                if the test left something unfinished and no hygiene check took the
+                report (none attached, or ``unanswered_requests`` off), naming each; it
+                points at the line of the test that closed the server.
             aiotestkit.UnusedExpectationsWarning: (HTTP server) for expectations used
                 fewer times than declared, and
             aiotestkit.UnexpectedRequestsWarning: for requests that matched none and
-                that the test never received; where aiotestkit's hygiene checks run
-                on the loop, these two go to the test's hygiene report instead
-                (checks ``unused_expectations``, ``unexpected_requests``).
+                that the test never received, where no hygiene checks run; where they
+                run, these go to the test's hygiene report (checks
+                ``unused_expectations``, ``unexpected_requests``), whose modes and
+                ``hygiene(allow=...)`` decide.
 
         Example:
             ```python
@@ -310,14 +326,16 @@ class CaseControlledServerBase(ABC, Generic[H]):
         others = self._other_leftovers(closing=True)
         await self._shutdown()
         if report is not None:
-            warnings.warn(self._leftover_warning(report), stacklevel=user_stacklevel())
+            level = user_stacklevel()
+            # Into the test's hygiene report when a check takes it; a warning otherwise.
+            if not report_issue("unanswered_requests", f"{report} (at {_caller_site(level)})"):
+                warnings.warn(self._leftover_warning(report), stacklevel=level)
         for check, warning in others:
-            # Into the hygiene report of the test, where the check's mode (and
-            # hygiene(allow=...)) decides; a warning where no checks run.
-            if not is_attached():
-                warnings.warn(warning, stacklevel=user_stacklevel())
+            level = user_stacklevel()
+            if is_attached():  # the check's mode decides, hygiene(allow=...) included
+                report_issue(check, f"{warning} (at {_caller_site(level)})")
             else:
-                report_issue(check, str(warning))
+                warnings.warn(warning, stacklevel=level)
 
 
 C = TypeVar("C", bound=HeldConnection)

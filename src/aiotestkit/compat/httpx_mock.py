@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+import pytest
 from aiohttp import web
 from yarl import URL
 
@@ -83,6 +84,40 @@ class HTTPXMock:
     ) -> None:
         self._origins = Origins(sandbox, _NAME)
         self._strict = assert_all_responses_were_requested
+
+    @classmethod
+    def for_test(cls, node: pytest.Item, sandbox: NetworkSandbox) -> HTTPXMock:
+        """The mock of one test, with the options of its ``httpx_mock`` marker.
+
+        Args:
+            node: the pytest test item.
+            sandbox: the test's open network sandbox.
+
+        Returns:
+            A new :class:`HTTPXMock`.
+
+        Raises:
+            pytest.UsageError: if the marker has options that cannot be honoured over
+                real sockets (the message says what to use instead).
+
+        Example:
+            ```python
+            mock = HTTPXMock.for_test(request.node, network_sandbox)
+            ```
+        """
+        marker = node.get_closest_marker("httpx_mock")
+        options = dict(marker.kwargs) if marker is not None else {}
+        unknown = sorted(set(options) - {"assert_all_responses_were_requested"})
+        if unknown or (marker is not None and marker.args):
+            raise pytest.UsageError(
+                f"{node.nodeid}: @pytest.mark.httpx_mock takes only "
+                f"assert_all_responses_were_requested= for {_NAME}; "
+                f"{unknown or list(marker.args if marker else ())} cannot be honoured over "
+                "real sockets (for assert_all_requests_were_expected=False use "
+                "@pytest.mark.hygiene(allow=['unexpected_requests'], reason=...); see "
+                "docs/migration/respx-pytest-httpx.md)"
+            )
+        return cls(sandbox, **options)
 
     def __repr__(self) -> str:
         return f"<HTTPXMock {len(self._origins.server.expectations)} response(s)>"
