@@ -82,7 +82,7 @@ def test_strictness_fails_the_test_through_the_hygiene_report(pytester: pytest.P
             "*expectations used fewer times than declared (unused_expectations, 1):",
             "*- <CaseControlledTestServer http://127.0.0.1:*> closed with 1 unused "
             "expectation(s):",
-            "*POST /oauth/token: used 0 time(s), expected 1 time(s)",
+            "*POST /oauth/token: used 0 time(s), expected 1 time(s)*",
             "*fix: check the client made the calls the test declared*",
             "*@pytest.mark.hygiene(allow=?'unused_expectations'?, reason='...')*",
         ]

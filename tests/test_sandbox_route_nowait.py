@@ -73,7 +73,7 @@ def test_a_server_no_client_reached_still_reports_at_the_sandbox_close(
         [
             "*(unused_expectations, 1):",
             "*<CaseControlledTestServer never started> closed with 1 unused expectation(s):",
-            "*POST /token: used 0 time(s), expected 1 time(s)",
+            "*POST /token: used 0 time(s), expected 1 time(s)*",
         ]
     )
     assert "unclosed_resources" not in result.stdout.str()

@@ -333,7 +333,11 @@ class CaseControlledServerBase(ABC, Generic[H]):
         for check, warning in others:
             level = user_stacklevel()
             if is_attached():  # the check's mode decides, hygiene(allow=...) included
-                report_issue(check, f"{warning} (at {_caller_site(level)})")
+                site = _caller_site(level)
+                # A server closed by a fixture's teardown (the sandbox's): no user line.
+                runner = any(f"{os.sep}{name}{os.sep}" in site for name in ("_pytest", "pluggy"))
+                where = "" if runner else f" (at {site})"
+                report_issue(check, f"{warning}{where}")
             else:
                 warnings.warn(warning, stacklevel=level)
 
