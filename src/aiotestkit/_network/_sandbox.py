@@ -188,7 +188,7 @@ class NetworkSandbox:
         """The sandbox open now, if any (one at most is open at a time).
 
         For components that serve clients through whatever sandbox the test opened,
-        such as the drop-in facades of :mod:`aiotestkit.compat`.
+        such as the drop-in facades of ``aiotestkit.compat``.
 
         Returns:
             The open :class:`NetworkSandbox`, or ``None``.
