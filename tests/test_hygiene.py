@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import textwrap
+import warnings
 
 import pytest
 
@@ -58,7 +60,15 @@ async def test_clean():
 def run(pytester: pytest.Pytester, body: str, *args: str, ini: str = "") -> pytest.RunResult:
     pytester.makeini(INI.format(extra=ini))
     pytester.makepyfile(test_case=HEADER + textwrap.dedent(body))
-    return pytester.runpytest("-p", "no:cacheprovider", *args)
+    result = pytester.runpytest("-p", "no:cacheprovider", *args)
+    # The inner tests leak on purpose, in this process. Before Python 3.11 a StreamWriter
+    # does not close its transport when collected, so a leaked connection stays open after
+    # its loop closed until the collector frees it, warning in whichever test runs then.
+    # Collect it now: its warnings were reported by the inner run already.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    return result
 
 
 def assert_leak_fails(result: pytest.RunResult, *lines: str) -> None:
@@ -187,7 +197,8 @@ def test_unclosed_socket_transport_and_server_fail(pytester: pytest.Pytester) ->
     assert_leak_fails(result, "*resources that were never closed (unclosed_resources, *")
     result.stdout.fnmatch_lines(["*unclosed <socket.socket fd=*laddr=('0.0.0.0', 0)>"])
     result.stdout.fnmatch_lines(["*server still listening on ('127.0.0.1', *): <Server *"])
-    result.stdout.fnmatch_lines(["*unclosed transport <_SelectorSocketTransport*"])
+    # Since Python 3.13 the collected StreamWriter warns first, naming its transport.
+    result.stdout.fnmatch_lines(["*unclosed *<_SelectorSocketTransport*"])
 
 
 def test_unanswered_request_fails(pytester: pytest.Pytester) -> None:

@@ -37,6 +37,8 @@ from types import FrameType, TracebackType
 from typing import Any, Protocol, TextIO, runtime_checkable
 
 from ..errors import HangTimeout, UnansweredRequestsWarning
+from . import _compat
+from ._compat import keep_task_names, mark_lost_tls_transports_closed
 from ._hygiene import CHECKS, HygieneIssue, HygieneReport, resolve_modes
 
 __all__ = [
@@ -55,6 +57,8 @@ _SETTLE_ITERATIONS = 10
 """Loop iterations given to cancelled tasks and closing transports at the end of a test."""
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+_NOT_CREATION_SITES = (_ASYNCIO_DIR, _compat.__file__)
+"""Where a task is created on the way from the caller: asyncio, and the name-keeping shim."""
 _SERVER_LOGGER = "aiohttp.server"
 
 _Site = tuple[str, int, str]
@@ -221,13 +225,13 @@ def _format_frame_line(site: _Site) -> str:
 def _creation_sites(depth: int = 3) -> tuple[_Site, ...]:
     """Where the task being created comes from: up to ``depth`` frames outside asyncio."""
     frame: FrameType | None = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(_NOT_CREATION_SITES):
         frame = frame.f_back
     sites: list[_Site] = []
     while (
         frame is not None
         and len(sites) < depth
-        and not frame.f_code.co_filename.startswith(_ASYNCIO_DIR)
+        and not frame.f_code.co_filename.startswith(_NOT_CREATION_SITES)
     ):
         sites.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
         frame = frame.f_back
@@ -651,7 +655,9 @@ class LoopInstrumentation:
             self._previous_factory = loop.get_task_factory()
             loop.set_task_factory(self._task_factory)  # type: ignore[arg-type]
             stack.push(loop.set_task_factory, self._previous_factory)
+            stack.push(keep_task_names(loop))
         if self._on("unclosed_resources"):
+            stack.push(mark_lost_tls_transports_closed())
             selector = getattr(loop, "_selector", None)
             with contextlib.suppress(AttributeError, RuntimeError):
                 self._baseline_fds = set(selector.get_map()) if selector is not None else set()
