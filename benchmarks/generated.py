@@ -21,21 +21,51 @@ asyncio_default_fixture_loop_scope = function
 asyncio_default_test_loop_scope = function
 """
 
-# Records the duration of each phase of each test, and the outcomes, into the JSON file
-# named by BENCH_RESULT (written by the controller only under xdist).
+# Records, into the JSON file named by BENCH_RESULT (written by the controller only under
+# xdist): the outcomes; per test, pytest's set-up, call and teardown durations and the wall
+# and CPU time of the test's whole run protocol (set-up, call, teardown, reporting), as means
+# over the tests without the first and the last (which carry the session's set-up and
+# teardown, e.g. a session-scoped CA or server thread, differently for every tool); the
+# resolver class aiohttp's default connector uses; and, when BENCH_MEMORY_EVERY is set, the
+# resident set size after every that-many tests (after a gc.collect()).
 CONFTEST = """\
+import gc
 import json
 import os
 import ssl
+import time
 
 import pytest
 
-_PHASES = {"setup": 0.0, "call": 0.0, "teardown": 0.0}
 _OUTCOMES = {"passed": 0, "failed": 0, "skipped": 0, "errors": 0}
+_PHASE_INDEX = {"setup": 0, "call": 1, "teardown": 2}
+_CURRENT = {}  # nodeid -> [setup, call, teardown] seconds, until the protocol ends
+_TESTS = []  # per test: [setup, call, teardown, protocol wall, protocol CPU] seconds
+_MEMORY_EVERY = int(os.environ.get("BENCH_MEMORY_EVERY") or 0)
+_RSS = []
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    wall, cpu = time.perf_counter(), time.process_time()
+    yield
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    _TESTS.append([*_CURRENT.pop(item.nodeid, [0.0, 0.0, 0.0]), wall, cpu])
+    if _MEMORY_EVERY and len(_TESTS) % _MEMORY_EVERY == 0:
+        gc.collect()
+        _RSS.append([len(_TESTS), _rss_bytes()])
 
 
 def pytest_runtest_logreport(report):
-    _PHASES[report.when] += report.duration
+    _CURRENT.setdefault(report.nodeid, [0.0, 0.0, 0.0])[_PHASE_INDEX[report.when]] += (
+        report.duration
+    )
     if report.when == "call":
         _OUTCOMES[report.outcome] += 1
     elif report.outcome == "failed":
@@ -48,9 +78,27 @@ def pytest_sessionfinish(session, exitstatus):
     if hasattr(session.config, "workerinput"):
         return
     path = os.environ.get("BENCH_RESULT")
-    if path:
-        with open(path, "w") as f:
-            json.dump({"phases": _PHASES, "outcomes": _OUTCOMES}, f)
+    if not path:
+        return
+    import aiohttp.connector
+
+    used = _TESTS[1:-1] if len(_TESTS) >= 3 else _TESTS
+    keys = ("setup", "call", "teardown", "wall", "cpu")
+    per_test = {
+        key: sum(test[k] for test in used) / len(used) if used else 0.0
+        for k, key in enumerate(keys)
+    }
+    per_test["tests"] = len(used)
+    with open(path, "w") as f:
+        json.dump(
+            {
+                "outcomes": _OUTCOMES,
+                "per_test": per_test,
+                "rss": _RSS,
+                "resolver": aiohttp.connector.DefaultResolver.__name__,
+            },
+            f,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +117,8 @@ def bench_server_ssl(bench_ca):
 
 @pytest.fixture(scope="session")
 def bench_client_ssl(bench_ca):
+    # The one client context of the session, shared by every test (and, for httpx, passed as
+    # verify=, so that no client loads certifi's bundle).
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     bench_ca.configure_trust(context)
     return context
@@ -86,6 +136,13 @@ async def fetch_json(session, url, **kwargs):
     async with session.get(url, **kwargs) as response:
         response.raise_for_status()
         return await response.json()
+
+
+async def fetch_json_httpx(client, url):
+    # The same for httpx: one GET, the status checked, the JSON decoded.
+    response = await client.get(url)
+    response.raise_for_status()
+    return response.json()
 """
 
 HEADER = """\
@@ -94,7 +151,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from bench_client import HOST, PAYLOAD, fetch_json
+from bench_client import HOST, PAYLOAD, fetch_json, fetch_json_httpx
 
 pytestmark = pytest.mark.asyncio
 """
@@ -172,6 +229,60 @@ from aioresponses import aioresponses
 """,
 }
 
+# The httpx group: every client is ``httpx.AsyncClient(verify=bench_client_ssl)``, the one
+# SSL context of the session, so that no variant pays for loading certifi's CA bundle per
+# client (``verify=True`` builds a new context from certifi for every client).
+HTTPX_BODIES: dict[str, str] = {
+    "baseline": BODIES["baseline"],
+    "respx": """
+import httpx
+import respx
+
+
+{param}async def test_get(i, bench_client_ssl):
+    url = f"{scheme}://{{HOST}}/item/{{i}}"
+    with respx.mock(assert_all_called=True) as router:
+        router.get(url).mock(return_value=httpx.Response(200, json=PAYLOAD))
+        async with httpx.AsyncClient(verify=bench_client_ssl) as client:
+            assert await fetch_json_httpx(client, url) == PAYLOAD
+""",
+    "pytest-httpx": """
+import httpx
+
+
+{param}async def test_get(i, httpx_mock, bench_client_ssl):
+    url = f"{scheme}://{{HOST}}/item/{{i}}"
+    httpx_mock.add_response(url=url, json=PAYLOAD)
+    async with httpx.AsyncClient(verify=bench_client_ssl) as client:
+        assert await fetch_json_httpx(client, url) == PAYLOAD
+""",
+    "pytest-httpserver": """
+import httpx
+{tls_override}
+
+{param}async def test_get(i, httpserver, bench_client_ssl):
+    httpserver.expect_request(f"/item/{{i}}").respond_with_json(PAYLOAD)
+    async with httpx.AsyncClient(verify=bench_client_ssl) as client:
+        assert await fetch_json_httpx(client, httpserver.url_for(f"/item/{{i}}")) == PAYLOAD
+""",
+    "aiotestkit-sandbox": """
+import httpx
+
+
+{param}async def test_get(i, case_controlled_server, network_sandbox, bench_client_ssl):
+    await network_sandbox.route(HOST, {port}, case_controlled_server)
+
+    async def client():
+        async with httpx.AsyncClient(verify=bench_client_ssl) as client:
+            return await fetch_json_httpx(client, f"{scheme}://{{HOST}}/item/{{i}}")
+
+    task = asyncio.create_task(client())
+    request = await case_controlled_server.receive_request()
+    case_controlled_server.send_json(request, PAYLOAD)
+    assert await task == PAYLOAD
+""",
+}
+
 HTTPS_OVERRIDE_HTTPSERVER = """
 @pytest.fixture(scope="session")
 def httpserver_ssl_context(bench_server_ssl):
@@ -183,23 +294,33 @@ TRIVIAL = """
     assert i >= 0
 """
 
-# Scenario 5: a realistic suite (HTTP and HTTPS servers on free ports, files in tmp_path).
+# The same without asyncio: the plugin must cost a sync test nothing.
+TRIVIAL_SYNC = """
+{param}def test_trivial(i):
+    assert i >= 0
+"""
+
+# Scale-out: sandbox tests (an unmodified client, every tenth over HTTPS, a file in tmp_path).
 SCALE_OUT = """
 import json
 
 
-{param}async def test_item(i, case_controlled_server_factory, aiohttp_redirector, tmp_path):
+{param}async def test_item(i, case_controlled_server, network_sandbox, tmp_path):
     scheme, port = ("https", 443) if i % 10 == 0 else ("http", 80)
-    server = await case_controlled_server_factory(scheme=scheme)
-    aiohttp_redirector.add_server(HOST, port, server)
-    task = asyncio.create_task(fetch_json(aiohttp_redirector.session, f"{{scheme}}://{{HOST}}/{{i}}"))
-    request = await server.receive_request()
+    await network_sandbox.route(HOST, port, case_controlled_server)
+
+    async def client():
+        async with aiohttp.ClientSession() as session:
+            return await fetch_json(session, f"{{scheme}}://{{HOST}}/{{i}}")
+
+    task = asyncio.create_task(client())
+    request = await case_controlled_server.receive_request()
     assert request.path == f"/{{i}}"
-    server.send_json(request, {{"i": i}})
+    case_controlled_server.send_json(request, {{"i": i}})
     assert await task == {{"i": i}}
     out = tmp_path / "answer.json"
     assert not out.exists()
-    out.write_text(json.dumps({{"i": i, "port": server.port}}))
+    out.write_text(json.dumps({{"i": i, "port": case_controlled_server.port}}))
     assert json.loads(out.read_text())["i"] == i
 """
 
@@ -212,8 +333,8 @@ class Variant:
     body: str
 
 
-def http_variant(tool: str, scheme: str) -> Variant:
-    """The scenario 1/2 variant of ``tool`` over ``scheme``."""
+def http_variant(tool: str, scheme: str, client: str = "aiohttp") -> Variant:
+    """The per-test variant of ``tool`` over ``scheme`` with ``client`` (aiohttp or httpx)."""
     https = scheme == "https"
     fields = {
         "scheme": scheme,
@@ -227,7 +348,8 @@ def http_variant(tool: str, scheme: str) -> Variant:
         fields["tls_fixture"] = ", bench_client_ssl"
     if tool == "pytest-aiohttp" and https:
         fields["tls_fixture"] = ", bench_server_ssl, bench_client_ssl"
-    return Variant(f"{tool} ({scheme})" if https else tool, render(BODIES[tool], **fields))
+    bodies = HTTPX_BODIES if client == "httpx" else BODIES
+    return Variant(f"{tool} ({client}, {scheme})", render(bodies[tool], **fields))
 
 
 def render(template: str, **fields: str) -> str:

@@ -38,6 +38,7 @@ def test_public_names() -> None:
         "NetworkTestCase",
         "ReceiveTimeout",
         "RequestNotPending",
+        "ResponseStream",
         "SendTimeout",
         "StreamConnection",
         "TransportContext",

@@ -238,14 +238,14 @@ async def test_json_encoder_can_be_replaced() -> None:
             assert await response.text() == '{"a": 2, "b": 1}'
 
 
-async def test_drop_connection_disconnects_the_client_without_an_answer() -> None:
+async def test_abort_disconnects_the_client_without_an_answer() -> None:
     async with CaseControlledTestServer() as server, aiohttp.ClientSession() as session:
         task = asyncio.create_task(session.post(server.make_url("/crash")))
         request = await server.receive_request()
-        server.drop_connection(request)
+        server.abort(request)
         with pytest.raises(aiohttp.ServerDisconnectedError):
             await task
-        with pytest.raises(RequestNotPending, match="connection was dropped by the test"):
+        with pytest.raises(RequestNotPending, match="the test aborted it"):
             server.send_response(request)
         assert server.pending_requests == []
 

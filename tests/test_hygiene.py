@@ -201,24 +201,8 @@ def test_unclosed_socket_transport_and_server_fail(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(["*unclosed *<_SelectorSocketTransport*"])
 
 
-def test_unanswered_request_fails(pytester: pytest.Pytester) -> None:
-    result = run(
-        pytester,
-        """
-        async def test_leak():
-            async with aiohttp.ClientSession() as session:
-                async with CaseControlledTestServer() as server:
-                    task = asyncio.create_task(session.post(server.make_url("/quote")))
-                    await server.receive_request()
-                with pytest.raises(aiohttp.ServerDisconnectedError):
-                    await task
-        """,
-    )
-    assert_leak_fails(
-        result,
-        "*requests and connections the test never answered (unanswered_requests, 1):",
-        "*1 unanswered request(s): POST /quote*",
-    )
+# An unanswered request failing the test: tests/test_servers_core.py, beside an
+# unfinished stream connection and an unfinished WebSocket connection.
 
 
 def test_server_left_open_with_a_request_reports_both(pytester: pytest.Pytester) -> None:
@@ -239,7 +223,8 @@ def test_server_left_open_with_a_request_reports_both(pytester: pytest.Pytester)
     result.stdout.fnmatch_lines(
         [
             "*<CaseControlledTestServer http://127.0.0.1:*> was never closed; use 'async with'*",
-            "*GET /held is still waiting for an answer on <CaseControlledTestServer*",
+            "*<CaseControlledTestServer http://127.0.0.1:*> was still open at the end of the test"
+            " with 1 unanswered request(s): GET /held. Answer each request*",
         ]
     )
 

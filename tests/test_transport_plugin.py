@@ -240,7 +240,7 @@ async def test_after():
     first, second, ws_one, ws_two = seen
     assert first.closed and second.closed
     for server in (first, second):
-        (connection,) = server.websocket_connections
+        (connection,) = server.connections
         assert connection.close_code is not None  # the connection ended
     assert len(asyncio.all_tasks()) == 1
 """
@@ -258,8 +258,11 @@ def test_websocket_factory_closes_every_server_after_a_failing_test(
     result.assert_outcomes(passed=1, failed=1, errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*UnfinishedConnectionsWarning: <CaseControlledWebSocketServer http://127.0.0.1:*>"
-            " closed with 1 unfinished WebSocket connection(s): #1 /left-open (left open)*",
+            "*HygieneError: test_it.py::test_fails left 2 hygiene problem(s) behind:",
+            "*requests and connections the test never answered (unanswered_requests, 2):",
+            "*- <CaseControlledWebSocketServer ws://127.0.0.1:*> closed with 1 unfinished"
+            " WebSocket connection(s): #1 /left-open (left open). The open ones got a close"
+            " frame (1001, going away)*",
             "*AssertionError: failed with two connections open*",
         ]
     )

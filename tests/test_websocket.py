@@ -184,8 +184,8 @@ async def test_receive_timeouts_say_what_was_awaited(
     with pytest.raises(ReceiveTimeout) as excinfo:
         await server.receive_connection(timeout=0.01)
     assert str(excinfo.value) == (
-        f"no WebSocket client connected to {server!r} within 0.01 s (0 connection(s) "
-        f"received before); did the client connect to ws://127.0.0.1:{server.port}/? "
+        f"{server!r} received no WebSocket connection within 0.01 s; 0 connection(s) "
+        f"received before; did the client connect to ws://127.0.0.1:{server.port}? "
         "(pending HTTP requests: none)"
     )
     client, connection = await connect(server, session, "/v2")
@@ -199,7 +199,7 @@ async def test_receive_timeouts_say_what_was_awaited(
     assert await connection.receive_json() == {"method": "ping"}
     with pytest.raises(ReceiveTimeout, match=r"1 message\(s\) received before, the last: TEXT"):
         await connection.receive_bytes(timeout=0.02)
-    with pytest.raises(ReceiveTimeout, match="no WebSocket connection is waiting"):
+    with pytest.raises(ReceiveTimeout, match="has no WebSocket connection waiting to be received"):
         server.receive_connection_nowait()
     await connection.close()
     await client.close()
@@ -231,15 +231,15 @@ async def test_unexpected_messages_fail_with_what_arrived(
     await client.close()
 
 
-async def test_plain_http_requests_go_to_receive_request(
+async def test_plain_http_requests_go_to_its_http_server(
     case_controlled_websocket_server: CaseControlledWebSocketServer,
     session: aiohttp.ClientSession,
 ) -> None:
     server = case_controlled_websocket_server
     task = asyncio.create_task(session.get(server.make_url("/health")))
-    request = await server.receive_request()
+    request = await server.http.receive_request()
     assert request.path == "/health"
-    server.send_json(request, {"ok": True})
+    server.http.send_json(request, {"ok": True})
     async with await task as response:
         assert await response.json() == {"ok": True}
 
@@ -277,7 +277,7 @@ async def test_unfinished_connections_are_reported(session: aiohttp.ClientSessio
     await server.receive_connection()
     never = asyncio.create_task(session.ws_connect(server.make_ws_url("/never")))
     for _ in range(500):  # until the fourth upgrade request reached the server
-        if len(server.websocket_connections) == 4:
+        if len(server.connections) == 4:
             break
         await asyncio.sleep(0.01)
     with pytest.warns(UnfinishedConnectionsWarning) as record:

@@ -123,9 +123,9 @@ async def test_server_dropping_the_connection_is_a_quotation_error(
     kraken: Kraken, kraken_server: CaseControlledTestServer
 ) -> None:
     task = asyncio.create_task(kraken.get_price("btcusd"))
-    kraken_server.drop_connection(await kraken_server.receive_request())
+    kraken_server.abort(await kraken_server.receive_request())
     # aiohttp retries an idempotent request once on a new connection: drop that too.
-    kraken_server.drop_connection(await kraken_server.receive_request())
+    kraken_server.abort(await kraken_server.receive_request())
     with pytest.raises(QuotationError, match="cannot reach Kraken"):
         await task
 

@@ -63,7 +63,7 @@ async def client(
     # send a heartbeat so that close() returns at once.
     closing = asyncio.create_task(client.close())
     await asyncio.sleep(0)
-    live = server.websocket_connections[-1]
+    live = server.connections[-1]
     if not live.finished:
         await live.send_json({"channel": "heartbeat"})
     await closing

@@ -21,6 +21,7 @@ from ._servers import CaseControlledServerFactory as CaseControlledServerFactory
 from ._servers import CaseControlledStreamServer as CaseControlledStreamServer
 from ._servers import CaseControlledTestServer as CaseControlledTestServer
 from ._servers import CaseControlledWebSocketServer as CaseControlledWebSocketServer
+from ._servers import ResponseStream as ResponseStream
 from ._servers import StreamConnection as StreamConnection
 from ._servers import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
@@ -74,6 +75,7 @@ __all__ = [
     "NetworkTestCase",
     "ReceiveTimeout",
     "RequestNotPending",
+    "ResponseStream",
     "SendTimeout",
     "StreamConnection",
     "TransportContext",

@@ -290,7 +290,7 @@ class UnansweredRequestsWarning(AiotestkitWarning):
     """
 
 
-class UnfinishedConnectionsWarning(AiotestkitWarning):
+class UnfinishedConnectionsWarning(UnansweredRequestsWarning):
     """A case-controlled server closed while connections were not finished by the test.
 
     A connection is finished when the test received it and then closed it, aborted
@@ -299,8 +299,12 @@ class UnfinishedConnectionsWarning(AiotestkitWarning):
     messages they carried that the test did not receive. A test that means to leave
     connections open can expect it with ``pytest.warns(UnfinishedConnectionsWarning)``.
 
+    It is an :class:`UnansweredRequestsWarning`: the hygiene check
+    ``unanswered_requests`` fails the test for an unfinished connection exactly as
+    for an unanswered HTTP request.
+
     Example:
-        >>> issubclass(UnfinishedConnectionsWarning, UserWarning)
+        >>> issubclass(UnfinishedConnectionsWarning, UnansweredRequestsWarning)
         True
     """
 

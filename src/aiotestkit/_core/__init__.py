@@ -7,6 +7,7 @@ from ._local_ports import process_listens_on
 from ._sockets import (
     CLOSE_TIMEOUT,
     TRANSPORT_NAMES,
+    abort_with_reset,
     new_socket_path,
     remove_socket,
     select_transports,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "TRANSPORT_NAMES",
     "CertificateAuthority",
+    "abort_with_reset",
     "check_timeout",
     "client_context",
     "default_certificate_authority",

@@ -9,6 +9,7 @@ import itertools
 import os
 import shutil
 import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 __all__ = [
     "CLOSE_TIMEOUT",
     "TRANSPORT_NAMES",
+    "abort_with_reset",
     "new_socket_path",
     "remove_socket",
     "select_transports",
@@ -113,3 +115,20 @@ async def wait_all(waiters: Sequence[Callable[[], Awaitable[Any]]]) -> None:
     for task in tasks:
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: a reset connection is not an error here
+
+
+def abort_with_reset(transport: asyncio.BaseTransport) -> None:
+    """Drop a connection at once; over TCP the peer sees a reset (RST), not an end of stream.
+
+    Unsent data is discarded. A Unix socket has no reset: its peer reads the end of
+    stream, or gets a :class:`ConnectionResetError` if it was sending.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            # Linger on, timeout 0: close() sends RST instead of FIN.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
+    else:
+        transport.close()

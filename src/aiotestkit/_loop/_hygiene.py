@@ -50,8 +50,8 @@ _FIXES = {
     "or handle the error where it happens",
     "unawaited_coroutines": "add the missing 'await' where the coroutine was created",
     "unclosed_resources": "close each one ('async with', or await .close())",
-    "unanswered_requests": "answer each request with send_response()/send_json() before "
-    "the server closes",
+    "unanswered_requests": "answer each request and end each connection a server holds "
+    "before it closes, as each line says",
     "refused_connections": "route the host to a test server, fix the address the client "
     "uses, or declare the refusal expected with sandbox.expect_blocked(host, port) or "
     "@pytest.mark.network_sandbox(allow_blocked=True)",

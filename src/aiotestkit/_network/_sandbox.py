@@ -37,6 +37,7 @@ from .._core import (
     shared_sni_server_context,
 )
 from .._loop import is_attached, report_issue
+from .._servers import CaseControlledWebSocketServer
 from ..errors import NameResolutionDenied, NetworkAccessDenied, NetworkSandboxActive
 from ._gateway import Dispatch, Gateway, Relay
 from ._resolver import _check_port, normalize_host
@@ -256,7 +257,7 @@ class NetworkSandbox:
         self._routed_ports: dict[str, set[int]] = {}
         self._fake_addresses: dict[str, str] = {}  # routed host name -> fake address
         self._gateways: dict[tuple[object, bool | None], tuple[Gateway, object]] = {}
-        self._owned_servers: list[BaseTestServer] = []
+        self._owned_servers: list[BaseTestServer | CaseControlledWebSocketServer] = []
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._local_ports: set[int] = set()
         self._patches = _Patches()
@@ -475,6 +476,15 @@ class NetworkSandbox:
         known = self._gateways.get(key)
         if known is not None:
             return known
+        if isinstance(target, CaseControlledWebSocketServer):
+            # It holds the HTTP server that takes its connections: route that one.
+            if not target.started:
+                await target.start_server()
+                self._owned_servers.append(target)
+            gateway, _ = await self._gateway_for(target.http, tls)
+            del self._gateways[_target_key(target.http), tls]  # one entry per gateway
+            self._gateways[key] = (gateway, target)
+            return gateway, target
         loop = asyncio.get_running_loop()
         server_context = shared_sni_server_context(self.certificate_authority)
         server: object = self._started_for.get(id(target), target)

@@ -6,6 +6,7 @@ servers.
 
 from ._factory import CaseControlledServerFactory
 from ._http import CaseControlledTestServer
+from ._response_stream import ResponseStream
 from ._stream import CaseControlledStreamServer, StreamConnection
 from ._websocket import CaseControlledWebSocketServer, WebSocketConnection
 
@@ -14,6 +15,7 @@ __all__ = [
     "CaseControlledStreamServer",
     "CaseControlledTestServer",
     "CaseControlledWebSocketServer",
+    "ResponseStream",
     "StreamConnection",
     "WebSocketConnection",
 ]

@@ -3,47 +3,93 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import ssl as ssl_module
-import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.test_utils import RawTestServer
 
 from .._core import (
+    CLOSE_TIMEOUT,
     DEFAULT_TIMEOUT,
     CertificateAuthority,
     check_timeout,
     default_certificate_authority,
-    get_within,
     shared_sni_server_context,
 )
-from .._loop import register_probe
-from ..errors import ReceiveTimeout, RequestNotPending, UnansweredRequestsWarning
+from ..errors import ClientClosedConnection, ReceiveTimeout, RequestNotPending
+from ._base import CaseControlledServerBase
+from ._response_stream import ResponseStream
 
 __all__ = ["CaseControlledTestServer"]
 
 _CLIENT_CLOSED = "its client closed the connection before the answer"
+
+DEFAULT_CLIENT_MAX_SIZE = 1024**2
+"""aiohttp's limit on a request body, in bytes (1 MiB)."""
 
 
 def _describe(request: web.BaseRequest) -> str:
     return f"{request.method} {request.path_qs}"
 
 
+def _is_upgrade(request: web.BaseRequest) -> bool:
+    connection = request.headers.get(hdrs.CONNECTION, "").lower()
+    upgrade = request.headers.get(hdrs.UPGRADE, "").lower()
+    return "upgrade" in connection and upgrade == "websocket"
+
+
+class ExchangeState(enum.Enum):
+    """Where one HTTP exchange stands.
+
+    ``PENDING``: the request waits for the test. ``ANSWERED``: the test gave the whole
+    response. ``STREAMING``: the status line and headers are sent and the test writes
+    the body step by step. ``FINISHED``: the handler is done (the response was sent,
+    the client left, or the connection was dropped).
+    """
+
+    PENDING = "pending"
+    ANSWERED = "answered"
+    STREAMING = "streaming"
+    FINISHED = "finished"
+
+
 @dataclass
 class _Exchange:
-    """One request held by the server, and the future its handler waits on."""
+    """One request held by the server, the future its handler waits on, and its state.
+
+    The seam for streamed responses: a stream moves the exchange from ``PENDING`` to
+    ``STREAMING`` (the request is then no longer answerable with ``send_response``),
+    and resolves :attr:`response` with the prepared response once the body is
+    finished or aborted. The check at close counts ``PENDING`` and ``STREAMING``
+    exchanges whose client is still connected as unanswered.
+    """
 
     request: web.BaseRequest
     response: asyncio.Future[web.StreamResponse]
     handler: asyncio.Task[Any] | None = field(default=None)
+    state: ExchangeState = ExchangeState.PENDING
+    stream: ResponseStream | None = None
+
+    @property
+    def client_connected(self) -> bool:
+        """Whether the client still holds its connection (it has not closed or reset it)."""
+        transport = self.request.transport
+        return transport is not None and not transport.is_closing()
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether a connected client still waits for (the rest of) its answer."""
+        waiting = self.state in (ExchangeState.PENDING, ExchangeState.STREAMING)
+        return waiting and self.client_connected
 
 
-class CaseControlledTestServer(RawTestServer):
+class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTestServer):
     """An HTTP server that hands every request to the test case, which answers it.
 
     Built on :class:`aiohttp.test_utils.RawTestServer`: a real server on a real socket.
@@ -51,6 +97,13 @@ class CaseControlledTestServer(RawTestServer):
     :meth:`receive_request` and answers it with :meth:`send_response` or
     :meth:`send_json`, so the test reads in the order things happen and controls when
     the client gets its answer.
+
+    A request whose ``Content-Length`` is above ``client_max_size`` is answered
+    ``413 Request Entity Too Large`` by the server at once, without reading its body,
+    and the connection is closed; :meth:`receive_request` still returns it (it is no
+    longer pending). A chunked body is checked as it is read:
+    ``await request.read()`` raises :class:`aiohttp.web.HTTPRequestEntityTooLarge`,
+    a response the test can pass to :meth:`send_response`.
 
     Args:
         scheme: ``"http"``, ``"https"`` or ``""`` (``"https"`` when ``ssl`` is given,
@@ -61,11 +114,15 @@ class CaseControlledTestServer(RawTestServer):
         ssl: a server :class:`ssl.SSLContext` to serve HTTPS with.
         certificate_authority: the authority for ``scheme="https"`` without ``ssl``;
             :func:`aiotestkit.default_certificate_authority` by default.
+        client_max_size: the largest request body accepted, in bytes (int, > 0);
+            aiohttp's 1 MiB by default.
         **kwargs: passed to :class:`aiohttp.test_utils.RawTestServer`.
 
     Raises:
-        ValueError: if ``scheme`` is not one of the above, or ``"http"`` with ``ssl``.
-        TypeError: if ``ssl`` is not an :class:`ssl.SSLContext`.
+        ValueError: if ``scheme`` is not one of the above, ``"http"`` with ``ssl``, or
+            ``client_max_size`` is not positive.
+        TypeError: if ``ssl`` is not an :class:`ssl.SSLContext`, or ``client_max_size``
+            not an int.
 
     Example:
         >>> async def test_price():
@@ -77,6 +134,14 @@ class CaseControlledTestServer(RawTestServer):
         ...         response = await task
     """
 
+    _item_name = "request"
+    _leftover_name = "unanswered request(s)"
+    _close_effect = "Their clients saw the connection drop"
+    _leftover_fix = (
+        "Answer each request with send_response() or send_json(), and finish() or abort() "
+        "each response stream, before the server closes."
+    )
+
     def __init__(
         self,
         *,
@@ -85,6 +150,7 @@ class CaseControlledTestServer(RawTestServer):
         port: int | None = None,
         ssl: ssl_module.SSLContext | None = None,
         certificate_authority: CertificateAuthority | None = None,
+        client_max_size: int = DEFAULT_CLIENT_MAX_SIZE,
         **kwargs: Any,
     ) -> None:
         if scheme not in ("", "http", "https"):
@@ -93,18 +159,27 @@ class CaseControlledTestServer(RawTestServer):
             raise TypeError(f"ssl must be an ssl.SSLContext, got {type(ssl).__name__}")
         if scheme == "http" and ssl is not None:
             raise ValueError("scheme='http' cannot serve with an SSL context; use 'https'")
+        if isinstance(client_max_size, bool) or not isinstance(client_max_size, int):
+            raise TypeError(
+                f"client_max_size must be a number of bytes (int), got {client_max_size!r}"
+            )
+        if client_max_size <= 0:
+            raise ValueError(
+                f"client_max_size must be a positive number of bytes, got {client_max_size!r}"
+            )
         if scheme == "https" and ssl is None:
             authority = certificate_authority or default_certificate_authority()
             ssl = shared_sni_server_context(authority)
-        super().__init__(self._handle_request, scheme=scheme, host=host, port=port, **kwargs)
+        RawTestServer.__init__(
+            self, self._handle_request, scheme=scheme, host=host, port=port, **kwargs
+        )
+        self._init_handoff()
+        self.client_max_size = client_max_size
         self._server_ssl = ssl
         self._exchanges: dict[int, _Exchange] = {}
         self._finished: dict[int, tuple[weakref.ref[web.BaseRequest], str]] = {}
-        self._received: asyncio.Queue[web.BaseRequest] = asyncio.Queue()
-
-    def __repr__(self) -> str:
-        where = f"{self.scheme}://{self.host}:{self.port}" if self.started else "not started"
-        return f"<{type(self).__name__} {where}>"
+        self._upgrade_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] | None
+        self._upgrade_handler = None
 
     async def start_server(
         self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any
@@ -125,65 +200,101 @@ class CaseControlledTestServer(RawTestServer):
             ...     await server.close()
         """
         kwargs.setdefault("ssl", self._server_ssl)
-        await super().start_server(loop=loop, **kwargs)
-        register_probe(self)
+        await RawTestServer.start_server(self, loop=loop, **kwargs)
+        self._started()
 
-    def hygiene_issues(self) -> Iterator[tuple[str, str]]:
-        """What the server is left with at the end of a test, for the hygiene checks.
-
-        A started server that was not closed is reported as an unclosed resource, and
-        each request it still holds as an unanswered request.
-
-        Returns:
-            An iterator of ``(check, message)`` pairs (see
-            :class:`aiotestkit.LoopInstrumentation`).
-
-        Example:
-            >>> list(server.hygiene_issues())
-            []
-        """
-        if not self.started or self.closed:
-            return
-        yield (
-            "unclosed_resources",
-            f"{self!r} was never closed; use 'async with' or 'await server.close()'",
+    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> web.ServerRunner:
+        server = web.Server(
+            self._handle_request,
+            request_factory=self._make_request,
+            loop=self._loop,
+            debug=debug,
+            **kwargs,
         )
-        for request in self.pending_requests:
-            yield (
-                "unanswered_requests",
-                f"{_describe(request)} is still waiting for an answer on {self!r}",
-            )
+        # The handlers of unanswered requests are cancelled before the runner shuts
+        # down; what is left is aiohttp finishing its connections (lingering over an
+        # unread body): that must not hold close() for aiohttp's 60 s.
+        return web.ServerRunner(server, debug=debug, shutdown_timeout=CLOSE_TIMEOUT)
 
-    async def __aenter__(self) -> CaseControlledTestServer:
-        await self.start_server(loop=self._loop)
-        return self
+    def _make_request(
+        self,
+        message: Any,
+        payload: Any,
+        protocol: Any,
+        writer: Any,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        return web.BaseRequest(
+            message,
+            payload,
+            protocol,
+            writer,
+            task,
+            asyncio.get_running_loop(),
+            client_max_size=self.client_max_size,
+        )
+
+    def _live_address(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def _unfinished(self) -> list[web.BaseRequest]:
+        return [e.request for e in self._exchanges.values() if e.unanswered]
+
+    def _describe(self, item: web.BaseRequest) -> str:
+        exchange = self._exchanges.get(id(item))
+        if exchange is not None and exchange.stream is not None:
+            return f"{_describe(item)} ({exchange.stream._describe_unfinished()})"
+        return _describe(item)
+
+    def _receive_hint(self) -> str:
+        return (
+            "did the client send one to this server's address? "
+            f"(pending: {self._describe_pending()})"
+        )
 
     @property
     def pending_requests(self) -> list[web.BaseRequest]:
-        """The requests the server received and the test has not answered yet, oldest first.
+        """The requests the server holds whose client waits for an answer, oldest first.
 
-        It includes requests that :meth:`receive_request` has not returned yet.
+        It includes requests that :meth:`receive_request` has not returned yet, and
+        leaves out those whose client closed its connection.
 
         Example:
             >>> assert server.pending_requests == []
         """
-        return [exchange.request for exchange in self._exchanges.values()]
+        return self._unfinished()
 
     async def _handle_request(self, request: web.BaseRequest) -> web.StreamResponse:
+        if self._upgrade_handler is not None and _is_upgrade(request):
+            return await self._upgrade_handler(request)
         exchange = _Exchange(
             request=request,
             response=asyncio.get_running_loop().create_future(),
             handler=asyncio.current_task(),
         )
         key = id(request)
+        if request.content_length is not None and request.content_length > self.client_max_size:
+            self._finish(
+                request,
+                f"the server answered it 413: its body of {request.content_length} bytes "
+                f"is above client_max_size={self.client_max_size}",
+            )
+            self._hand_off(request)
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=self.client_max_size, actual_size=request.content_length
+            )
         self._exchanges[key] = exchange
-        self._received.put_nowait(request)
+        self._hand_off(request)
         try:
-            return await exchange.response
+            response = await exchange.response
         finally:
+            exchange.state = ExchangeState.FINISHED
             del self._exchanges[key]
             if key not in self._finished:
                 self._finish(request, _CLIENT_CLOSED)
+        if isinstance(response, web.HTTPException):
+            raise response  # aiohttp sends it; returning one is deprecated
+        return response
 
     def _finish(self, request: web.BaseRequest, reason: str) -> None:
         key = id(request)
@@ -193,7 +304,7 @@ class CaseControlledTestServer(RawTestServer):
 
         self._finished[key] = (weakref.ref(request, forget), reason)
 
-    async def receive_request(self, timeout: float = DEFAULT_TIMEOUT) -> web.BaseRequest:
+    async def receive_request(self, *, timeout: float = DEFAULT_TIMEOUT) -> web.BaseRequest:
         """Wait for the next request that reaches the server, and return it.
 
         The request stays pending, its client waiting, until the test answers it with
@@ -201,7 +312,7 @@ class CaseControlledTestServer(RawTestServer):
         (``await request.json()``).
 
         Args:
-            timeout: how long to wait, in seconds (float, > 0).
+            timeout: how long to wait, in seconds (float, > 0; keyword-only).
 
         Returns:
             The :class:`aiohttp.web.BaseRequest`, in the order requests arrived.
@@ -217,16 +328,7 @@ class CaseControlledTestServer(RawTestServer):
             >>> request.method, request.path_qs
             ('GET', '/0/public/Ticker?pair=XXBTZUSD')
         """
-        timeout = check_timeout(timeout)
-        self._check_open("receive a request")
-        try:
-            return await get_within(self._received, timeout)
-        except asyncio.TimeoutError:
-            raise ReceiveTimeout(
-                f"{self!r} received no request within {timeout:g} s; "
-                "did the client send one to this server's address? "
-                f"(pending: {self._describe_pending()})"
-            ) from None
+        return await self._receive(timeout)
 
     def receive_request_nowait(self) -> web.BaseRequest:
         """Return the next request that reached the server, without waiting.
@@ -240,10 +342,7 @@ class CaseControlledTestServer(RawTestServer):
         Example:
             >>> request = server.receive_request_nowait()
         """
-        try:
-            return self._received.get_nowait()
-        except asyncio.QueueEmpty:
-            raise ReceiveTimeout(f"{self!r} has no request waiting to be received") from None
+        return self._receive_nowait()
 
     def send_response(self, request: web.BaseRequest, *args: Any, **kwargs: Any) -> None:
         """Answer ``request``: its handler returns the response to the client.
@@ -309,8 +408,86 @@ class CaseControlledTestServer(RawTestServer):
         response = web.json_response(data, status=status, headers=headers, dumps=dumps)
         self._answer(exchange, response)
 
+    async def start_stream(
+        self,
+        request: web.BaseRequest,
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = "text/event-stream",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> ResponseStream:
+        """Start answering ``request`` with a body the test writes step by step.
+
+        The status line and headers are sent at once; the returned
+        :class:`aiotestkit.ResponseStream` then writes the body (bytes, or server-sent
+        events) until :meth:`~aiotestkit.ResponseStream.finish` or
+        :meth:`~aiotestkit.ResponseStream.abort`. The body uses chunked transfer
+        encoding unless ``headers`` has a ``Content-Length``. A stream left neither
+        finished nor aborted counts as an unanswered request.
+
+        Args:
+            request: a request returned by :meth:`receive_request` of this server.
+            status: the HTTP status code (int).
+            headers: response headers (a mapping of str to str).
+            content_type: the ``Content-Type`` (str), ``text/event-stream`` by default;
+                ``None`` sends none. A ``Content-Type`` in ``headers`` wins.
+            timeout: how long sending the headers may take, in seconds (float, > 0).
+
+        Returns:
+            The :class:`aiotestkit.ResponseStream` of the response.
+
+        Raises:
+            aiotestkit.RequestNotPending: (a :class:`RuntimeError`) if ``request`` was
+                answered already, has a stream already, its client went away, or this
+                server never held it.
+            aiotestkit.ClientClosedConnection: if the client closed its connection.
+            TypeError, ValueError: for a bad status or header.
+
+        Example:
+            ```python
+            request = await server.receive_request()
+            stream = await server.start_stream(request)
+            await stream.send_event('{"delta": "Hello"}')
+            await stream.finish()
+            ```
+        """
+        exchange = self._exchange_for(request)
+        response = web.StreamResponse(status=status, headers=headers)
+        if content_type is not None and hdrs.CONTENT_TYPE not in response.headers:
+            response.content_type = content_type
+        if hdrs.CONTENT_LENGTH not in response.headers:
+            response.enable_chunked_encoding()
+        stream = ResponseStream(
+            request,
+            response,
+            on_end=lambda reason, aborted: self._end_stream(exchange, response, reason, aborted),
+        )
+        exchange.state = ExchangeState.STREAMING
+        exchange.stream = stream
+        try:
+            await asyncio.wait_for(response.prepare(request), check_timeout(timeout))
+        except (ConnectionError, asyncio.TimeoutError) as error:
+            raise ClientClosedConnection(
+                f"cannot start a response stream for {_describe(request)} on {self!r}: "
+                "its client closed the connection"
+            ) from error
+        return stream
+
+    def _end_stream(
+        self, exchange: _Exchange, response: web.StreamResponse, reason: str, aborted: bool
+    ) -> None:
+        if exchange.state is not ExchangeState.STREAMING:
+            return  # the handler is gone already: the client left, or the server closed
+        self._finish(exchange.request, reason)
+        exchange.state = ExchangeState.ANSWERED
+        if aborted and exchange.handler is not None:
+            exchange.handler.cancel()
+        elif not exchange.response.done():
+            exchange.response.set_result(response)
+
     async def wait_for_disconnect(
-        self, request: web.BaseRequest, timeout: float = DEFAULT_TIMEOUT
+        self, request: web.BaseRequest, *, timeout: float = DEFAULT_TIMEOUT
     ) -> None:
         """Wait until the client of the unanswered ``request`` closes its connection.
 
@@ -334,7 +511,11 @@ class CaseControlledTestServer(RawTestServer):
         """
         timeout = check_timeout(timeout)
         exchange = self._exchanges.get(id(request))
-        if exchange is None or exchange.request is not request or exchange.response.done():
+        if (
+            exchange is None
+            or exchange.request is not request
+            or exchange.state is not ExchangeState.PENDING
+        ):
             finished = self._finished.get(id(request))
             if finished is not None and finished[0]() is request and finished[1] == _CLIENT_CLOSED:
                 return
@@ -348,12 +529,12 @@ class CaseControlledTestServer(RawTestServer):
                 f"for {timeout:g} s without an answer; did it give up on the request?"
             )
 
-    def drop_connection(self, request: web.BaseRequest) -> None:
-        """Close the connection of ``request`` without answering it.
+    def abort(self, request: web.BaseRequest) -> None:
+        """Abort the exchange of ``request``: close its connection without an answer.
 
         The client sees the server go away mid-request (aiohttp raises
         ``ServerDisconnectedError``), as when a real server crashes or a proxy cuts the
-        connection.
+        connection. The same verb as :meth:`aiotestkit.StreamConnection.abort`.
 
         Args:
             request: a request returned by :meth:`receive_request` of this server.
@@ -362,10 +543,10 @@ class CaseControlledTestServer(RawTestServer):
             aiotestkit.RequestNotPending: as for :meth:`send_response`.
 
         Example:
-            >>> server.drop_connection(await server.receive_request())
+            >>> server.abort(await server.receive_request())
         """
         exchange = self._exchange_for(request)
-        self._finish(request, "its connection was dropped by the test")
+        self._finish(request, "the test aborted it")
         transport = request.transport
         if transport is not None:
             transport.close()
@@ -380,7 +561,12 @@ class CaseControlledTestServer(RawTestServer):
             )
         exchange = self._exchanges.get(id(request))
         if exchange is not None and exchange.request is request:
-            if exchange.response.done():
+            if exchange.state is ExchangeState.STREAMING:
+                raise RequestNotPending(
+                    f"{_describe(request)} has a response stream already; write to it, "
+                    "then finish() or abort() it"
+                )
+            if exchange.state is not ExchangeState.PENDING:
                 raise RequestNotPending(
                     f"{_describe(request)} was answered already; each request takes one answer"
                 )
@@ -395,34 +581,15 @@ class CaseControlledTestServer(RawTestServer):
 
     def _answer(self, exchange: _Exchange, response: web.StreamResponse) -> None:
         self._finish(exchange.request, "it was answered already; each request takes one answer")
+        exchange.state = ExchangeState.ANSWERED
         exchange.response.set_result(response)
-
-    def _check_open(self, action: str) -> None:
-        if self.closed:
-            raise RuntimeError(f"cannot {action}: {self!r} is closed")
-        if not self.started:
-            raise RuntimeError(
-                f"cannot {action}: {self!r} is not started; use 'async with server:' "
-                "or 'await server.start_server()'"
-            )
 
     def _describe_pending(self) -> str:
         return ", ".join(_describe(r) for r in self.pending_requests) or "none"
 
-    async def close(self) -> None:
-        """Drop the connections of unanswered requests, stop the server, wait for its tasks.
-
-        The client of every pending request sees its connection close, as with a
-        server that went away. Calling it again does nothing.
-
-        Warns:
-            aiotestkit.UnansweredRequestsWarning: if requests were still pending,
-                naming each of them.
-
-        Example:
-            >>> await server.close()
-        """
-        unanswered = [e for e in self._exchanges.values() if not e.response.done()]
+    async def _shutdown(self) -> None:
+        """Cancel the handlers of unanswered requests, wait for them, stop the server."""
+        unanswered = [e for e in self._exchanges.values() if e.state is not ExchangeState.ANSWERED]
         handlers = [e.handler for e in unanswered if e.handler is not None]
         for exchange in unanswered:
             self._finish(exchange.request, f"{self!r} closed before it was answered")
@@ -430,14 +597,11 @@ class CaseControlledTestServer(RawTestServer):
                 exchange.handler.cancel()
         if handlers:
             await asyncio.wait(handlers)
-        await super().close()
-        if unanswered:
-            listed = ", ".join(_describe(e.request) for e in unanswered)
-            warnings.warn(
-                UnansweredRequestsWarning(
-                    f"{self!r} closed with {len(unanswered)} unanswered request(s): {listed}; "
-                    "their clients saw the connection drop. Answer each request with "
-                    "send_response() or send_json() before the server closes."
-                ),
-                stacklevel=2,
-            )
+        for reference, _ in list(self._finished.values()):
+            request = reference()
+            if request is not None and not request.content.is_eof():
+                # After an answer aiohttp lingers up to 10 s reading the rest of a body
+                # the test did not read (the client may have stopped sending): end
+                # that wait as its own timeout would, and the connection closes.
+                request.content.set_exception(asyncio.TimeoutError())
+        await RawTestServer.close(self)

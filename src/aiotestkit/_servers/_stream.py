@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl as ssl_module
-import struct
-import warnings
-from types import TracebackType
 from typing import Any
 
 from .._core import (
     CLOSE_TIMEOUT,
     DEFAULT_TIMEOUT,
     CertificateAuthority,
+    abort_with_reset,
     check_timeout,
     default_certificate_authority,
-    get_within,
     new_socket_path,
     remove_socket,
     select_transports,
@@ -36,6 +32,7 @@ from ..errors import (
     SendTimeout,
     UnfinishedConnectionsWarning,
 )
+from ._base import CaseControlledConnectionServer, HeldConnection
 
 __all__ = ["CaseControlledStreamServer", "StreamConnection"]
 
@@ -50,7 +47,7 @@ def _preview(data: bytes | bytearray) -> str:
     return f"{bytes(data[:_PREVIEW])!r}…{bytes(data[-_PREVIEW:])!r} ({len(data)} bytes)"
 
 
-class StreamConnection:
+class StreamConnection(HeldConnection):
     r"""One client connection held by a :class:`CaseControlledStreamServer`; the test serves it.
 
     Every ``receive_*`` method waits at most ``timeout`` seconds and raises
@@ -83,7 +80,6 @@ class StreamConnection:
         self._buffer = bytearray()
         self._returned = 0
         self._eof = False
-        self._received = False
         self._closed = False
         self._tls = server.transport == "tls"
 
@@ -339,12 +335,7 @@ class StreamConnection:
         if self._closed:
             return
         self._closed = True
-        sock = self._writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                # Linger on, timeout 0: close() sends RST instead of FIN.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self._writer.transport.abort()
+        abort_with_reset(self._writer.transport)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -396,7 +387,8 @@ class StreamConnection:
         )
 
     def _describe_unfinished(self) -> str:
-        state = "never received by the test" if not self._received else "left open"
+        """Describe the connection for the report of what the test left unfinished."""
+        state = "never received by the test" if not self.received else "left open"
         # Bytes still in the StreamReader were never read by a receive call; show them
         # too (``_buffer`` is private but has been there since Python 3.4).
         pending = self._buffer + bytes(getattr(self._reader, "_buffer", b""))
@@ -408,7 +400,7 @@ class StreamConnection:
         self._writer.close()
 
 
-class CaseControlledStreamServer:
+class CaseControlledStreamServer(CaseControlledConnectionServer[StreamConnection]):
     r"""A stream server (TCP, TLS or Unix socket) whose every connection the test plays.
 
     Each client connection waits until the test takes it with
@@ -442,6 +434,14 @@ class CaseControlledStreamServer:
         ...     await connection.close()
     """
 
+    _leftover_name = "unfinished connection(s)"
+    _close_effect = "Their clients read the end of stream"
+    _leftover_fix = (
+        "Receive each connection and end it with close() or abort(), or receive until "
+        "the client's end of stream (receive() returns b'')."
+    )
+    _leftover_warning = UnfinishedConnectionsWarning
+
     def __init__(
         self,
         *,
@@ -466,12 +466,8 @@ class CaseControlledStreamServer:
         self.path: str | None = path
         self._requested_port = port
         self._server: asyncio.AbstractServer | None = None
-        self._connections: list[StreamConnection] = []
-        self._received: asyncio.Queue[StreamConnection] = asyncio.Queue()
         self._closed = False
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.describe_address()}>"
+        self._init_handoff()
 
     @property
     def started(self) -> bool:
@@ -498,11 +494,6 @@ class CaseControlledStreamServer:
         assert self.host is not None
         assert self.port is not None
         return (self.host, self.port)
-
-    @property
-    def connections(self) -> list[StreamConnection]:
-        """Every connection the server accepted, oldest first, received by the test or not."""
-        return list(self._connections)
 
     def describe_address(self) -> str:
         """Return the address as text: ``tcp://host:port``, ``tls://host:port`` or ``unix:path``.
@@ -542,89 +533,21 @@ class CaseControlledStreamServer:
                 self._accept, self.host, self._requested_port or 0, ssl=self.ssl
             )
             self.port = int(self._server.sockets[0].getsockname()[1])
+        self._started()
+
+    def _live_address(self) -> str:
+        return self.describe_address()
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = StreamConnection(self, reader, writer, len(self._connections) + 1)
-        if self._closed:
+        if self._closed or self._closing:
             connection._drop()
             return
-        self._connections.append(connection)
-        self._received.put_nowait(connection)
+        self._hand_off(connection)
 
-    async def receive_connection(self, timeout: float = DEFAULT_TIMEOUT) -> StreamConnection:
-        """Wait for the next client connection and return it.
-
-        Args:
-            timeout: how long to wait, in seconds (float, > 0).
-
-        Returns:
-            The :class:`StreamConnection`, in the order clients connected. For TLS
-            servers the handshake is done.
-
-        Raises:
-            aiotestkit.ReceiveTimeout: if no client connected within ``timeout`` seconds.
-            RuntimeError: if the server is not started or closed.
-            TypeError, ValueError: if ``timeout`` is not a positive number.
-
-        Example:
-            >>> connection = await server.receive_connection(timeout=1.0)
-        """
-        timeout = check_timeout(timeout)
-        if self._closed:
-            raise RuntimeError(f"cannot receive a connection: {self!r} is closed")
-        if self._server is None:
-            raise RuntimeError(
-                f"cannot receive a connection: {self!r} is not started; use "
-                "'async with server:' or 'await server.start_server()'"
-            )
-        try:
-            connection = await get_within(self._received, timeout)
-        except asyncio.TimeoutError:
-            raise ReceiveTimeout(
-                f"no client connected to {self!r} within {timeout:g} s "
-                f"({len(self._connections)} connection(s) received before); did the client "
-                f"connect to {self.describe_address()}?"
-            ) from None
-        connection._received = True
-        return connection
-
-    def receive_connection_nowait(self) -> StreamConnection:
-        """Return the next client connection that arrived, without waiting.
-
-        Returns:
-            The oldest connection not returned by a ``receive_connection*`` call yet.
-
-        Raises:
-            aiotestkit.ReceiveTimeout: if no connection is waiting.
-
-        Example:
-            >>> connection = server.receive_connection_nowait()
-        """
-        try:
-            connection = self._received.get_nowait()
-        except asyncio.QueueEmpty:
-            raise ReceiveTimeout(f"no client connection is waiting on {self!r}") from None
-        connection._received = True
-        return connection
-
-    async def close(self) -> None:
-        """Stop listening, close every connection, remove the socket file.
-
-        Connections the test did not finish (see :attr:`StreamConnection.finished`)
-        are closed too; their clients read the end of stream. Calling it again does
-        nothing.
-
-        Warns:
-            aiotestkit.UnfinishedConnectionsWarning: if connections were never received
-                by the test or left open, naming each and its unread bytes.
-
-        Example:
-            >>> await server.close()
-        """
-        if self._closed:
-            return
+    async def _shutdown(self) -> None:
+        """Stop listening, close every connection, remove the socket file."""
         self._closed = True
-        unfinished = [c for c in self._connections if not c.finished]
         try:
             for connection in self._connections:
                 if not connection._closed:
@@ -637,25 +560,3 @@ class CaseControlledStreamServer:
         finally:
             if self.transport == "unix" and self.path is not None and self._server is not None:
                 remove_socket(self.path)
-        if unfinished:
-            listed = "; ".join(c._describe_unfinished() for c in unfinished)
-            warnings.warn(
-                UnfinishedConnectionsWarning(
-                    f"{self!r} closed with {len(unfinished)} unfinished connection(s): "
-                    f"{listed}. Receive each connection and end it with close() or abort(), "
-                    "or receive until the client's end of stream (receive() returns b'')."
-                ),
-                stacklevel=2,
-            )
-
-    async def __aenter__(self) -> CaseControlledStreamServer:
-        await self.start_server()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()

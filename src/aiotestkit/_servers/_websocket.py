@@ -1,10 +1,11 @@
 """The case-controlled WebSocket server: the test accepts each connection and plays the server.
 
-Built on :class:`aiotestkit.CaseControlledTestServer` and aiohttp's
-:class:`aiohttp.web.WebSocketResponse`: upgrade requests wait until the test takes them
-with :meth:`CaseControlledWebSocketServer.receive_connection`; the test then accepts or
+It holds a :class:`aiotestkit.CaseControlledTestServer` (its :attr:`http` attribute)
+and answers upgrades with aiohttp's :class:`aiohttp.web.WebSocketResponse`: upgrade
+requests wait until the test takes them with
+:meth:`CaseControlledWebSocketServer.receive_connection`; the test then accepts or
 refuses the upgrade, and receives and sends messages in the order the protocol goes.
-Other requests go to :meth:`~aiotestkit.CaseControlledTestServer.receive_request`.
+Other requests go to ``server.http.receive_request()``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMessage, WSMsgType, hdrs, web
+from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
@@ -28,6 +28,7 @@ from ..errors import (
     UnexpectedMessage,
     UnfinishedConnectionsWarning,
 )
+from ._base import CaseControlledConnectionServer, HeldConnection
 from ._http import CaseControlledTestServer
 
 __all__ = ["CaseControlledWebSocketServer", "WebSocketConnection"]
@@ -44,13 +45,7 @@ def _describe_message(message: WSMessage) -> str:
     return f"{message.type.name} {text}"
 
 
-def _is_upgrade(request: web.BaseRequest) -> bool:
-    connection = request.headers.get(hdrs.CONNECTION, "").lower()
-    upgrade = request.headers.get(hdrs.UPGRADE, "").lower()
-    return "upgrade" in connection and upgrade == "websocket"
-
-
-class WebSocketConnection:
+class WebSocketConnection(HeldConnection):
     """One WebSocket connection held by a :class:`CaseControlledWebSocketServer`.
 
     It starts as an upgrade request that waits for the test: :meth:`accept` completes
@@ -86,7 +81,6 @@ class WebSocketConnection:
         self._ended: WSMessage | None = None
         self._received_count = 0
         self._last_received: WSMessage | None = None
-        self._received = False
         self._closed_by_test = False
         self._close_code: int | None = None
         self._refused = False
@@ -479,7 +473,8 @@ class WebSocketConnection:
         )
 
     def _describe_unfinished(self) -> str:
-        if not self._received:
+        """Describe the connection for the report of what the test left unfinished."""
+        if not self.received:
             state = "never received by the test"
         elif not self._decision.done():
             state = "upgrade neither accepted nor refused"
@@ -512,18 +507,24 @@ class WebSocketConnection:
                 return response
 
 
-class CaseControlledWebSocketServer(CaseControlledTestServer):
+class CaseControlledWebSocketServer(CaseControlledConnectionServer[WebSocketConnection]):
     """A WebSocket server that hands every connection to the test, which plays the server.
 
-    A :class:`aiotestkit.CaseControlledTestServer` (same arguments, same
-    ``receive_request`` for plain HTTP requests) whose WebSocket upgrade requests go to
-    :meth:`receive_connection` instead. ``scheme="https"`` serves certificates from the
-    test certificate authority for the host name the client asks for (SNI), so a
-    routed client connects to ``wss://ws.kraken.com`` over verified TLS.
+    It holds a :class:`aiotestkit.CaseControlledTestServer`, :attr:`http`, built with
+    the same arguments: WebSocket upgrade requests go to :meth:`receive_connection`,
+    plain HTTP requests to ``server.http.receive_request()``. ``scheme="https"``
+    serves certificates from the test certificate authority for the host name the
+    client asks for (SNI), so a routed client connects to ``wss://ws.kraken.com``
+    over verified TLS.
 
     Args:
         **kwargs: the arguments of :class:`aiotestkit.CaseControlledTestServer`
-            (``scheme``, ``host``, ``port``, ``ssl``, ``certificate_authority``).
+            (``scheme``, ``host``, ``port``, ``ssl``, ``certificate_authority``,
+            ``client_max_size``).
+
+    Raises:
+        TypeError, ValueError: as :class:`aiotestkit.CaseControlledTestServer` raises
+            them.
 
     Example:
         >>> async with CaseControlledWebSocketServer() as server:
@@ -536,16 +537,64 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
         ...     await connection.close()
     """
 
+    _item_name = "WebSocket connection"
+    _leftover_name = "unfinished WebSocket connection(s)"
+    _close_effect = (
+        "The open ones got a close frame (1001, going away), the undecided ones saw "
+        "the connection drop"
+    )
+    _leftover_fix = (
+        "Receive each connection, then refuse() it, close() it, or receive until the "
+        "client closed."
+    )
+    _leftover_warning = UnfinishedConnectionsWarning
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._websockets: list[WebSocketConnection] = []
-        self._received_websockets: asyncio.Queue[WebSocketConnection] = asyncio.Queue()
-        self._closing = False
+        self.http = CaseControlledTestServer(**kwargs)
+        """The HTTP server that takes the connections; plain requests wait in it."""
+        self.http._upgrade_handler = self._handle_upgrade
+        self.http._reports_unclosed = False  # this server reports it
+        self._init_handoff()
 
     @property
-    def websocket_connections(self) -> list[WebSocketConnection]:
-        """Every WebSocket connection that reached the server, oldest first."""
-        return list(self._websockets)
+    def started(self) -> bool:
+        """Whether :meth:`start_server` ran and :meth:`close` did not."""
+        return self.http.started
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran."""
+        return self.http.closed
+
+    @property
+    def scheme(self) -> str:
+        """``"http"`` or ``"https"``: the scheme of the upgrade requests."""
+        return self.http.scheme
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on (str)."""
+        return self.http.host
+
+    @property
+    def port(self) -> int | None:
+        """The TCP port (int) once started, ``None`` before and after."""
+        return self.http.port
+
+    def make_url(self, path: str = "/") -> URL:
+        """Return the ``http://`` (or ``https://``) URL of ``path`` on this server.
+
+        Args:
+            path: the path and query (str).
+
+        Returns:
+            The :class:`yarl.URL`.
+
+        Example:
+            >>> str(server.make_url("/health"))
+            'http://127.0.0.1:40237/health'
+        """
+        return self.http.make_url(path)
 
     def make_ws_url(self, path: str = "/") -> URL:
         """Return the ``ws://`` (or ``wss://``) URL of ``path`` on this server.
@@ -563,102 +612,49 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
         url = self.make_url(path)
         return url.with_scheme("wss" if url.scheme == "https" else "ws")
 
-    async def _handle_request(self, request: web.BaseRequest) -> web.StreamResponse:
-        if not _is_upgrade(request):
-            return await super()._handle_request(request)
-        if self._closing:
-            return web.Response(status=503, text="the test server is closing")
-        connection = WebSocketConnection(self, request, len(self._websockets) + 1)
-        self._websockets.append(connection)
-        self._received_websockets.put_nowait(connection)
-        return await connection._serve()
-
-    async def receive_connection(self, timeout: float = DEFAULT_TIMEOUT) -> WebSocketConnection:
-        """Wait for the next WebSocket upgrade request and return its connection.
-
-        The client waits in its handshake until the test accepts or refuses (or
-        receives or sends, which accepts).
+    async def start_server(self, **kwargs: Any) -> None:
+        """Start listening; ``async with server:`` calls this for you.
 
         Args:
-            timeout: how long to wait, in seconds (float, > 0).
-
-        Returns:
-            The :class:`WebSocketConnection`, in the order clients connected.
-
-        Raises:
-            aiotestkit.ReceiveTimeout: if no upgrade request arrived within ``timeout``.
-            RuntimeError: if the server is not started or closed.
-            TypeError, ValueError: if ``timeout`` is not a positive number.
+            **kwargs: as for :meth:`aiotestkit.CaseControlledTestServer.start_server`.
 
         Example:
-            >>> connection = await server.receive_connection(timeout=1.0)
-            >>> connection.path, connection.headers["User-Agent"]
-            ('/v2', 'btschwertfeger/python-kraken-sdk')
+            >>> await server.start_server()
         """
-        timeout = check_timeout(timeout)
-        self._check_open("receive a WebSocket connection")
-        try:
-            connection = await get_within(self._received_websockets, timeout)
-        except asyncio.TimeoutError:
-            raise ReceiveTimeout(
-                f"no WebSocket client connected to {self!r} within {timeout:g} s "
-                f"({len(self._websockets)} connection(s) received before); did the client "
-                f"connect to {self.make_ws_url('/')}? (pending HTTP requests: "
-                f"{self._describe_pending()})"
-            ) from None
-        connection._received = True
-        return connection
+        await self.http.start_server(**kwargs)
+        self._started()
 
-    def receive_connection_nowait(self) -> WebSocketConnection:
-        """Return the next WebSocket connection that arrived, without waiting.
+    def _live_address(self) -> str:
+        return str(self.make_ws_url("/")).rstrip("/")
 
-        Returns:
-            The oldest connection not returned by a ``receive_connection*`` call yet.
+    def _receive_hint(self) -> str:
+        return (
+            f"{super()._receive_hint()} (pending HTTP requests: {self.http._describe_pending()})"
+        )
 
-        Raises:
-            aiotestkit.ReceiveTimeout: if no connection is waiting.
+    async def _handle_upgrade(self, request: web.BaseRequest) -> web.StreamResponse:
+        if self._closing:
+            return web.Response(status=503, text="the test server is closing")
+        connection = WebSocketConnection(self, request, len(self._connections) + 1)
+        self._hand_off(connection)
+        return await connection._serve()
 
-        Example:
-            >>> connection = server.receive_connection_nowait()
-        """
-        try:
-            connection = self._received_websockets.get_nowait()
-        except asyncio.QueueEmpty:
-            raise ReceiveTimeout(f"no WebSocket connection is waiting on {self!r}") from None
-        connection._received = True
-        return connection
-
-    async def close(self) -> None:
-        """Close every WebSocket connection and the server, and wait for their tasks.
+    async def _shutdown(self) -> None:
+        """Close every WebSocket connection, then the HTTP server; wait for the handlers.
 
         Accepted connections still open get a close frame with code 1001 (going
         away); upgrades not decided are dropped; upgrade requests that arrive while
-        it closes are answered 503. Then as
-        :meth:`aiotestkit.CaseControlledTestServer.close`. Calling it again does nothing.
-
-        Warns:
-            aiotestkit.UnfinishedConnectionsWarning: if WebSocket connections were
-                never received, never decided, left open, or closed by the client
-                with messages the test did not receive.
-            aiotestkit.UnansweredRequestsWarning: as the HTTP server does.
-
-        Example:
-            >>> await server.close()
+        it closes are answered 503.
         """
-        if self.closed:
-            return
-        unfinished = [c._describe_unfinished() for c in self._websockets if not c.finished]
-        described = repr(self)
-        self._closing = True  # upgrade requests from now on get 503
         handlers = [
             c._handler
-            for c in self._websockets
+            for c in self._connections
             if c._handler is not None and not c._handler.done()
         ]
-        for connection in self._websockets:  # first, before any await lets more arrive
+        for connection in self._connections:  # first, before any await lets more arrive
             if connection._handler is not None and not connection._decision.done():
                 connection._handler.cancel()
-        for connection in self._websockets:
+        for connection in self._connections:
             if connection._ws is not None and not connection._ws.closed:
                 closing = connection._ws.close(
                     code=WSCloseCode.GOING_AWAY, message=b"server closed"
@@ -667,14 +663,4 @@ class CaseControlledWebSocketServer(CaseControlledTestServer):
                     await asyncio.wait_for(closing, DEFAULT_TIMEOUT)
         if handlers:
             await asyncio.wait(handlers, timeout=DEFAULT_TIMEOUT)
-        await super().close()
-        if unfinished:
-            listed = "; ".join(unfinished)
-            warnings.warn(
-                UnfinishedConnectionsWarning(
-                    f"{described} closed with {len(unfinished)} unfinished WebSocket "
-                    f"connection(s): {listed}. Receive each connection, then refuse() it, "
-                    "close() it, or receive until the client closed."
-                ),
-                stacklevel=2,
-            )
+        await self.http.close()
