@@ -1,4 +1,4 @@
-"""Evidence for docs/clock.md: looptime 0.9 and VirtualClock with real loopback I/O.
+"""Evidence for docs/explanation/virtual-time.md: looptime 0.9 and VirtualClock, real I/O.
 
 Under looptime, in a venv that has it (it is not a dependency of aiotestkit); the
 deadlock test hangs there, hence the timeout:
@@ -8,7 +8,8 @@ deadlock test hangs there, hence the timeout:
 Under aiotestkit.VirtualClock, in the project's venv (no looptime installed):
     .venv/bin/python -m pytest benchmarks/looptime_evaluation.py -v
 
-Each test states what an engine must do; the outcomes are recorded in docs/clock.md.
+Each test states what an engine must do; the outcomes are recorded in
+docs/explanation/virtual-time.md.
 The deadlock test is expected to fail: quickly, with a report, rather than hang.
 """
 

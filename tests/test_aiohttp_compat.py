@@ -6,7 +6,7 @@ as every async test, under the hygiene checks in strict mode; warnings are error
 The examples are kept as the docs write them; a test differs only where strict
 settings demand (``@pytest.mark.asyncio`` in strict mode) or where the documented
 form cannot work, and then the test shows the failure first and the working form
-after it. docs/unittest_and_mocks.md says why for each.
+after it. docs/migration/aiohttp-test-utils.md says why for each.
 """
 
 from __future__ import annotations

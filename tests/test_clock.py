@@ -302,3 +302,27 @@ async def test_timeouts_through_the_network_sandbox(
             await task
         assert clock.time() == 59
         await case_controlled_server.wait_for_disconnect(request)
+
+
+async def test_bytes_held_back_by_nagle_are_waited_for(clock: VirtualClock) -> None:
+    # A server socket without TCP_NODELAY (made with proto 0, as raw-socket servers and
+    # relays often are) holds a second small write until the peer acknowledges the
+    # first, which a delayed ACK does only after ~40 ms of real time.
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            writer.write(b"+")
+            writer.write(line)
+        writer.close()
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    server = await asyncio.start_server(answer, sock=listener)
+    async with server:
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        for n in range(20):
+            writer.write(b"%d\n" % n)
+            reply = await asyncio.wait_for(reader.readexactly(len(b"+%d\n" % n)), timeout=5)
+            assert reply == b"+%d\n" % n
+        assert clock.time() == 0.0
+        writer.close()
+        await writer.wait_closed()

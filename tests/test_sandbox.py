@@ -167,7 +167,8 @@ async def test_getaddrinfo_and_sock_connect_reach_the_routed_server(
     await sandbox.route("api.example.com", 8080, server)
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo("api.example.com", 8080, type=socket.SOCK_STREAM)
-    assert len(infos) == 1
+    assert [info[0] for info in infos] == [socket.AF_INET, socket.AF_INET6]
+    assert infos[1][4][:2] == (f"::ffff:{infos[0][4][0]}", 8080)
     family, _, _, _, address = infos[0]
     assert family == socket.AF_INET
     assert address[1] == 8080
@@ -321,12 +322,12 @@ async def test_route_rejects_bad_arguments(
         await sandbox.route("api.example.com", 0, server)
     with pytest.raises(TypeError, match="tls must be True, False or None, got 'yes'"):
         await sandbox.route("api.example.com", 444, server, tls="yes")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"target must be an aiohttp test server.*got int"):
+    with pytest.raises(TypeError, match=r"target must be an aiotestkit server.*got int"):
         await sandbox.route("api.example.com", 444, 8080)
     with pytest.raises(TypeError, match=r"must be a \(host, port\) pair, got \('127.0.0.1',\)"):
         await sandbox.route("api.example.com", 444, ("127.0.0.1",))
     async with CaseControlledTestServer(scheme="https") as https_server:
-        with pytest.raises(ValueError, match="serves HTTPS itself"):
+        with pytest.raises(ValueError, match="serves TLS itself"):
             await sandbox.route("api.example.com", 444, https_server, tls=False)
 
 
@@ -623,7 +624,7 @@ async def test_patching_does_not_scale_with_routes(server: CaseControlledTestSer
     async with NetworkSandbox() as sandbox:
         for index in range(50):
             await sandbox.route(f"host{index}.example.com", 443, server)
-        assert len(sandbox._patches._undo) == 5
+        assert len(sandbox._patches._undo) == 12  # the loop, aiohttp, socket and ssl
 
 
 async def test_address_target_relays_server_first_protocols_and_closes_with_the_sandbox() -> None:

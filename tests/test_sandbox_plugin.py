@@ -372,3 +372,104 @@ def test_fixture_stays_on_the_tests_loop_with_a_wider_default_fixture_loop_scope
         """
     )
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_forgotten_route_fails_the_wait_at_once_and_stays_in_the_report(
+    pytester: pytest.Pytester,
+) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import aiohttp
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_forgot_the_route(network_sandbox, case_controlled_server):
+            async with aiohttp.ClientSession() as session:
+                task = asyncio.create_task(session.get("https://api.example.com/v1"))
+                try:
+                    await case_controlled_server.receive_request(timeout=60)
+                finally:
+                    await asyncio.gather(task, return_exceptions=True)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_forgot_the_route*",
+            "*network access refused by the sandbox (refused_connections, 1):",
+            "*  - name resolution of api.example.com refused by the network sandbox:*",
+            "*FAILURES*",
+            "*BlockedWhileWaiting: the wait for a test server's client (at most 60 s) ended "
+            "at once: name resolution of api.example.com refused by the network sandbox: no "
+            "test server is routed for it; route a test server for it with "
+            "`await sandbox.route('api.example.com', 443, server)`. The client the test waits "
+            "for most likely got this refusal instead of reaching the server",
+        ]
+    )
+
+
+def test_tls_sent_to_a_plain_route_is_in_the_report(pytester: pytest.Pytester) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import ssl
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_tls_to_plain(network_sandbox, case_controlled_stream_server_factory):
+            server = await case_controlled_stream_server_factory()
+            await network_sandbox.route("redis.example.com", 6380, server)
+            task = asyncio.create_task(asyncio.open_connection(
+                "redis.example.com", 6380, ssl=ssl.create_default_context()))
+            connection = await server.receive_connection()
+            assert (await connection.receive())[:1] == b"\\x16"
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await connection.close()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*network access refused by the sandbox (refused_connections, 1):",
+            "*  - a client sent a TLS ClientHello to <CaseControlledStreamServer tcp://*>, "
+            "which expects plain bytes: the client speaks TLS here; route with tls=True",
+        ]
+    )
+
+
+def test_refusals_in_worker_threads_fail_the_test_at_teardown(pytester: pytest.Pytester) -> None:
+    make_ini(pytester)
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+        import requests
+
+        def fetch():
+            try:
+                requests.get("https://telemetry.example.com/v1/events", timeout=5)
+            except requests.ConnectionError:
+                pass  # the SDK swallows it
+
+        @pytest.mark.asyncio
+        async def test_sdk_in_a_thread(network_sandbox):
+            await asyncio.to_thread(fetch)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*HygieneError: *test_sdk_in_a_thread left 1 hygiene problem(s) behind:",
+            "*network access refused by the sandbox (refused_connections, 1):",
+            "*  - name resolution of telemetry.example.com refused by the network sandbox: no "
+            "test server is routed for it; route a test server for it with "
+            "`await sandbox.route('telemetry.example.com', 443, server)`",
+        ]
+    )

@@ -1,4 +1,7 @@
-"""TransportContext without pytest fixtures: a unittest test case, as in docs/transports.md."""
+"""TransportContext without pytest fixtures: a unittest test case.
+
+As in docs/how-to/every-transport.md.
+"""
 
 from __future__ import annotations
 

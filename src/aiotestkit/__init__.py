@@ -14,6 +14,7 @@ from ._loop import VirtualClock as VirtualClock
 from ._network import AiohttpRedirector as AiohttpRedirector
 from ._network import BlockedConnection as BlockedConnection
 from ._network import FakeResolver as FakeResolver
+from ._network import HTTPProxy as HTTPProxy
 from ._network import NetworkSandbox as NetworkSandbox
 from ._network import TransportContext as TransportContext
 from ._network import UnverifiedTLSConnection as UnverifiedTLSConnection
@@ -26,6 +27,7 @@ from ._servers import StreamConnection as StreamConnection
 from ._servers import WebSocketConnection as WebSocketConnection
 from .errors import AiotestkitError as AiotestkitError
 from .errors import AiotestkitWarning as AiotestkitWarning
+from .errors import BlockedWhileWaiting as BlockedWhileWaiting
 from .errors import ClientClosedConnection as ClientClosedConnection
 from .errors import DeadlockError as DeadlockError
 from .errors import HandlerError as HandlerError
@@ -50,6 +52,7 @@ __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
     "BlockedConnection",
+    "BlockedWhileWaiting",
     "CaseControlledServerFactory",
     "CaseControlledStreamServer",
     "CaseControlledTestServer",
@@ -58,6 +61,7 @@ __all__ = [
     "ClientClosedConnection",
     "DeadlockError",
     "FakeResolver",
+    "HTTPProxy",
     "HandlerError",
     "HangTimeout",
     "HygieneError",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AiotestkitError",
     "AiotestkitWarning",
+    "BlockedWhileWaiting",
     "ClientClosedConnection",
     "DeadlockError",
     "HandlerError",
@@ -42,8 +43,9 @@ class AiotestkitError(Exception):
     """Root of every exception that aiotestkit raises.
 
     Example:
-        >>> issubclass(ReceiveTimeout, AiotestkitError)
-        True
+        ```python
+        assert issubclass(ReceiveTimeout, AiotestkitError)
+        ```
     """
 
 
@@ -56,8 +58,9 @@ class ReceiveTimeout(AiotestkitError, TimeoutError):
     waited for.
 
     Example:
-        >>> isinstance(ReceiveTimeout("no request"), TimeoutError)
-        True
+        ```python
+        assert isinstance(ReceiveTimeout("no request"), TimeoutError)
+        ```
     """
 
 
@@ -69,8 +72,9 @@ class SendTimeout(AiotestkitError, TimeoutError):
     not read. The message names the connection, the timeout and the size of the data.
 
     Example:
-        >>> isinstance(SendTimeout("client does not read"), TimeoutError)
-        True
+        ```python
+        assert isinstance(SendTimeout("client does not read"), TimeoutError)
+        ```
     """
 
 
@@ -82,8 +86,9 @@ class ClientClosedConnection(AiotestkitError, EOFError):
     shows what the client sent before it closed.
 
     Example:
-        >>> issubclass(ClientClosedConnection, EOFError)
-        True
+        ```python
+        assert issubclass(ClientClosedConnection, EOFError)
+        ```
     """
 
 
@@ -97,8 +102,9 @@ class UnexpectedMessage(AiotestkitError, AssertionError):
     expects. The message shows what arrived.
 
     Example:
-        >>> issubclass(UnexpectedMessage, AssertionError)
-        True
+        ```python
+        assert issubclass(UnexpectedMessage, AssertionError)
+        ```
     """
 
 
@@ -111,8 +117,9 @@ class HandlerError(AiotestkitError, RuntimeError):
     message and as ``__cause__``.
 
     Example:
-        >>> issubclass(HandlerError, RuntimeError)
-        True
+        ```python
+        assert issubclass(HandlerError, RuntimeError)
+        ```
     """
 
 
@@ -123,8 +130,9 @@ class RequestNotPending(AiotestkitError, RuntimeError):
     answer, or when it was received by another server. The message says which.
 
     Example:
-        >>> issubclass(RequestNotPending, RuntimeError)
-        True
+        ```python
+        assert issubclass(RequestNotPending, RuntimeError)
+        ```
     """
 
 
@@ -139,8 +147,9 @@ class DeadlockError(AiotestkitError, RuntimeError):
     and the future at its end.
 
     Example:
-        >>> issubclass(DeadlockError, RuntimeError)
-        True
+        ```python
+        assert issubclass(DeadlockError, RuntimeError)
+        ```
     """
 
 
@@ -157,9 +166,11 @@ class NetworkAccessDenied(AiotestkitError, OSError):
         port: the TCP port the client asked for.
 
     Example:
-        >>> error = NetworkAccessDenied("no route", host="example.com", port=443)
-        >>> (error.errno == errno.ECONNREFUSED, error.host, error.port)
-        (True, 'example.com', 443)
+        ```python
+        error = NetworkAccessDenied("no route", host="example.com", port=443)
+        assert error.errno == errno.ECONNREFUSED
+        assert (error.host, error.port) == ("example.com", 443)
+        ```
     """
 
     def __init__(self, message: str, *, host: str, port: int) -> None:
@@ -178,6 +189,34 @@ def _rebuild_network_access_denied(message: str, host: str, port: int) -> Networ
     return NetworkAccessDenied(message, host=host, port=port)
 
 
+class BlockedWhileWaiting(AiotestkitError, ConnectionRefusedError):
+    """A test server's wait ended at once: the network sandbox refused a connection.
+
+    Raised by ``receive_request()``, ``receive_connection()`` and every other wait
+    of a test server when, while it waits, the network sandbox of the same loop
+    refuses a lookup or connection that the test did not declare expected (with
+    ``expect_blocked`` or ``allow_blocked=True``): the client the test waits for
+    most likely got that refusal (a forgotten ``route()``, or one not awaited)
+    instead of reaching the server, so waiting out the timeout would only delay
+    the failure. The message is the refusal's: host, port and the ``route(...)``
+    call that would allow it. The refusal stays in the test's hygiene report too.
+
+    Example:
+        ```python
+        assert issubclass(BlockedWhileWaiting, ConnectionRefusedError)
+        ```
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.ECONNREFUSED, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (BlockedWhileWaiting, (self.strerror,))
+
+
 class MockNotAwaited(AiotestkitError, AssertionError):
     """An async mock was called but the coroutine of the call was never awaited.
 
@@ -186,8 +225,9 @@ class MockNotAwaited(AiotestkitError, AssertionError):
     code under test is missing an ``await``.
 
     Example:
-        >>> issubclass(MockNotAwaited, AssertionError)
-        True
+        ```python
+        assert issubclass(MockNotAwaited, AssertionError)
+        ```
     """
 
 
@@ -204,8 +244,9 @@ class HygieneError(AiotestkitError, AssertionError):
         report: the :class:`aiotestkit.HygieneReport` it was formatted from.
 
     Example:
-        >>> issubclass(HygieneError, AssertionError)
-        True
+        ```python
+        assert issubclass(HygieneError, AssertionError)
+        ```
     """
 
     def __init__(self, message: str, *, report: HygieneReport | None = None) -> None:
@@ -221,8 +262,9 @@ class HangTimeout(AiotestkitError, TimeoutError):
     ``aiotestkit_hang_timeout`` ini option or ``@pytest.mark.hang_timeout(seconds)``.
 
     Example:
-        >>> issubclass(HangTimeout, TimeoutError)
-        True
+        ```python
+        assert issubclass(HangTimeout, TimeoutError)
+        ```
     """
 
 
@@ -239,9 +281,11 @@ class NameResolutionDenied(NetworkAccessDenied, socket.gaierror):
         port: the port given with the lookup (0 if none).
 
     Example:
-        >>> error = NameResolutionDenied("no route", host="example.com", port=443)
-        >>> isinstance(error, socket.gaierror), error.errno == socket.EAI_NONAME
-        (True, True)
+        ```python
+        error = NameResolutionDenied("no route", host="example.com", port=443)
+        assert isinstance(error, socket.gaierror)
+        assert error.errno == socket.EAI_NONAME
+        ```
     """
 
     def __init__(self, message: str, *, host: str, port: int) -> None:
@@ -263,8 +307,9 @@ class NetworkSandboxActive(AiotestkitError, RuntimeError):
     a time; two would silently mix their routes. The message names the active one.
 
     Example:
-        >>> issubclass(NetworkSandboxActive, RuntimeError)
-        True
+        ```python
+        assert issubclass(NetworkSandboxActive, RuntimeError)
+        ```
     """
 
 
@@ -272,8 +317,9 @@ class AiotestkitWarning(UserWarning):
     """Root of every warning that aiotestkit emits.
 
     Example:
-        >>> issubclass(UnansweredRequestsWarning, AiotestkitWarning)
-        True
+        ```python
+        assert issubclass(UnansweredRequestsWarning, AiotestkitWarning)
+        ```
     """
 
 
@@ -285,8 +331,9 @@ class UnansweredRequestsWarning(AiotestkitWarning):
     expect it with ``pytest.warns(UnansweredRequestsWarning)``.
 
     Example:
-        >>> issubclass(UnansweredRequestsWarning, UserWarning)
-        True
+        ```python
+        assert issubclass(UnansweredRequestsWarning, UserWarning)
+        ```
     """
 
 
@@ -304,8 +351,9 @@ class UnfinishedConnectionsWarning(UnansweredRequestsWarning):
     for an unanswered HTTP request.
 
     Example:
-        >>> issubclass(UnfinishedConnectionsWarning, UnansweredRequestsWarning)
-        True
+        ```python
+        assert issubclass(UnfinishedConnectionsWarning, UnansweredRequestsWarning)
+        ```
     """
 
 
@@ -316,6 +364,7 @@ class HygieneWarning(AiotestkitWarning):
     mode; the test still passes.
 
     Example:
-        >>> issubclass(HygieneWarning, UserWarning)
-        True
+        ```python
+        assert issubclass(HygieneWarning, UserWarning)
+        ```
     """

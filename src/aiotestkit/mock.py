@@ -7,11 +7,13 @@ iterators, and aiohttp-style objects that are awaitable *and* async context mana
 Their ``assert_*`` methods, ``call_args_list`` and ``await_args_list`` work as usual.
 
 Example:
-    >>> from aiotestkit.mock import async_patch
-    >>> @async_patch("async_receive.send_to_client")
-    ... async def test_ping(send_to_client):
-    ...     await receive("PING", "data")
-    ...     send_to_client.assert_awaited_once_with("PONG", "data")
+    ```python
+    from aiotestkit.mock import async_patch
+    @async_patch("async_receive.send_to_client")
+    async def test_ping(send_to_client):
+        await receive("PING", "data")
+        send_to_client.assert_awaited_once_with("PONG", "data")
+    ```
 """
 
 from __future__ import annotations
@@ -71,9 +73,11 @@ class AsyncPatch:
     * :meth:`start` and :meth:`stop` as with ``unittest.mock.patch``.
 
     Example:
-        >>> async with async_patch("async_receive.trigger_event") as trigger_event:
-        ...     trigger_event.return_value = "my response"
-        ...     await receive("MESSAGE", "data")
+        ```python
+        async with async_patch("async_receive.trigger_event") as trigger_event:
+            trigger_event.return_value = "my response"
+            await receive("MESSAGE", "data")
+        ```
     """
 
     def __init__(self, patcher: Any) -> None:
@@ -149,12 +153,14 @@ def async_patch(target: str, **kwargs: Any) -> AsyncPatch:
             them the result is not an ``AsyncMock`` passed to the test.
 
     Example:
-        >>> @async_patch("async_receive.trigger_event", return_value="my response")
-        ... @async_patch("async_receive.send_to_client")
-        ... async def test_message(send_to_client, trigger_event):
-        ...     await receive("MESSAGE", "data")
-        ...     trigger_event.assert_awaited_once_with("message", "data")
-        ...     send_to_client.assert_awaited_once_with("MESSAGE", "my response")
+        ```python
+        @async_patch("async_receive.trigger_event", return_value="my response")
+        @async_patch("async_receive.send_to_client")
+        async def test_message(send_to_client, trigger_event):
+            await receive("MESSAGE", "data")
+            trigger_event.assert_awaited_once_with("message", "data")
+            send_to_client.assert_awaited_once_with("MESSAGE", "my response")
+        ```
     """
     _check_patch_arguments("async_patch", kwargs)
     kwargs.setdefault("name", target.rpartition(".")[2])
@@ -178,8 +184,10 @@ def async_patch_object(target: object, attribute: str, **kwargs: Any) -> AsyncPa
         TypeError: if ``new``, ``new_callable`` or ``autospec`` is given.
 
     Example:
-        >>> with async_patch_object(Client, "fetch", return_value=b"{}") as fetch:
-        ...     ...
+        ```python
+        with async_patch_object(Client, "fetch", return_value=b"{}") as fetch:
+            ...
+        ```
     """
     _check_patch_arguments("async_patch_object", kwargs)
     kwargs.setdefault("name", attribute)
@@ -200,8 +208,10 @@ class AwaitableContextMock(mock.MagicMock):
     calls give plain ``MagicMock`` children, as ``MagicMock`` does.
 
     Example:
-        >>> get = AwaitableContextMock()
-        >>> get.on_await.return_value = get.__aenter__.return_value = response
+        ```python
+        get = AwaitableContextMock()
+        get.on_await.return_value = get.__aenter__.return_value = response
+        ```
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -240,9 +250,11 @@ def awaitable_context_mock(
         so exceptions raised in the block propagate.
 
     Example:
-        >>> session.get.return_value = awaitable_context_mock(response)
-        >>> async with session.get("https://api.example.com/") as got:
-        ...     assert got is response
+        ```python
+        session.get.return_value = awaitable_context_mock(response)
+        async with session.get("https://api.example.com/") as got:
+            assert got is response
+        ```
     """
     if return_value is mock.DEFAULT:
         return_value = mock.MagicMock(name="response")
@@ -266,9 +278,11 @@ def async_context_mock(value: Any = mock.DEFAULT) -> mock.MagicMock:
         in the block propagate. Assert with ``__aenter__.assert_awaited_once()``.
 
     Example:
-        >>> connection = async_context_mock(reader)
-        >>> async with connection as got:
-        ...     assert got is reader
+        ```python
+        connection = async_context_mock(reader)
+        async with connection as got:
+            assert got is reader
+        ```
     """
     result = mock.MagicMock()
     result.__aenter__.return_value = result if value is mock.DEFAULT else value
@@ -292,10 +306,11 @@ def async_iterator_mock(items: Iterable[Any]) -> mock.MagicMock:
         (``__anext__.await_count`` tells how far the code iterated).
 
     Example:
-        >>> lines = async_iterator_mock([b"a\n", ConnectionResetError()])
-        >>> [line async for line in lines]
-        Traceback (most recent call last):
-        ConnectionResetError
+        ```python
+        lines = async_iterator_mock([b"a\n", ConnectionResetError()])
+        with pytest.raises(ConnectionResetError):
+            [line async for line in lines]  # b"a\n", then the error
+        ```
     """
     result = mock.MagicMock()
     # MagicMock's default __aiter__ iterates its return_value without __anext__;
@@ -381,11 +396,12 @@ def assert_all_awaited(*mocks: mock.NonCallableMock) -> None:
         TypeError: if an argument is not a :mod:`unittest.mock` mock.
 
     Example:
-        >>> send_to_client = AsyncMock()
-        >>> coroutine = send_to_client("PONG", "data")  # no await
-        >>> assert_all_awaited(send_to_client)
-        Traceback (most recent call last):
-        aiotestkit.errors.MockNotAwaited: send_to_client was called 1 time(s) ...
+        ```python
+        send_to_client = AsyncMock()
+        coroutine = send_to_client("PONG", "data")  # no await
+        with pytest.raises(MockNotAwaited, match="send_to_client was called 1 time"):
+            assert_all_awaited(send_to_client)
+        ```
     """
     problems: list[str] = []
     for position, root in enumerate(mocks):

@@ -5,7 +5,7 @@ it with ``-p no:aiotestkit``. Async fixtures are declared with pytest-asyncio, s
 work in its strict and auto modes alike.
 
 Every async test runs with a :class:`aiotestkit.LoopInstrumentation` attached to its
-loop (the hygiene checks and the hang guard, see ``docs/hygiene.md``).
+loop (the hygiene checks and the hang guard, see ``docs/explanation/hygiene.md``).
 """
 
 from __future__ import annotations
@@ -620,7 +620,9 @@ def aiohttp_unused_port() -> Callable[[], int]:
     configuration file.
 
     Example:
-        >>> port = aiohttp_unused_port()
-        >>> client = await aiohttp_client(app, server_kwargs={"port": port})
+        ```python
+        port = aiohttp_unused_port()
+        client = await aiohttp_client(app, server_kwargs={"port": port})
+        ```
     """
     return unused_port

@@ -75,14 +75,16 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
     super().asyncSetUp()`` first.
 
     Example:
-        >>> class TestKraken(NetworkTestCase):
-        ...     async def test_time(self):
-        ...         server = await self.case_controlled_server_factory(scheme="https")
-        ...         self.aiohttp_redirector.add_server("api.kraken.com", 443, server)
-        ...         task = asyncio.create_task(get_time(self.aiohttp_redirector.session))
-        ...         request = await server.receive_request()
-        ...         server.send_json(request, {"error": [], "result": {"unixtime": 1}})
-        ...         self.assertEqual(await task, 1)
+        ```python
+        class TestKraken(NetworkTestCase):
+            async def test_time(self):
+                server = await self.case_controlled_server_factory(scheme="https")
+                self.aiohttp_redirector.add_server("api.kraken.com", 443, server)
+                task = asyncio.create_task(get_time(self.aiohttp_redirector.session))
+                request = await server.receive_request()
+                server.send_json(request, {"error": [], "result": {"unixtime": 1}})
+                self.assertEqual(await task, 1)
+        ```
     """
 
     use_network_sandbox: bool = True
@@ -166,8 +168,10 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
         """Return the clock for ``use_virtual_clock``; override it to pass options.
 
         Example:
-            >>> def make_virtual_clock(self):
-            ...     return VirtualClock(autojump_threshold=0.01)
+            ```python
+            def make_virtual_clock(self):
+                return VirtualClock(autojump_threshold=0.01)
+            ```
         """
         return VirtualClock()
 
@@ -258,10 +262,12 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
         part of the set-up fails.
 
         Example:
-            >>> class TestClient(NetworkTestCase):
-            ...     async def asyncSetUp(self) -> None:
-            ...         await super().asyncSetUp()
-            ...         self.server = await self.case_controlled_server_factory()
+            ```python
+            class TestClient(NetworkTestCase):
+                async def asyncSetUp(self) -> None:
+                    await super().asyncSetUp()
+                    self.server = await self.case_controlled_server_factory()
+            ```
         """
         resources = contextlib.AsyncExitStack()
         self.addAsyncCleanup(resources.aclose)
@@ -337,17 +343,19 @@ class NetworkAioHTTPTestCase(NetworkTestCase, AioHTTPTestCase):
     and verifies the certificate, as a real client would.
 
     Example:
-        >>> class TestHello(NetworkAioHTTPTestCase):
-        ...     use_tls = True
-        ...
-        ...     async def get_application(self):
-        ...         app = web.Application()
-        ...         app.router.add_get("/", hello)
-        ...         return app
-        ...
-        ...     async def test_hello(self):
-        ...         async with self.client.get("/") as response:
-        ...             self.assertEqual(response.url.scheme, "https")
+        ```python
+        class TestHello(NetworkAioHTTPTestCase):
+            use_tls = True
+
+            async def get_application(self):
+                app = web.Application()
+                app.router.add_get("/", hello)
+                return app
+
+            async def test_hello(self):
+                async with self.client.get("/") as response:
+                    self.assertEqual(response.url.scheme, "https")
+        ```
     """
 
     use_tls: bool = False
@@ -363,7 +371,9 @@ class NetworkAioHTTPTestCase(NetworkTestCase, AioHTTPTestCase):
             The started :class:`aiohttp.test_utils.TestServer`.
 
         Example:
-            >>> server = await self.get_server(web.Application())
+            ```python
+            server = await self.get_server(web.Application())
+            ```
         """
         server = await super().get_server(app)
         if self.use_tls:
@@ -380,7 +390,9 @@ class NetworkAioHTTPTestCase(NetworkTestCase, AioHTTPTestCase):
             A :class:`aiohttp.test_utils.TestClient` for ``server``.
 
         Example:
-            >>> client = await self.get_client(server)
+            ```python
+            client = await self.get_client(server)
+            ```
         """
         if not self.use_tls:
             return await super().get_client(server)

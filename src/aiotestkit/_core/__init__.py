@@ -13,7 +13,16 @@ from ._sockets import (
     select_transports,
     wait_all,
 )
-from ._timeouts import DEFAULT_TIMEOUT, check_timeout, get_within
+from ._timeouts import (
+    DEFAULT_TIMEOUT,
+    check_timeout,
+    get_within,
+    record_hint,
+    record_refusal,
+    reset_refusals,
+    set_virtual_time,
+    timeout_details,
+)
 from ._tls import (
     CertificateAuthority,
     client_context,
@@ -39,12 +48,17 @@ __all__ = [
     "leaf_certificate",
     "new_socket_path",
     "process_listens_on",
+    "record_hint",
+    "record_refusal",
     "remove_socket",
+    "reset_refusals",
     "select_transports",
     "server_context",
+    "set_virtual_time",
     "shared_client_context",
     "shared_server_context",
     "shared_sni_server_context",
     "sni_server_context",
+    "timeout_details",
     "wait_all",
 ]

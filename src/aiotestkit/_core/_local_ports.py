@@ -55,8 +55,9 @@ def process_listens_on(port: int) -> bool:
         address); where the process's descriptors cannot be listed, always ``True``.
 
     Example:
-        >>> process_listens_on(server.port)
-        True
+        ```python
+        assert process_listens_on(server.port)
+        ```
     """
     for directory in _FD_DIRECTORIES:
         try:

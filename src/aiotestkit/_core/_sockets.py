@@ -52,8 +52,9 @@ def select_transports(names: Iterable[str], *, source: str = "transports") -> li
         TypeError: if a name is not a str.
 
     Example:
-        >>> select_transports(["unix", "tcp", "unix"])
-        ['unix', 'tcp']
+        ```python
+        assert select_transports(["unix", "tcp", "unix"]) == ["unix", "tcp"]
+        ```
     """
     selected: list[str] = []
     for name in names:

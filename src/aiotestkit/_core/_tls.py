@@ -19,6 +19,7 @@ import trustme
 
 __all__ = [
     "CertificateAuthority",
+    "client_certificate",
     "client_context",
     "default_certificate_authority",
     "leaf_certificate",
@@ -49,7 +50,8 @@ class _AuthorityCache:
 
     def __init__(self) -> None:
         self.leaf_certificates: dict[tuple[str, ...], trustme.LeafCert] = {}
-        self.sni_contexts: dict[str, ssl.SSLContext] = {}
+        self.client_certificates: dict[str, trustme.LeafCert] = {}
+        self.sni_contexts: dict[tuple[str, bool, tuple[str, ...]], ssl.SSLContext] = {}
         self.shared_contexts: dict[str, ssl.SSLContext] = {}
         self.lock = threading.Lock()
 
@@ -85,15 +87,46 @@ def leaf_certificate(authority: trustme.CA, *hostnames: str) -> trustme.LeafCert
         return leaf
 
 
-def server_context(authority: trustme.CA, *hostnames: str) -> ssl.SSLContext:
-    """Return a new server context presenting ``authority``'s certificate for ``hostnames``."""
+def client_certificate(authority: trustme.CA, name: str) -> trustme.LeafCert:
+    """Return a client certificate of ``authority`` for ``name``, issued once and cached."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a client certificate needs a non-empty name, got {name!r}")
+    cache = _cache_of(authority)
+    with cache.lock:
+        leaf = cache.client_certificates.get(name)
+        if leaf is None:
+            leaf = authority.issue_cert(name, common_name=name)
+            cache.client_certificates[name] = leaf
+        return leaf
+
+
+def server_context(
+    authority: trustme.CA, *hostnames: str, require_client_certificate: bool = False
+) -> ssl.SSLContext:
+    """Return a new server context presenting ``authority``'s certificate for ``hostnames``.
+
+    With ``require_client_certificate``, the handshake fails unless the client
+    presents a certificate issued by ``authority``.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     leaf_certificate(authority, *hostnames).configure_cert(context)
+    if require_client_certificate:
+        context.verify_mode = ssl.CERT_REQUIRED
+        authority.configure_trust(context)
     return context
 
 
-def sni_server_context(authority: trustme.CA) -> ssl.SSLContext:
-    """Return a new server context that picks a certificate of ``authority`` by SNI."""
+def sni_server_context(
+    authority: trustme.CA,
+    *,
+    require_client_certificate: bool = False,
+    alpn: tuple[str, ...] = (),
+) -> ssl.SSLContext:
+    """Return a new server context that picks a certificate of ``authority`` by SNI.
+
+    ``alpn`` lists the protocols it offers (the per-host contexts it switches to
+    offer them too: OpenSSL asks the switched-to context).
+    """
     cache = _cache_of(authority)
 
     def select_certificate(
@@ -101,15 +134,22 @@ def sni_server_context(authority: trustme.CA) -> ssl.SSLContext:
     ) -> None:
         if not server_name:
             return
+        key = (server_name, require_client_certificate, alpn)
         with cache.lock:
-            context = cache.sni_contexts.get(server_name)
+            context = cache.sni_contexts.get(key)
         if context is None:
-            context = server_context(authority, server_name)
+            context = server_context(
+                authority, server_name, require_client_certificate=require_client_certificate
+            )
+            if alpn:
+                context.set_alpn_protocols(list(alpn))
             with cache.lock:
-                context = cache.sni_contexts.setdefault(server_name, context)
+                context = cache.sni_contexts.setdefault(key, context)
         ssl_object.context = context
 
-    context = server_context(authority)
+    context = server_context(authority, require_client_certificate=require_client_certificate)
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     context.sni_callback = select_certificate
     return context
 
@@ -159,15 +199,15 @@ class CertificateAuthority(trustme.CA):
     suite pays for key generation once per host, not once per test. Every context it
     builds verifies certificates: nothing here turns verification off.
 
-    Args:
-        **kwargs: passed to :class:`trustme.CA` (for example ``key_type``).
+    It takes the arguments of :class:`trustme.CA` (for example ``key_type``).
 
     Example:
-        >>> ca = CertificateAuthority()
-        >>> server_context = ca.server_context("api.example.com")
-        >>> client_context = ca.client_context()
-        >>> client_context.verify_mode == ssl.CERT_REQUIRED
-        True
+        ```python
+        ca = CertificateAuthority()
+        server_context = ca.server_context("api.example.com")
+        client_context = ca.client_context()
+        assert client_context.verify_mode == ssl.CERT_REQUIRED
+        ```
     """
 
     def leaf_certificate(self, *hostnames: str) -> trustme.LeafCert:
@@ -184,31 +224,69 @@ class CertificateAuthority(trustme.CA):
             ValueError: if a host name is empty.
 
         Example:
-            >>> ca = CertificateAuthority()
-            >>> ca.leaf_certificate("a.example") is ca.leaf_certificate("A.example")
-            True
+            ```python
+            ca = CertificateAuthority()
+            assert ca.leaf_certificate("a.example") is ca.leaf_certificate("A.example")
+            ```
         """
         return leaf_certificate(self, *hostnames)
 
-    def server_context(self, *hostnames: str) -> ssl.SSLContext:
+    def client_certificate(self, name: str) -> trustme.LeafCert:
+        """Return a client certificate for ``name`` (mutual TLS), issued once and cached.
+
+        Load it into a client's context with
+        :meth:`trustme.LeafCert.configure_cert`; a server context from
+        :meth:`sni_server_context` or :meth:`server_context` with
+        ``require_client_certificate=True`` accepts it, and the server reads it
+        with ``transport.get_extra_info("peercert")`` (``subject`` holds
+        ``commonName`` ``name``).
+
+        Args:
+            name: the client's identity (str): the certificate's common name and
+                subject alternative name, a DNS-style name (``"alice"``,
+                ``"billing-service"``) or an e-mail address.
+
+        Returns:
+            The :class:`trustme.LeafCert`, the same object for the same name.
+
+        Raises:
+            ValueError: if ``name`` is empty or not a valid DNS name or e-mail address.
+
+        Example:
+            ```python
+            context = ssl.create_default_context()
+            ca.client_certificate("alice").configure_cert(context)
+            ```
+        """
+        return client_certificate(self, name)
+
+    def server_context(
+        self, *hostnames: str, require_client_certificate: bool = False
+    ) -> ssl.SSLContext:
         """Return a new server context that presents a certificate for ``hostnames``.
 
         Args:
             *hostnames: names the certificate is valid for; none means
                 ``localhost``, ``127.0.0.1`` and ``::1``. To test that a client
                 rejects a certificate for the wrong host, pass another name.
+            require_client_certificate: fail the handshake of a client that
+                presents no certificate of this authority (mutual TLS); see
+                :meth:`client_certificate`.
 
         Returns:
             A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
 
         Example:
-            >>> ca = CertificateAuthority()
-            >>> ca.server_context("api.example.com").protocol == ssl.PROTOCOL_TLS_SERVER
-            True
+            ```python
+            ca = CertificateAuthority()
+            assert ca.server_context("api.example.com").protocol == ssl.PROTOCOL_TLS_SERVER
+            ```
         """
-        return server_context(self, *hostnames)
+        return server_context(
+            self, *hostnames, require_client_certificate=require_client_certificate
+        )
 
-    def sni_server_context(self) -> ssl.SSLContext:
+    def sni_server_context(self, *, require_client_certificate: bool = False) -> ssl.SSLContext:
         """Return a server context that serves a certificate for whatever host the client asks.
 
         The certificate is chosen from the server name the client sends in the TLS
@@ -217,15 +295,24 @@ class CertificateAuthority(trustme.CA):
         name (it connected to an IP address) gets the certificate for ``localhost``,
         ``127.0.0.1`` and ``::1``.
 
+        Args:
+            require_client_certificate: fail the handshake of a client that
+                presents no certificate of this authority (mutual TLS), e.g. one
+                from :meth:`client_certificate`. The server reads the client's
+                certificate with ``transport.get_extra_info("peercert")``.
+
         Returns:
             A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
 
         Example:
-            >>> ca = CertificateAuthority()
-            >>> ca.sni_server_context().sni_callback is not None
-            True
+            ```python
+            ca = CertificateAuthority()
+            assert ca.sni_server_context().sni_callback is not None
+            context = ca.sni_server_context(require_client_certificate=True)
+            assert context.verify_mode == ssl.CERT_REQUIRED
+            ```
         """
-        return sni_server_context(self)
+        return sni_server_context(self, require_client_certificate=require_client_certificate)
 
     def client_context(self) -> ssl.SSLContext:
         """Return a new client context that trusts this authority and verifies host names.
@@ -237,8 +324,9 @@ class CertificateAuthority(trustme.CA):
             costs tens of milliseconds), since a test reaches only its own servers.
 
         Example:
-            >>> CertificateAuthority().client_context().check_hostname
-            True
+            ```python
+            assert CertificateAuthority().client_context().check_hostname
+            ```
         """
         return client_context(self)
 
@@ -257,7 +345,9 @@ class CertificateAuthority(trustme.CA):
             A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
 
         Example:
-            >>> context = CertificateAuthority().expired_server_context("api.example.com")
+            ```python
+            context = CertificateAuthority().expired_server_context("api.example.com")
+            ```
         """
         now = datetime.datetime.now(datetime.timezone.utc)
         leaf = self.issue_cert(
@@ -283,7 +373,9 @@ class CertificateAuthority(trustme.CA):
             A fresh :class:`ssl.SSLContext` for ``ssl.PROTOCOL_TLS_SERVER``.
 
         Example:
-            >>> context = CertificateAuthority().untrusted_server_context("api.example.com")
+            ```python
+            context = CertificateAuthority().untrusted_server_context("api.example.com")
+            ```
         """
         return _untrusted_authority().server_context(*hostnames)
 
@@ -304,8 +396,9 @@ def default_certificate_authority() -> CertificateAuthority:
         The same :class:`CertificateAuthority` for the whole process.
 
     Example:
-        >>> default_certificate_authority() is default_certificate_authority()
-        True
+        ```python
+        assert default_certificate_authority() is default_certificate_authority()
+        ```
     """
     global _default_authority
     with _default_lock:

@@ -14,7 +14,8 @@ a positive timeout (or ``None``) means every task is blocked. The clock then:
    ``loop.run_in_executor`` (``getaddrinfo`` runs there) has not finished, or a TCP
    socket of the loop has sent bytes its peer has not received yet (Linux: sent but
    unacknowledged, ``SIOCOUTQ - SIOCOUTQNSD``, unless the peer is a socket of the
-   loop whose ``TCP_INFO`` shows it received them), at most ``in_flight_timeout``;
+   loop whose ``TCP_INFO`` shows it received them), or holds bytes back until its
+   peer acknowledges those (Nagle's algorithm), at most ``in_flight_timeout``;
 3. if something outside the loop could answer unseen (a connection whose other end
    is not a socket of the loop, a pipe, a UDP socket, a thread other than the loop's
    executor), waits ``autojump_threshold`` real seconds for it;
@@ -44,6 +45,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from .._core import set_virtual_time
 from ..errors import DeadlockError
 
 try:
@@ -85,18 +87,18 @@ def _check_seconds(name: str, value: float, *, allow_zero: bool = True) -> float
     return float(value)
 
 
-def _unacknowledged_bytes(fd: int) -> int:
-    """Bytes a TCP socket sent that its peer has not acknowledged; 0 if not TCP/Linux."""
+def _send_queue(fd: int) -> tuple[int, int]:
+    """(sent but unacknowledged, not sent yet) bytes of a TCP socket; (0, 0) if not TCP/Linux."""
     if fcntl is None:
-        return 0
+        return 0, 0
     try:
         queued = int(_INT.unpack(fcntl.ioctl(fd, _SIOCOUTQ, b"\0\0\0\0"))[0])
         if not queued:
-            return 0
+            return 0, 0
         unsent = int(_INT.unpack(fcntl.ioctl(fd, _SIOCOUTQNSD, b"\0\0\0\0"))[0])
     except OSError:  # not a socket, a listening socket, not TCP, not Linux
-        return 0
-    return max(0, queued - unsent)
+        return 0, 0
+    return max(0, queued - unsent), unsent
 
 
 _TCP_INFO_SIZE = 136
@@ -133,9 +135,13 @@ def _bytes_in_transit(fds: list[int]) -> int | None:
 
     A socket with unacknowledged bytes is in transit unless its peer is one of
     ``fds`` (a socket of the same loop) and has received them all already: then only
-    the peer's (delayed) acknowledgement is on its way, and nothing waits for it.
+    the peer's (delayed) acknowledgement is on its way, and nothing waits for it;
+    unless the socket also holds bytes back until that acknowledgement comes (Nagle's
+    algorithm on a socket without ``TCP_NODELAY``): those are on their way too.
     """
-    senders = [(fd, unacked) for fd in fds if (unacked := _unacknowledged_bytes(fd))]
+    senders = [
+        (fd, unacked, unsent) for fd in fds for unacked, unsent in [_send_queue(fd)] if unacked
+    ]
     if not senders:
         return None
     received_by: dict[tuple[object, object], int] = {}
@@ -144,7 +150,9 @@ def _bytes_in_transit(fds: list[int]) -> int | None:
         if counters is not None:
             local, peer, _, received = counters
             received_by[(peer, local)] = received
-    for fd, unacked in senders:
+    for fd, unacked, unsent in senders:
+        if unsent:
+            return fd
         counters = _tcp_counters(fd)
         if counters is None:
             return fd
@@ -279,12 +287,13 @@ class VirtualClock:
         TypeError, ValueError: if an argument is not a number of seconds in range.
 
     Example:
-        >>> clock = VirtualClock()
-        >>> clock.attach(asyncio.get_running_loop())
-        >>> await asyncio.sleep(600)  # returns at once
-        >>> clock.time()
-        600.0
-        >>> clock.detach(asyncio.get_running_loop())
+        ```python
+        clock = VirtualClock()
+        clock.attach(asyncio.get_running_loop())
+        await asyncio.sleep(600)  # returns at once
+        assert clock.time() == 600.0
+        clock.detach(asyncio.get_running_loop())
+        ```
     """
 
     def __init__(
@@ -326,7 +335,9 @@ class VirtualClock:
         """Whether time jumps to the next timer when the loop is idle (bool, settable).
 
         Example:
-            >>> clock.autojump = False  # from now on, only clock.advance() moves time
+            ```python
+            clock.autojump = False  # from now on, only clock.advance() moves time
+            ```
         """
         return self._autojump
 
@@ -343,7 +354,9 @@ class VirtualClock:
         Settable (float, >= 0). See the class arguments.
 
         Example:
-            >>> clock.autojump_threshold = 0.2  # a peer in a thread answers within 200 ms
+            ```python
+            clock.autojump_threshold = 0.2  # a peer in a thread answers within 200 ms
+            ```
         """
         return self._autojump_threshold
 
@@ -358,7 +371,9 @@ class VirtualClock:
         Settable (float, > 0). See the class arguments.
 
         Example:
-            >>> clock.in_flight_timeout = 10.0
+            ```python
+            clock.in_flight_timeout = 10.0
+            ```
         """
         return self._in_flight_timeout
 
@@ -373,7 +388,9 @@ class VirtualClock:
         Settable (float, > 0). See the class arguments.
 
         Example:
-            >>> clock.deadlock_timeout = 0.1
+            ```python
+            clock.deadlock_timeout = 0.1
+            ```
         """
         return self._deadlock_timeout
 
@@ -386,8 +403,9 @@ class VirtualClock:
         """Whether the clock is attached to a loop.
 
         Example:
-            >>> VirtualClock().attached
-            False
+            ```python
+            assert not VirtualClock().attached
+            ```
         """
         return self._loop is not None
 
@@ -398,10 +416,11 @@ class VirtualClock:
             The virtual time (float): ``start`` plus every jump and advance so far.
 
         Example:
-            >>> before = clock.time()
-            >>> await asyncio.sleep(10)
-            >>> clock.time() - before
-            10.0
+            ```python
+            before = clock.time()
+            await asyncio.sleep(10)
+            assert clock.time() - before == 10.0
+            ```
         """
         return self._now
 
@@ -423,7 +442,9 @@ class VirtualClock:
                 another virtual clock is attached to ``loop``.
 
         Example:
-            >>> clock.attach(asyncio.get_running_loop())
+            ```python
+            clock.attach(asyncio.get_running_loop())
+            ```
         """
         if isinstance(loop, asyncio.AbstractEventLoop) and loop.is_closed():
             raise RuntimeError(f"cannot attach {self!r} to {loop!r}: the loop is closed")
@@ -459,6 +480,7 @@ class VirtualClock:
             self._loop = None
             raise
         _clocks[loop] = self
+        set_virtual_time(loop, True)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Give ``loop`` its real time back and undo everything :meth:`attach` changed.
@@ -474,7 +496,9 @@ class VirtualClock:
             RuntimeError: if the clock is attached to a different loop.
 
         Example:
-            >>> clock.detach(asyncio.get_running_loop())
+            ```python
+            clock.detach(asyncio.get_running_loop())
+            ```
         """
         if self._loop is None:
             return
@@ -486,6 +510,7 @@ class VirtualClock:
             self._loop = None
             self._selector = None
             _clocks.pop(loop, None)
+            set_virtual_time(loop, False)
             self._executor_jobs.clear()
             if not loop.is_closed():
                 self._shift_timers(loop, loop.time() - self._now)
@@ -535,13 +560,13 @@ class VirtualClock:
                 ``advance`` is running.
 
         Example:
-            >>> task = asyncio.create_task(asyncio.sleep(30))
-            >>> await clock.advance(29.9)
-            >>> task.done()
-            False
-            >>> await clock.advance(0.1)
-            >>> task.done()
-            True
+            ```python
+            task = asyncio.create_task(asyncio.sleep(30))
+            await clock.advance(29.9)
+            assert not task.done()
+            await clock.advance(0.1)
+            assert task.done()
+            ```
         """
         seconds = _check_seconds("seconds", seconds)
         loop = asyncio.get_running_loop()

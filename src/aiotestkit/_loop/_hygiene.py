@@ -102,10 +102,10 @@ def resolve_modes(
             written ``check=mode``.
 
     Example:
-        >>> resolve_modes("strict", ["pending_tasks=warn"], allow=["unclosed_resources"])[
-        ...     "pending_tasks"
-        ... ]
-        'warn'
+        ```python
+        modes = resolve_modes("strict", ["pending_tasks=warn"], allow=["unclosed_resources"])
+        assert modes["pending_tasks"] == "warn"
+        ```
     """
     modes = dict.fromkeys(CHECKS, _check_mode(default, where))
     pairs: Iterable[tuple[str, str]]
@@ -139,8 +139,10 @@ class HygieneIssue:
         message: what was observed, possibly on several lines.
 
     Example:
-        >>> HygieneIssue("pending_tasks", "Task 'poll' created at test_poll.py:12")
-        HygieneIssue(check='pending_tasks', message="Task 'poll' created at test_poll.py:12")
+        ```python
+        issue = HygieneIssue("pending_tasks", "Task 'poll' created at test_poll.py:12")
+        assert issue.check == "pending_tasks"
+        ```
     """
 
     check: str
@@ -157,9 +159,10 @@ class HygieneReport:
         issues: the problems found, in the order they were observed.
 
     Example:
-        >>> report = HygieneReport("test_x", dict.fromkeys(CHECKS, "strict"))
-        >>> bool(report)
-        False
+        ```python
+        report = HygieneReport("test_x", dict.fromkeys(CHECKS, "strict"))
+        assert not bool(report)
+        ```
     """
 
     test: str
@@ -179,8 +182,9 @@ class HygieneReport:
             A list of :class:`HygieneIssue`.
 
         Example:
-            >>> HygieneReport("t", dict.fromkeys(CHECKS, "warn")).issues_in("strict")
-            []
+            ```python
+            assert HygieneReport("t", dict.fromkeys(CHECKS, "warn")).issues_in("strict") == []
+            ```
         """
         return [issue for issue in self.issues if self.modes.get(issue.check) == mode]
 
@@ -194,8 +198,9 @@ class HygieneReport:
             The text, empty when there is nothing to report.
 
         Example:
-            >>> HygieneReport("t", dict.fromkeys(CHECKS, "strict")).format()
-            ''
+            ```python
+            assert HygieneReport("t", dict.fromkeys(CHECKS, "strict")).format() == ""
+            ```
         """
         issues = self.issues if mode is None else self.issues_in(mode)
         if not issues:
@@ -230,7 +235,9 @@ class HygieneReport:
             aiotestkit.HygieneWarning: if a ``warn`` check found anything.
 
         Example:
-            >>> HygieneReport("t", dict.fromkeys(CHECKS, "strict")).raise_or_warn()
+            ```python
+            HygieneReport("t", dict.fromkeys(CHECKS, "strict")).raise_or_warn()
+            ```
         """
         __tracebackhide__ = True
         warned = self.format("warn")

@@ -76,26 +76,32 @@ class LoopExtension(Protocol):
     ``attach`` returned, also when the test or another extension failed.
 
     Example:
-        >>> class Recorder:
-        ...     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        ...         print("attach")
-        ...
-        ...     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
-        ...         print("detach")
+        ```python
+        class Recorder:
+            def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+                print("attach")
+
+            def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+                print("detach")
+        ```
     """
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start acting on ``loop``.
 
         Example:
-            >>> clock.attach(asyncio.get_running_loop())
+            ```python
+            clock.attach(asyncio.get_running_loop())
+            ```
         """
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Stop acting on ``loop`` and restore what ``attach`` changed.
 
         Example:
-            >>> clock.detach(loop)
+            ```python
+            clock.detach(loop)
+            ```
         """
 
 
@@ -104,12 +110,14 @@ class HygieneProbe(Protocol):
     """An object asked at the end of a test what it was left holding.
 
     Register one with :func:`register_probe`. Each issue is a pair
-    ``(check, message)``, the check one of :data:`aiotestkit._hygiene.CHECKS`.
+    ``(check, message)``, the check a hygiene check name such as ``"pending_tasks"``.
 
     Example:
-        >>> class Server:
-        ...     def hygiene_issues(self) -> list[tuple[str, str]]:
-        ...         return [("unanswered_requests", "GET /price was never answered")]
+        ```python
+        class Server:
+            def hygiene_issues(self) -> list[tuple[str, str]]:
+                return [("unanswered_requests", "GET /price was never answered")]
+        ```
     """
 
     def hygiene_issues(self) -> Iterable[tuple[str, str]]:
@@ -140,8 +148,9 @@ def is_attached(loop: asyncio.AbstractEventLoop | None = None) -> bool:
         True if the hygiene checks will report what :func:`report_issue` sends them.
 
     Example:
-        >>> is_attached()
-        False
+        ```python
+        assert not is_attached()
+        ```
     """
     return _innermost(loop) is not None
 
@@ -156,7 +165,7 @@ def report_issue(
     instrumentation is attached, or when the check is ``off``.
 
     Args:
-        check: one of :data:`aiotestkit._hygiene.CHECKS`.
+        check: the name of a hygiene check, such as ``"pending_tasks"``.
         message: what was observed and where, possibly on several lines.
         loop: the loop the problem happened on; the running loop by default.
 
@@ -167,8 +176,9 @@ def report_issue(
         ValueError: if ``check`` is not a known check.
 
     Example:
-        >>> report_issue("refused_connections", "connection to example.com:443 refused")
-        False
+        ```python
+        assert not report_issue("refused_connections", "connection to example.com:443 refused")
+        ```
     """
     if check not in CHECKS:
         raise ValueError(f"unknown hygiene check {check!r}; the checks are {', '.join(CHECKS)}")
@@ -194,8 +204,9 @@ def register_probe(probe: HygieneProbe, *, loop: asyncio.AbstractEventLoop | Non
         True if an instrumentation is attached to the loop and will ask the probe.
 
     Example:
-        >>> register_probe(server)
-        False
+        ```python
+        assert not register_probe(server)
+        ```
     """
     instrumentation = _innermost(loop)
     if instrumentation is None:
@@ -548,10 +559,12 @@ class LoopInstrumentation:
             ``gc_generation`` is out of range.
 
     Example:
-        >>> async def test_poll() -> None:
-        ...     async with LoopInstrumentation(name="test_poll") as instrumentation:
-        ...         await poll_once()
-        ...     instrumentation.check()  # raises HygieneError if something leaked
+        ```python
+        async def test_poll() -> None:
+            async with LoopInstrumentation(name="test_poll") as instrumentation:
+                await poll_once()
+            instrumentation.check()  # raises HygieneError if something leaked
+        ```
     """
 
     def __init__(
@@ -629,7 +642,9 @@ class LoopInstrumentation:
                 attached so far was detached again.
 
         Example:
-            >>> instrumentation.attach(runner.get_loop())
+            ```python
+            instrumentation.attach(runner.get_loop())
+            ```
         """
         if self._loop is not None or self._finished:
             raise RuntimeError(f"{self!r} cannot attach twice; make one per test")
@@ -697,7 +712,9 @@ class LoopInstrumentation:
             RuntimeError: if the instrumentation was finished.
 
         Example:
-            >>> loop_instrumentation.add_extension(clock)
+            ```python
+            loop_instrumentation.add_extension(clock)
+            ```
         """
         if self._finished:
             raise RuntimeError(f"{self!r} was finished; add extensions before the test ends")
@@ -713,7 +730,9 @@ class LoopInstrumentation:
         at the end. Calling it again does nothing.
 
         Example:
-            >>> instrumentation.detach()
+            ```python
+            instrumentation.detach()
+            ```
         """
         stack, self._stack = self._stack, None
         self._loop = None
@@ -745,7 +764,9 @@ class LoopInstrumentation:
             The :class:`aiotestkit.HygieneReport`; :meth:`check` acts on it.
 
         Example:
-            >>> report = await instrumentation.finish()
+            ```python
+            report = await instrumentation.finish()
+            ```
         """
         try:
             if self._loop is not None and not self._finished and self._checking:
@@ -788,7 +809,9 @@ class LoopInstrumentation:
             RuntimeError: if the loop is running (use ``await finish()`` there).
 
         Example:
-            >>> report = instrumentation.run_finish()
+            ```python
+            report = instrumentation.run_finish()
+            ```
         """
         loop = self._loop
         if loop is None or loop.is_closed() or not self._checking:
@@ -824,7 +847,9 @@ class LoopInstrumentation:
             aiotestkit.HygieneWarning: with the problems ``warn`` checks found.
 
         Example:
-            >>> instrumentation.check()
+            ```python
+            instrumentation.check()
+            ```
         """
         if not self._finished:
             raise RuntimeError(f"{self!r}: call finish() (or leave 'async with') before check()")
@@ -837,15 +862,16 @@ class LoopInstrumentation:
         """Record one problem, unless its check is ``off`` or it was recorded already.
 
         Args:
-            check: one of :data:`aiotestkit._hygiene.CHECKS`.
+            check: the name of a hygiene check, such as ``"pending_tasks"``.
             message: what was observed.
 
         Returns:
             True if it was recorded.
 
         Example:
-            >>> instrumentation.add_issue("refused_connections", "example.com:443 refused")
-            True
+            ```python
+            assert instrumentation.add_issue("refused_connections", "example.com:443 refused")
+            ```
         """
         if not self._on(check) or (check, message) in self._seen:
             return False
@@ -1026,7 +1052,9 @@ class LoopInstrumentation:
             RuntimeError: if the instrumentation is not attached.
 
         Example:
-            >>> instrumentation.start_hang_guard(5.0, task=asyncio.current_task())
+            ```python
+            instrumentation.start_hang_guard(5.0, task=asyncio.current_task())
+            ```
         """
         if self._loop is None:
             raise RuntimeError(f"{self!r} is not attached; attach it before the hang guard")
@@ -1057,7 +1085,9 @@ class LoopInstrumentation:
             :attr:`hang_error` if the guard fired, else ``None``.
 
         Example:
-            >>> error = instrumentation.stop_hang_guard()
+            ```python
+            error = instrumentation.stop_hang_guard()
+            ```
         """
         if self._hang_token is not None:
             _watchdog.cancel(self._hang_token)

@@ -30,15 +30,32 @@ HANDSHAKE_TIMEOUT = 5.0
 
 _TLS_HANDSHAKE_RECORD = b"\x16"
 
+_NOT_TLS = frozenset(
+    {
+        "HTTP_REQUEST",
+        "HTTPS_PROXY_REQUEST",
+        "WRONG_VERSION_NUMBER",
+        "PACKET_LENGTH_TOO_LONG",
+        "RECORD_LAYER_FAILURE",
+        "UNKNOWN_PROTOCOL",
+    }
+)
+"""OpenSSL's reasons for a failed handshake whose client sent no TLS record at all."""
+
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 OpenTarget = Callable[[ProtocolFactory], Awaitable[tuple[asyncio.BaseTransport, object]]]
+
+
+FirstBytes = Callable[[bytes], None]
+"""Told of the first bytes a relayed client sends (to spot TLS sent to a plain target)."""
 
 
 class _Pipe(asyncio.Protocol):
     """One side of a relay: writes what it receives to its peer's transport."""
 
-    def __init__(self, registry: set[_Pipe]) -> None:
+    def __init__(self, registry: set[_Pipe], on_first_bytes: FirstBytes | None = None) -> None:
         self._registry = registry
+        self._on_first_bytes = on_first_bytes
         self.transport: asyncio.Transport | None = None
         self.peer: _Pipe | None = None
         self._buffer = bytearray()
@@ -55,8 +72,13 @@ class _Pipe(asyncio.Protocol):
         if self.peer is not None and self.peer._buffer and not self._closed:
             transport.write(bytes(self.peer._buffer))
             self.peer._buffer.clear()
+        if self.peer is not None and self.peer._closed:
+            transport.close()  # the other side left before this one was connected
 
     def data_received(self, data: bytes) -> None:
+        if self._on_first_bytes is not None:
+            on_first_bytes, self._on_first_bytes = self._on_first_bytes, None
+            on_first_bytes(data)
         peer = self.peer
         if peer is not None and peer.transport is not None:
             peer.transport.write(data)
@@ -123,32 +145,39 @@ class Relay:
     Args:
         open_target: opens a connection to the target with the given protocol
             factory (``loop.create_connection`` or ``create_unix_connection``).
+        on_first_bytes: called with the first bytes of each client (after TLS
+            is ended, if the gateway ends it).
     """
 
-    def __init__(self, open_target: OpenTarget) -> None:
+    def __init__(
+        self, open_target: OpenTarget, *, on_first_bytes: FirstBytes | None = None
+    ) -> None:
         self._open_target = open_target
+        self._on_first_bytes = on_first_bytes
         self._pipes: set[_Pipe] = set()
 
     async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
-        """Connect to the target, then relay between it and ``conn``."""
+        """Accept the client (ending its TLS first), connect to the target, then relay.
+
+        The target sees no connection from a client whose TLS handshake failed;
+        what the client sends meanwhile is buffered.
+        """
         loop = asyncio.get_running_loop()
-        client_side, target_side = _Pipe(self._pipes), _Pipe(self._pipes)
+        client_side = _Pipe(self._pipes, self._on_first_bytes)
+        target_side = _Pipe(self._pipes)
         client_side.link(target_side)
+        await loop.connect_accepted_socket(
+            lambda: client_side,
+            conn,
+            ssl=context,
+            ssl_handshake_timeout=HANDSHAKE_TIMEOUT if context else None,
+        )
         try:
             await self._open_target(lambda: target_side)
-        except OSError:
-            conn.close()  # the client sees the connection drop, as the target is not there
-            raise
-        try:
-            await loop.connect_accepted_socket(
-                lambda: client_side,
-                conn,
-                ssl=context,
-                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if context else None,
-            )
         except BaseException:
-            if target_side.transport is not None:
-                target_side.transport.close()
+            # The client sees the connection drop, as the target is not there.
+            if client_side.transport is not None:
+                client_side.transport.close()
             raise
 
     def close(self) -> None:
@@ -167,7 +196,11 @@ class Gateway:
         tls: ``True`` ends TLS for every client, ``False`` for none, ``None`` for
             the clients whose first byte starts a TLS handshake.
         server_context: the server-side context for ending TLS.
-        description: what the gateway stands for, for ``repr``.
+        description: what the gateway stands for, for ``repr`` and messages.
+        target_closed: tells whether the target has closed (a test server that
+            closed); the sandbox then refuses its clients as a host that is down.
+        on_plain_client: called when a client of a route that ends TLS sent
+            plain text instead of a TLS handshake.
     """
 
     def __init__(
@@ -177,8 +210,12 @@ class Gateway:
         tls: bool | None,
         server_context: ssl.SSLContext,
         description: str,
+        target_closed: Callable[[], bool] = lambda: False,
+        on_plain_client: Callable[[], None] | None = None,
     ) -> None:
         self._service = service
+        self._target_closed = target_closed
+        self._on_plain_client = on_plain_client
         self.tls = tls
         self._server_context = server_context
         self._description = description
@@ -198,17 +235,29 @@ class Gateway:
     def __repr__(self) -> str:
         return f"<Gateway {self.address[0]}:{self.address[1]} to {self._description}>"
 
+    def target_closed(self) -> str | None:
+        """The target's description if it has closed, else ``None``."""
+        return self._description if self._target_closed() else None
+
     def _accept(self) -> None:
         try:
             conn, _ = self._socket.accept()
         except (BlockingIOError, InterruptedError):
             return
         conn.setblocking(False)
+        # Pass each write on at once, as asyncio's own TCP transports do: with Nagle's
+        # algorithm a relayed reply would wait for the client's delayed ACK (~40 ms).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         task = self._loop.create_task(self._handle(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, conn: socket.socket) -> None:
+        if self._target_closed():
+            # Connected while the target was up, served after it closed: drop it, as a
+            # server going down drops the connections it had not served yet.
+            conn.close()
+            return
         try:
             tls = self.tls
             if tls is None:
@@ -217,6 +266,10 @@ class Gateway:
                     conn.close()
                     return
             await self._service.serve(conn, self._server_context if tls else None)
+        except ssl.SSLError as error:
+            if error.reason in _NOT_TLS and self._on_plain_client is not None:
+                self._on_plain_client()
+            conn.close()
         except (OSError, asyncio.TimeoutError):
             # The client sees the failure itself (a closed connection, a failed
             # handshake); it is its to report.

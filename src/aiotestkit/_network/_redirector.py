@@ -34,9 +34,11 @@ class AiohttpRedirector:
             :func:`aiotestkit.default_certificate_authority` by default.
 
     Example:
-        >>> async with AiohttpRedirector() as redirector:
-        ...     redirector.add_server("api.kraken.com", 443, server)
-        ...     kraken = Kraken(session=redirector.session)
+        ```python
+        async with AiohttpRedirector() as redirector:
+            redirector.add_server("api.kraken.com", 443, server)
+            kraken = Kraken(session=redirector.session)
+        ```
     """
 
     def __init__(self, *, certificate_authority: CertificateAuthority | None = None) -> None:
@@ -52,7 +54,9 @@ class AiohttpRedirector:
             RuntimeError: if the redirector was not opened (``async with``) or is closed.
 
         Example:
-            >>> kraken = Kraken(session=redirector.session)
+            ```python
+            kraken = Kraken(session=redirector.session)
+            ```
         """
         if self._session is None or self._session.closed:
             raise RuntimeError(
@@ -68,14 +72,19 @@ class AiohttpRedirector:
             host: the host name the client uses (str), e.g. ``"api.kraken.com"``.
             port: the port the client uses (int), e.g. 443 for ``https://``.
             target: the local port (int), or a started server with ``host`` and
-                ``port`` attributes (any aiohttp test server).
+                ``port`` attributes: every HTTP-speaking server
+                (:class:`aiotestkit.CaseControlledTestServer`,
+                :class:`aiotestkit.CaseControlledWebSocketServer`, any aiohttp test
+                server).
 
         Raises:
             ValueError: if ``target`` is a server that is not started.
             TypeError: if ``target`` is neither a port nor a server.
 
         Example:
-            >>> redirector.add_server("api.kraken.com", 443, server)
+            ```python
+            redirector.add_server("api.kraken.com", 443, server)
+            ```
         """
         if isinstance(target, int) and not isinstance(target, bool):
             self.resolver.add(host, port, target)
@@ -94,8 +103,10 @@ class AiohttpRedirector:
         Calling it again does nothing.
 
         Example:
-            >>> redirector = AiohttpRedirector()
-            >>> await redirector.open()
+            ```python
+            redirector = AiohttpRedirector()
+            await redirector.open()
+            ```
         """
         if self._session is not None:
             return
@@ -110,7 +121,9 @@ class AiohttpRedirector:
         """Close the session and its connections. Calling it again does nothing.
 
         Example:
-            >>> await redirector.close()
+            ```python
+            await redirector.close()
+            ```
         """
         if self._session is not None:
             await self._session.close()

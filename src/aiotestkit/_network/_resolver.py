@@ -29,10 +29,10 @@ def normalize_host(host: str | bytes) -> str:
         ValueError: if ``host`` is empty or not a valid host name.
 
     Example:
-        >>> normalize_host("API.Example.com.")
-        'api.example.com'
-        >>> normalize_host("bücher.example")
-        'xn--bcher-kva.example'
+        ```python
+        assert normalize_host("API.Example.com.") == "api.example.com"
+        assert normalize_host("bücher.example") == "xn--bcher-kva.example"
+        ```
     """
     if isinstance(host, bytes):
         host = host.decode("ascii")
@@ -69,9 +69,11 @@ class FakeResolver(AbstractResolver):
     Any other host fails as an unreachable one would.
 
     Example:
-        >>> resolver = FakeResolver()
-        >>> resolver.add("api.example.com", 443, server.port)
-        >>> connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+        ```python
+        resolver = FakeResolver()
+        resolver.add("api.example.com", 443, server.port)
+        connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False)
+        ```
     """
 
     def __init__(self) -> None:
@@ -94,7 +96,9 @@ class FakeResolver(AbstractResolver):
                 ``target_host`` is not an IP address.
 
         Example:
-            >>> resolver.add("api.kraken.com", 443, server.port)
+            ```python
+            resolver.add("api.kraken.com", 443, server.port)
+            ```
         """
         key = (normalize_host(host), _check_port("port", port))
         try:
@@ -121,9 +125,10 @@ class FakeResolver(AbstractResolver):
                 for ``host:port``; the message shows the :meth:`add` call that would.
 
         Example:
-            >>> [result] = await resolver.resolve("api.kraken.com", 443)
-            >>> result["host"], result["port"]
-            ('127.0.0.1', 40123)
+            ```python
+            [result] = await resolver.resolve("api.kraken.com", 443)
+            assert (result["host"], result["port"]) == ("127.0.0.1", 40123)
+            ```
         """
         try:
             address, target_port = self._targets[normalize_host(host), port]
@@ -150,5 +155,7 @@ class FakeResolver(AbstractResolver):
         """Release nothing: the resolver holds no resources. Part of aiohttp's interface.
 
         Example:
-            >>> await resolver.close()
+            ```python
+            await resolver.close()
+            ```
         """

@@ -2,28 +2,26 @@
 
 :class:`NetworkSandbox` patches the running event loop's name resolution and
 connection methods (``getaddrinfo``, ``create_connection``, ``sock_connect``), aiohttp's
-aiodns resolver and the client side of :meth:`ssl.SSLContext.wrap_bio`, for as long as
-it is open. A routed host name resolves to a fake loopback address of its own; a
-connection to it, by name or by that address, reaches a gateway (see
-:mod:`aiotestkit._gateway`) in front of the route's target. TLS clients of a routed
-host get a certificate for that host from the test certificate authority, which
-their context trusts for that connection only. Everything else is refused and
-recorded.
+aiodns resolver and the client side of :meth:`ssl.SSLContext.wrap_bio`, and the
+blocking ``socket``/``ssl`` entry points for threads (see :mod:`._blocking`), for as
+long as it is open, and asks its :class:`~aiotestkit._network._routes.RouteTable` what
+to do with each lookup and connection. A routed host name resolves to a fake loopback
+address of its own; a connection to it, by name or by that address, reaches a
+gateway (see :mod:`aiotestkit._network._gateway`) in front of the route's target.
+TLS clients of a routed host get a certificate for that host from the test
+certificate authority, which their context trusts for that connection only.
+Everything else is refused and recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import socket
 import ssl
-import threading
-import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import ResolveResult
@@ -33,148 +31,37 @@ from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 from .._core import (
     CertificateAuthority,
     default_certificate_authority,
-    process_listens_on,
-    shared_sni_server_context,
+    record_hint,
+    record_refusal,
+    reset_refusals,
 )
 from .._loop import is_attached, report_issue
-from .._servers import CaseControlledWebSocketServer
-from ..errors import NameResolutionDenied, NetworkAccessDenied, NetworkSandboxActive
+from .._servers import CaseControlledStreamServer, CaseControlledWebSocketServer
+from ..errors import NetworkSandboxActive
+from ._blocking import BlockingSockets, checked_already
+from ._client_tls import sni_server_context_with_alpn
 from ._gateway import Dispatch, Gateway, Relay
+from ._proxy import HTTPProxy
 from ._resolver import _check_port, normalize_host
+from ._routes import (
+    BlockedConnection,
+    RouteTable,
+    UnverifiedTLSConnection,
+    is_loopback,
+    port_number,
+)
 
 __all__ = ["BlockedConnection", "NetworkSandbox", "UnverifiedTLSConnection"]
 
 _MISSING = object()
-_FAKE_NETWORK = ipaddress.ip_network("127.64.0.0/10")
-"""Routed host names resolve to addresses in here: loopback, so nothing escapes."""
-
-_fake_addresses: dict[str, str] = {}
-"""Host name -> its fake address, for the whole process: a client that cached an
-address (aiohttp's DNS cache, a long-lived session) never reaches another host
-through it in a later sandbox."""
-_fake_hosts: dict[str, str] = {}
-_fake_lock = threading.Lock()
-
-
-def _fake_address(host: str) -> str:
-    with _fake_lock:
-        address = _fake_addresses.get(host)
-        if address is None:
-            address = str(_FAKE_NETWORK[len(_fake_addresses) + 1])
-            _fake_addresses[host] = address
-            _fake_hosts[address] = host
-        return address
-
 
 _active: NetworkSandbox | None = None
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
-
-@dataclass(frozen=True)
-class BlockedConnection:
-    """A name resolution or connection that the sandbox refused.
-
-    Attributes:
-        host: the host name or address the client asked for.
-        port: the port it asked for (0 if a lookup gave none).
-        stage: ``"resolve"`` for a name lookup, ``"connect"`` for a connection.
-        message: the message of the exception the client got.
-
-    Example:
-        >>> [(attempt.host, attempt.port, attempt.stage) for attempt in sandbox.blocked]
-        [('api.example.com', 443, 'resolve')]
-    """
-
-    host: str
-    port: int
-    stage: Literal["resolve", "connect"]
-    message: str
-
-
-@dataclass(frozen=True)
-class UnverifiedTLSConnection:
-    """A TLS connection to a routed host whose client did not verify the certificate.
-
-    Attributes:
-        host: the server name the client gave.
-        verify_mode: the client context's :attr:`ssl.SSLContext.verify_mode`.
-        check_hostname: the client context's :attr:`ssl.SSLContext.check_hostname`.
-
-    Example:
-        >>> [(c.host, c.verify_mode.name, c.check_hostname) for c in sandbox.unverified]
-        [('api.example.com', 'CERT_NONE', False)]
-    """
-
-    host: str
-    verify_mode: ssl.VerifyMode
-    check_hostname: bool
-
-
-_TrustSettings = tuple[ssl.VerifyMode, bool, ssl.VerifyFlags, ssl.Options, Any, Any]
-_client_contexts: weakref.WeakKeyDictionary[
-    CertificateAuthority, dict[_TrustSettings, ssl.SSLContext]
-] = weakref.WeakKeyDictionary()
-
-
-def _trusting_context(authority: CertificateAuthority, like: ssl.SSLContext) -> ssl.SSLContext:
-    """A client context that trusts ``authority``, with ``like``'s verification settings."""
-    settings: _TrustSettings = (
-        like.verify_mode,
-        like.check_hostname,
-        like.verify_flags,
-        like.options,
-        like.minimum_version,
-        like.maximum_version,
-    )
-    cache = _client_contexts.setdefault(authority, {})
-    context = cache.get(settings)
-    if context is None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = like.check_hostname
-        context.verify_mode = like.verify_mode
-        context.verify_flags = like.verify_flags
-        context.options = like.options
-        context.minimum_version = like.minimum_version
-        context.maximum_version = like.maximum_version
-        authority.configure_trust(context)
-        cache[settings] = context
-    return context
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _port_number(port: object) -> int:
-    if port is None:
-        return 0
-    if isinstance(port, bytes):
-        port = port.decode("ascii")
-    if isinstance(port, str):
-        return int(port) if port.isdigit() else socket.getservbyname(port, "tcp")
-    if isinstance(port, int):
-        return port
-    raise TypeError(f"port must be an int, str or None, got {port!r}")
-
-
-def _route_call(host: str, port: int | None) -> str:
-    if port:
-        return f"`await sandbox.route({host!r}, {port}, server)`"
-    return f"`await sandbox.route({host!r}, 443, server)` (with the port the client uses)"
+_HTTP_ALPN = ("http/1.1",)
+"""What the sandbox offers a TLS client in front of an aiohttp server: HTTP/1.1 only."""
+_TLS_RECORD = b"\x16"
 
 
 class _Patches:
@@ -212,8 +99,12 @@ class NetworkSandbox:
     What it patches, all restored by :meth:`close` (also when the test fails or is
     cancelled): the running loop's ``getaddrinfo``, ``create_connection`` and
     ``sock_connect`` (instance attributes), :meth:`aiohttp.resolver.AsyncResolver.resolve`
-    and :meth:`ssl.SSLContext.wrap_bio`. Patching costs the same whatever the number
-    of routes. Only one sandbox can be open at a time.
+    and :meth:`ssl.SSLContext.wrap_bio`; for blocking clients in any thread,
+    :func:`socket.getaddrinfo`, :func:`socket.gethostbyname` (and ``_ex``),
+    :meth:`socket.socket.connect` and ``connect_ex``, and
+    :meth:`ssl.SSLContext.wrap_socket`, which follow the same routes and land in the
+    same record. Patching costs the same whatever the number of routes. Only one
+    sandbox can be open at a time.
 
     Refused attempts that the test did not declare with :meth:`expect_blocked` are
     reported when the sandbox closes, in the hygiene report of the test (check
@@ -227,19 +118,31 @@ class NetworkSandbox:
         allow_blocked: do not report refused attempts when closing (they are still
             recorded in :attr:`blocked`).
 
+    While the test waits in a test server's ``receive_*()`` on the same loop, a
+    refusal it did not declare expected ends that wait at once with
+    :class:`aiotestkit.BlockedWhileWaiting`; every ``ReceiveTimeout`` lists the
+    refusals so far.
+
     Attributes:
         blocked: every refused lookup or connection, in order
             (:class:`BlockedConnection`).
         unverified: every TLS connection to a routed host whose client had
             certificate or host name verification off (:class:`UnverifiedTLSConnection`).
+        hints: what the sandbox noticed about clients speaking the wrong language
+            on a route (TLS to a plain target, plain text where ``tls=True``), as
+            messages; reported with the refusals.
+        routes: the :class:`RouteTable` that holds the routes and makes every
+            decision (internal; shared with the blocking-socket patches).
 
     Example:
-        >>> async with NetworkSandbox() as sandbox, CaseControlledTestServer() as server:
-        ...     await sandbox.route("api.kraken.com", 443, server)
-        ...     client = SpotAsyncClient()  # builds its own aiohttp session
-        ...     task = asyncio.create_task(client.request("GET", "/0/public/Time", auth=False))
-        ...     request = await server.receive_request()
-        ...     assert request.secure and request.host == "api.kraken.com"
+        ```python
+        async with NetworkSandbox() as sandbox, CaseControlledTestServer() as server:
+            await sandbox.route("api.kraken.com", 443, server)
+            client = SpotAsyncClient()  # builds its own aiohttp session
+            task = asyncio.create_task(client.request("GET", "/0/public/Time", auth=False))
+            request = await server.receive_request()
+            assert request.secure and request.host == "api.kraken.com"
+        ```
     """
 
     def __init__(
@@ -250,16 +153,12 @@ class NetworkSandbox:
     ) -> None:
         self.certificate_authority = certificate_authority or default_certificate_authority()
         self.allow_blocked = allow_blocked
-        self.blocked: list[BlockedConnection] = []
-        self.unverified: list[UnverifiedTLSConnection] = []
-        self._expected_blocked: list[tuple[str, int | None]] = []
-        self._routes: dict[tuple[str, int], Gateway] = {}
-        self._routed_ports: dict[str, set[int]] = {}
-        self._fake_addresses: dict[str, str] = {}  # routed host name -> fake address
+        self.routes = RouteTable(self.certificate_authority, on_refusal=self._on_refusal)
         self._gateways: dict[tuple[object, bool | None], tuple[Gateway, object]] = {}
-        self._owned_servers: list[BaseTestServer | CaseControlledWebSocketServer] = []
+        self._owned_servers: list[Any] = []
+        self._proxies: list[HTTPProxy] = []
+        self.hints: list[str] = []
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
-        self._local_ports: set[int] = set()
         self._patches = _Patches()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -269,7 +168,17 @@ class NetworkSandbox:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open" if self._loop else "not open"
-        return f"<NetworkSandbox {state}, {len(self._routes)} route(s)>"
+        return f"<NetworkSandbox {state}, {len(self.routes)} route(s)>"
+
+    @property
+    def blocked(self) -> list[BlockedConnection]:
+        """Every refused lookup or connection, in order (:class:`BlockedConnection`)."""
+        return self.routes.blocked
+
+    @property
+    def unverified(self) -> list[UnverifiedTLSConnection]:
+        """Every TLS client of a routed host that had verification off."""
+        return self.routes.unverified
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -282,8 +191,10 @@ class NetworkSandbox:
             RuntimeError: if this sandbox was opened before.
 
         Example:
-            >>> sandbox = NetworkSandbox()
-            >>> await sandbox.open()
+            ```python
+            sandbox = NetworkSandbox()
+            await sandbox.open()
+            ```
         """
         global _active
         if self._loop is not None or self._closed:
@@ -297,9 +208,10 @@ class NetworkSandbox:
         loop = asyncio.get_running_loop()
         self._original_getaddrinfo = loop.getaddrinfo
         self._original_create_connection = loop.create_connection
-        self._original_sock_connect = loop.sock_connect
+        self._original_sock_connect = checked_already(loop.sock_connect)
         _active = self
         self._loop = loop
+        reset_refusals(loop)
         try:
             self._install(loop)
         except BaseException:
@@ -319,11 +231,14 @@ class NetworkSandbox:
             server_hostname: str | bytes | None = None,
             session: ssl.SSLSession | None = None,
         ) -> ssl.SSLObject:
-            if not server_side and server_hostname is not None and session is None:
-                context = sandbox._client_context(context, server_hostname)
-            return original_wrap_bio(
+            ssl_object = original_wrap_bio(
                 context, incoming, outgoing, server_side, server_hostname, session
             )
+            if not server_side:
+                trusting = sandbox.routes.client_context(context, server_hostname)
+                if trusting is not None:
+                    ssl_object.context = trusting
+            return ssl_object
 
         async def resolve(
             resolver: AsyncResolver,
@@ -348,7 +263,13 @@ class NetworkSandbox:
         self._patches.set(loop, "create_connection", self._create_connection)
         self._patches.set(loop, "sock_connect", self._sock_connect)
         self._patches.set(ssl.SSLContext, "wrap_bio", wrap_bio)
+        self._patches.set(
+            ssl.SSLContext,
+            "load_cert_chain",
+            self.routes.chains.wrap(ssl.SSLContext.load_cert_chain),
+        )
         self._patches.set(AsyncResolver, "resolve", resolve)
+        BlockingSockets(self.routes).install(self._patches.set)
 
     async def close(self) -> None:
         """Restore what the sandbox patched, close its gateways and the servers it started.
@@ -357,7 +278,9 @@ class NetworkSandbox:
         does nothing.
 
         Example:
-            >>> await sandbox.close()
+            ```python
+            await sandbox.close()
+            ```
         """
         global _active
         if self._closed:
@@ -368,6 +291,10 @@ class NetworkSandbox:
         finally:
             if _active is self:
                 _active = None
+            if self._loop is not None:
+                reset_refusals(self._loop)
+        for proxy in self._proxies:
+            await proxy.close()
         gateways = [gateway for gateway, _ in self._gateways.values()]
         self._gateways.clear()
         for gateway in gateways:
@@ -375,8 +302,10 @@ class NetworkSandbox:
         for server in reversed(self._owned_servers):
             await server.close()
         if not self.allow_blocked and is_attached(self._loop):
-            for attempt in self._unexpected_blocked():
-                report_issue("refused_connections", attempt.message, loop=self._loop)
+            for message in dict.fromkeys(
+                [*self.hints, *(attempt.message for attempt in self.routes.unexpected())]
+            ):
+                report_issue("refused_connections", message, loop=self._loop)
 
     async def __aenter__(self) -> NetworkSandbox:
         await self.open()
@@ -389,6 +318,10 @@ class NetworkSandbox:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
+
+    def _on_refusal(self, attempt: BlockedConnection, expected: bool) -> None:
+        if self._loop is not None and not self._closed:
+            record_refusal(self._loop, attempt.message, expected=expected or self.allow_blocked)
 
     def _check_open(self, action: str) -> asyncio.AbstractEventLoop:
         if self._closed or self._loop is None:
@@ -424,19 +357,27 @@ class NetworkSandbox:
             target: where the connections go:
 
                 - an aiohttp test server (:class:`aiotestkit.CaseControlledTestServer`,
+                  :class:`aiotestkit.CaseControlledWebSocketServer`,
                   :class:`aiohttp.test_utils.TestServer`, ...); started if it is
                   not, and then closed with the sandbox;
+                - a :class:`aiotestkit.CaseControlledStreamServer` (``tcp``, ``tls``
+                  or ``unix``), started likewise; bytes are relayed to it;
                 - an :class:`aiohttp.web.Application` or a request handler
                   (``async def handler(request)``): the sandbox serves it and closes
                   that server when it closes;
-                - a ``(host, port)`` pair or a Unix socket path (str or
+                - a ``(host, port)`` pair on loopback (``127.0.0.0/8``, ``::1``,
+                  ``localhost``) or a Unix socket path (str or
                   :class:`os.PathLike`): bytes are relayed unchanged.
+
+                Once a server target has closed, its clients are refused at once
+                (``ECONNREFUSED``), as by a host that is down.
             tls: whether clients of this route speak TLS, which the sandbox then ends
                 in front of a plain target. ``None`` (default) decides for each
                 connection from the client's first byte for HTTP servers, and
-                relays the bytes unchanged for addresses. ``True`` always ends TLS;
-                ``False`` never does. A server that serves HTTPS itself gets the
-                client's TLS as it is.
+                relays the bytes unchanged for addresses and stream servers.
+                ``True`` always ends TLS (implicit-TLS protocols such as SMTPS in
+                front of a plain stream server); ``False`` never does. A server that
+                serves TLS itself gets the client's TLS as it is.
 
         Returns:
             The server that serves the route: ``target`` itself for servers and
@@ -446,30 +387,89 @@ class NetworkSandbox:
         Raises:
             TypeError: if ``host``, ``port``, ``tls`` or ``target`` has the wrong type.
             ValueError: if ``port`` is out of range, ``host`` is not a valid name,
-                ``host:port`` is routed already, or ``tls=False`` with a server that
-                serves HTTPS.
+                ``host:port`` is routed already, an address target is not on
+                loopback (the message names it), or ``tls=False`` with a server
+                that serves TLS.
             RuntimeError: if the sandbox is not open.
 
         Example:
-            >>> server = await sandbox.route("api.kraken.com", 443, kraken_app)
-            >>> await sandbox.route("uploads.example.com", 443, ("127.0.0.1", 8443))
+            ```python
+            server = await sandbox.route("api.kraken.com", 443, kraken_app)
+            await sandbox.route("uploads.example.com", 443, ("127.0.0.1", 8443))
+            await sandbox.route("smtp.example.com", 465, stream_server, tls=True)
+            ```
         """
         self._check_open("add a route")
-        name = normalize_host(host)
         _check_port("port", port)
         if tls is not None and not isinstance(tls, bool):
             raise TypeError(f"tls must be True, False or None, got {tls!r}")
-        if (name, port) in self._routes:
+        route = self.routes.get(host, port)
+        if route is not None:
             raise ValueError(
-                f"{name}:{port} is routed already, to {self._routes[name, port]!r}; "
+                f"{route.host}:{port} is routed already, to {route.gateway!r}; "
                 "each host and port takes one route"
             )
         gateway, server = await self._gateway_for(target, tls)
-        self._routes[name, port] = gateway
-        self._routed_ports.setdefault(name, set()).add(port)
-        if not _is_ip(name):
-            self._fake_addresses[name] = _fake_address(name)
+        self.routes.add(host, port, gateway)
         return server
+
+    async def route_proxy(
+        self, host: str | bytes, port: int, *, auth: tuple[str, str] | None = None
+    ) -> HTTPProxy:
+        """Start an HTTP proxy at ``host:port`` that reaches the sandbox's routed hosts.
+
+        Clients configured with a proxy (``HTTPS_PROXY``/``HTTP_PROXY`` in the
+        environment with httpx or ``aiohttp.ClientSession(trust_env=True)``, or
+        ``proxy=`` arguments) reach it by that host name. It accepts ``CONNECT`` to
+        routed hosts and tunnels the client's bytes to the route's target unchanged,
+        so TLS stays end to end between client and target (the client verifies the
+        target's certificate, as without a proxy). It forwards absolute-form
+        plain-HTTP requests (``GET http://host/path``) to routed hosts. Any other
+        host gets ``403 Forbidden`` and is recorded in :attr:`blocked` as a
+        ``"connect"`` refusal of ``(host, port)``, with the usual message. The proxy
+        is closed, tunnels and all, when the sandbox closes.
+
+        Args:
+            host: the proxy's host name (str or bytes), e.g. ``"proxy.corp.example"``.
+            port: its TCP port (int, 1-65535), e.g. 3128 or 8080.
+            auth: ``(user, password)`` (str, str): the proxy then answers ``407 Proxy
+                Authentication Required`` (with ``Proxy-Authenticate: Basic``) to every
+                request without matching ``Proxy-Authorization: Basic`` credentials.
+                A 407 is the proxy's answer, not a refusal of the sandbox. ``None``
+                (default): no authentication.
+
+        Returns:
+            The :class:`aiotestkit.HTTPProxy`, whose ``tunnels`` and ``forwarded``
+            list what it did.
+
+        Raises:
+            TypeError: if ``auth`` is not a pair of str, or ``host``/``port`` has the
+                wrong type.
+            ValueError: if ``host:port`` is routed already or not valid.
+            RuntimeError: if the sandbox is not open.
+
+        Example:
+            ```python
+            await network_sandbox.route("api.example.com", 443, server)
+            proxy = await network_sandbox.route_proxy("proxy.corp", 3128, auth=("u", "p"))
+            monkeypatch.setenv("HTTPS_PROXY", "http://u:p@proxy.corp:3128")
+            async with httpx.AsyncClient() as client:  # trusts the environment
+                task = asyncio.create_task(client.get("https://api.example.com/"))
+                request = await server.receive_request()
+            assert proxy.tunnels == [('api.example.com', 443)]
+            ```
+        """
+        self._check_open("start a proxy")
+        proxy = HTTPProxy(
+            self.routes,
+            self._original_create_connection,
+            host=host.decode("ascii") if isinstance(host, bytes) else host,
+            port=port,
+            auth=auth,
+        )
+        await self.route(host, port, proxy.handle)
+        self._proxies.append(proxy)
+        return proxy
 
     async def _gateway_for(self, target: Any, tls: bool | None) -> tuple[Gateway, object]:
         key: tuple[object, bool | None] = (_target_key(target), tls)
@@ -478,138 +478,163 @@ class NetworkSandbox:
             return known
         if isinstance(target, CaseControlledWebSocketServer):
             # It holds the HTTP server that takes its connections: route that one.
-            if not target.started:
-                await target.start_server()
-                self._owned_servers.append(target)
+            await self._start(target)
             gateway, _ = await self._gateway_for(target.http, tls)
             del self._gateways[_target_key(target.http), tls]  # one entry per gateway
             self._gateways[key] = (gateway, target)
             return gateway, target
-        loop = asyncio.get_running_loop()
-        server_context = shared_sni_server_context(self.certificate_authority)
         server: object = self._started_for.get(id(target), target)
-        if isinstance(server, BaseTestServer):
-            pass
-        elif isinstance(target, web.Application):
+        if isinstance(target, web.Application) and not isinstance(server, BaseTestServer):
             server = self._started_for[id(target)] = TestServer(target)
-            pass
-        elif isinstance(target, tuple):
-            address = _check_address(target)
-            gateway = Gateway(
-                Relay(lambda factory: self._original_create_connection(factory, *address)),
+        elif isinstance(target, (tuple, str, os.PathLike)):
+            gateway = self._relay(
+                _check_address(target) if isinstance(target, tuple) else os.fspath(target),
                 tls=bool(tls),
-                server_context=server_context,
-                description=f"{address[0]}:{address[1]}",
+                description=_describe_target(target),
             )
             self._gateways[key] = (gateway, target)
             return gateway, target
-        elif isinstance(target, (str, os.PathLike)):
-            path = os.fspath(target)
-            gateway = Gateway(
-                Relay(lambda factory: loop.create_unix_connection(factory, path)),
-                tls=bool(tls),
-                server_context=server_context,
-                description=f"unix:{path}",
-            )
-            self._gateways[key] = (gateway, target)
-            return gateway, target
-        elif callable(target):
+        elif isinstance(server, CaseControlledStreamServer):
+            gateway = await self._stream_gateway(server, tls)
+            self._gateways[key] = (gateway, server)
+            return gateway, server
+        elif callable(target) and not isinstance(server, BaseTestServer):
             server = self._started_for[id(target)] = RawTestServer(target)
-        else:
+        elif not isinstance(server, BaseTestServer):
             raise TypeError(
-                "target must be an aiohttp test server, an aiohttp.web.Application, a request "
-                f"handler, a (host, port) pair or a Unix socket path, got {type(target).__name__}"
+                "target must be an aiotestkit server (CaseControlledTestServer, "
+                "CaseControlledStreamServer, CaseControlledWebSocketServer), an aiohttp test "
+                "server, an aiohttp.web.Application, a request handler, a (host, port) pair "
+                f"on loopback or a Unix socket path, got {type(target).__name__}"
             )
         assert isinstance(server, BaseTestServer)
-        if not server.started:
-            await server.start_server()
-            self._owned_servers.append(server)
+        await self._start(server)
         assert server.port is not None
         if server.scheme == "https":
-            if tls is False:
-                raise ValueError(
-                    f"{server!r} serves HTTPS itself, so its clients must speak TLS: "
-                    "route it with tls=None or tls=True, or route a plain-HTTP server"
-                )
-            host, port = server.host, server.port
-            gateway = Gateway(
-                Relay(lambda factory: self._original_create_connection(factory, host, port)),
-                tls=False,
-                server_context=server_context,
-                description=repr(server),
-            )
+            gateway = self._tls_passthrough(server, tls, (server.host, server.port))
         else:
             gateway = Gateway(
                 Dispatch(server.handler),
                 tls=tls,
-                server_context=server_context,
+                server_context=self._server_context(alpn=_HTTP_ALPN),
                 description=repr(server),
+                target_closed=lambda: server.closed,
+                on_plain_client=self._plain_client_hint(repr(server)),
             )
         self._gateways[key] = (gateway, server)
         return gateway, server
 
-    # -- decisions ------------------------------------------------------------------
+    async def _start(self, server: Any) -> None:
+        """Start ``server`` if it is not, and close it with the sandbox then."""
+        if not server.started:
+            await server.start_server()
+            self._owned_servers.append(server)
 
-    def _refuse(
-        self, host: str, port: int, why: str, stage: Literal["resolve", "connect"]
-    ) -> NetworkAccessDenied:
-        if stage == "resolve":
-            message = (
-                f"name resolution of {host} refused by the network sandbox: {why}; "
-                f"route a test server for it with {_route_call(host, port)}"
-            )
-            error: NetworkAccessDenied = NameResolutionDenied(message, host=host, port=port)
+    def _server_context(self, *, alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
+        return sni_server_context_with_alpn(self.certificate_authority, alpn)
+
+    def _relay(
+        self,
+        address: tuple[str, int] | str,
+        *,
+        tls: bool,
+        description: str,
+        target_closed: Callable[[], bool] = lambda: False,
+        speaks_tls: bool | None = None,
+    ) -> Gateway:
+        """A gateway that relays to ``address`` (loopback TCP, or a Unix socket path)."""
+        if isinstance(address, tuple):
+            host, port = _loopback_address(*address)
+
+            def open_target(factory: Callable[[], asyncio.BaseProtocol]) -> Awaitable[Any]:
+                return self._original_create_connection(factory, host, port)
+
         else:
-            message = (
-                f"connection to {host}:{port} refused by the network sandbox: {why}; "
-                f"route a test server there with {_route_call(host, port)}"
-            )
-            error = NetworkAccessDenied(message, host=host, port=port)
-        self.blocked.append(BlockedConnection(host, port, stage, message))
-        return error
+            path = address
+            loop = self._check_open("add a route")
 
-    def _destination(self, host: str | bytes, port: int) -> Gateway | None:
-        """The gateway for ``host:port``, ``None`` to connect as asked; raises if refused."""
-        try:
-            name = normalize_host(host)
-        except (TypeError, ValueError):
-            raise self._refuse(
-                repr(host), port, "it is not a valid host name", "connect"
-            ) from None
-        name = _fake_hosts.get(name, name)
-        gateway = self._routes.get((name, port))
-        if gateway is not None:
-            return gateway
-        routed_ports = self._routed_ports.get(name)
-        if routed_ports:
-            ports = ", ".join(str(p) for p in sorted(routed_ports))
-            raise self._refuse(name, port, f"{name} is routed on port(s) {ports} only", "connect")
-        if _is_loopback(name):
-            if port in self._local_ports or process_listens_on(port):
-                self._local_ports.add(port)
-                return None
-            raise self._refuse(
-                name,
-                port,
-                "no socket of this test process listens on that loopback port",
-                "connect",
-            )
-        raise self._refuse(name, port, "no test server is routed there", "connect")
+            def open_target(factory: Callable[[], asyncio.BaseProtocol]) -> Awaitable[Any]:
+                return loop.create_unix_connection(factory, path)
 
-    def _client_context(
-        self, context: ssl.SSLContext, server_hostname: str | bytes
-    ) -> ssl.SSLContext:
-        try:
-            name = normalize_host(server_hostname)
-        except (TypeError, ValueError):
-            return context
-        if name not in self._routed_ports:
-            return context
-        if context.verify_mode == ssl.CERT_NONE or not context.check_hostname:
-            self.unverified.append(
-                UnverifiedTLSConnection(name, context.verify_mode, context.check_hostname)
+        return Gateway(
+            Relay(open_target, on_first_bytes=self._mismatch_check(description, tls, speaks_tls)),
+            tls=tls,
+            server_context=self._server_context(),
+            description=description,
+            target_closed=target_closed,
+            on_plain_client=self._plain_client_hint(description),
+        )
+
+    def _plain_client_hint(self, description: str) -> Callable[[], None]:
+        return lambda: self._record_hint(
+            f"a client sent plain text to a route to {description} with tls=True, which "
+            "expects a TLS handshake: the client speaks plain text here; route with "
+            "tls=False (or None)"
+        )
+
+    def _tls_passthrough(
+        self, server: Any, tls: bool | None, address: tuple[str, int] | str
+    ) -> Gateway:
+        if tls is False:
+            raise ValueError(
+                f"{server!r} serves TLS itself, so its clients must speak TLS: "
+                "route it with tls=None or tls=True, or route a plain server"
             )
-        return _trusting_context(self.certificate_authority, context)
+        return self._relay(
+            address,
+            tls=False,
+            description=repr(server),
+            target_closed=lambda: bool(server.closed),
+            speaks_tls=True,
+        )
+
+    async def _stream_gateway(
+        self, server: CaseControlledStreamServer, tls: bool | None
+    ) -> Gateway:
+        await self._start(server)
+        if server.transport == "tls":
+            return self._tls_passthrough(server, tls, server.address)
+        return self._relay(
+            server.address,
+            tls=bool(tls),
+            description=repr(server),
+            target_closed=lambda: server.closed,
+            speaks_tls=bool(tls),
+        )
+
+    def _mismatch_check(
+        self, description: str, tls: bool, speaks_tls: bool | None
+    ) -> Callable[[bytes], None] | None:
+        """What a relay calls with a client's first bytes, to spot TLS on a plain route."""
+        if speaks_tls is None:
+            return None  # an address: whatever it speaks is fine
+        ends_tls = tls
+
+        def check(first: bytes) -> None:
+            client_tls = first[:1] == _TLS_RECORD
+            if client_tls and not speaks_tls:
+                hint = (
+                    f"a client sent a TLS ClientHello to {description}, which expects plain "
+                    "bytes: the client speaks TLS here; route with tls=True"
+                )
+            elif not client_tls and speaks_tls and not ends_tls:
+                hint = (
+                    f"a client sent plain bytes {first[:16]!r} to {description}, which serves "
+                    "TLS: the client speaks plain text here; route a plain server, or have "
+                    "the client use TLS"
+                )
+            else:
+                return
+            self._record_hint(hint)
+
+        return check
+
+    def _record_hint(self, hint: str) -> None:
+        if self._loop is None or self._closed:
+            return
+        if hint not in self.hints:
+            self.hints.append(hint)
+        record_hint(self._loop, hint)
 
     # -- the loop's patched methods -------------------------------------------------
 
@@ -628,29 +653,12 @@ class NetworkSandbox:
             return list(
                 await original(host, port, family=family, type=type, proto=proto, flags=flags)
             )
-        number = _port_number(port)
-        try:
-            name = normalize_host(host)
-        except (TypeError, ValueError):
-            raise self._refuse(
-                repr(host), number, "it is not a valid host name", "resolve"
-            ) from None
-        fake = self._fake_addresses.get(name)
-        if fake is not None:
-            return [
-                (
-                    socket.AF_INET,
-                    type or socket.SOCK_STREAM,
-                    proto or socket.IPPROTO_TCP,
-                    "",
-                    (fake, number),
-                )
-            ]
-        if _is_ip(name) or name == "localhost":
+        infos = self.routes.resolve(host, port, family=family, type=type, proto=proto)
+        if infos is None:
             return list(
                 await original(host, port, family=family, type=type, proto=proto, flags=flags)
             )
-        raise self._refuse(name, number, "no test server is routed for it", "resolve")
+        return infos
 
     async def _create_connection(
         self,
@@ -666,11 +674,11 @@ class NetworkSandbox:
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         original = self._original_create_connection
         if sock is None and host is not None and port is not None:
-            gateway = self._destination(host, port)
-            if gateway is not None:
+            route = self.routes.destination(host, port)
+            if route is not None:
                 if ssl and server_hostname is None:
                     server_hostname = host
-                host, port = gateway.address
+                host, port = route.address
                 family = socket.AF_INET
         result: tuple[asyncio.BaseTransport, asyncio.BaseProtocol] = await original(
             protocol_factory,
@@ -686,9 +694,9 @@ class NetworkSandbox:
 
     async def _sock_connect(self, sock: socket.socket, address: Any) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
-            gateway = self._destination(address[0], _port_number(address[1]))
-            if gateway is not None:
-                host, port = gateway.address
+            route = self.routes.destination(address[0], port_number(address[1]))
+            if route is not None:
+                host, port = route.address
                 address = (
                     (host, port) if sock.family == socket.AF_INET else (f"::ffff:{host}", port)
                 )
@@ -709,24 +717,11 @@ class NetworkSandbox:
             TypeError, ValueError: if ``host`` or ``port`` is not valid.
 
         Example:
-            >>> sandbox.expect_blocked("telemetry.example.com")
+            ```python
+            sandbox.expect_blocked("telemetry.example.com")
+            ```
         """
-        if port is not None:
-            _check_port("port", port)
-        self._expected_blocked.append((normalize_host(host), port))
-
-    def _is_expected(self, attempt: BlockedConnection) -> bool:
-        try:
-            host = normalize_host(attempt.host)
-        except (TypeError, ValueError):
-            host = attempt.host
-        return any(
-            host == expected and port in (None, attempt.port)
-            for expected, port in self._expected_blocked
-        )
-
-    def _unexpected_blocked(self) -> list[BlockedConnection]:
-        return [attempt for attempt in self.blocked if not self._is_expected(attempt)]
+        self.routes.expect(host, port)
 
     def assert_nothing_blocked(self) -> None:
         """Check that the sandbox refused nothing the test did not expect.
@@ -740,9 +735,11 @@ class NetworkSandbox:
                 :meth:`expect_blocked`; the message lists each of them.
 
         Example:
-            >>> sandbox.assert_nothing_blocked()
+            ```python
+            sandbox.assert_nothing_blocked()
+            ```
         """
-        unexpected = self._unexpected_blocked()
+        unexpected = self.routes.unexpected()
         if unexpected:
             listed = "\n".join(f"  - {attempt.message}" for attempt in unexpected)
             raise AssertionError(
@@ -760,8 +757,10 @@ class NetworkSandbox:
                 or ``check_hostname`` off; the message names each host and setting.
 
         Example:
-            >>> await client.fetch("https://api.example.com/")
-            >>> sandbox.assert_tls_verified()
+            ```python
+            await client.fetch("https://api.example.com/")
+            sandbox.assert_tls_verified()
+            ```
         """
         if self.unverified:
             listed = "\n".join(
@@ -784,7 +783,32 @@ def _target_key(target: object) -> object:
     return id(target)
 
 
+def _describe_target(target: object) -> str:
+    if isinstance(target, tuple):
+        host, port = target[0], target[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    assert isinstance(target, (str, os.PathLike))
+    return f"unix:{os.fspath(target)}"
+
+
+def _loopback_address(host: str, port: int) -> tuple[str, int]:
+    """``host:port`` to connect to on loopback; raises if it is elsewhere."""
+    name = normalize_host(host)
+    if name in ("0.0.0.0", "::"):
+        name = "127.0.0.1" if name == "0.0.0.0" else "::1"
+    if name == "localhost":
+        name = "127.0.0.1"
+    if not is_loopback(name):
+        raise ValueError(
+            f"relay target ({host!r}, {port}) is not on this machine's loopback: the "
+            "network sandbox relays only to loopback addresses (127.0.0.0/8, ::1), Unix "
+            "sockets and servers of this process, so that no test reaches the real "
+            "network. Start a local server (e.g. CaseControlledStreamServer) and route to it"
+        )
+    return name, port
+
+
 def _check_address(target: tuple[Any, ...]) -> tuple[str, int]:
     if len(target) != 2 or not isinstance(target[0], str):
         raise TypeError(f"an address target must be a (host, port) pair, got {target!r}")
-    return target[0], _check_port("target port", target[1])
+    return _loopback_address(target[0], _check_port("target port", target[1]))

@@ -108,13 +108,15 @@ class TransportContext:
             not positive.
 
     Example:
-        >>> async def handle(reader, writer):
-        ...     writer.write(await reader.readline())
-        ...     await writer.drain()
-        >>> async with TransportContext("unix") as transport:
-        ...     reader, writer = await transport.start_server_and_connect(handle)
-        ...     writer.write(b"ohai\n")
-        ...     assert await reader.readline() == b"ohai\n"
+        ```python
+        async def handle(reader, writer):
+            writer.write(await reader.readline())
+            await writer.drain()
+        async with TransportContext("unix") as transport:
+            reader, writer = await transport.start_server_and_connect(handle)
+            writer.write(b"ohai\n")
+            assert await reader.readline() == b"ohai\n"
+        ```
     """
 
     def __init__(
@@ -163,8 +165,9 @@ class TransportContext:
         that starts its own server can listen on it before the test connects.
 
         Example:
-            >>> transport.address
-            ('127.0.0.1', 40237)
+            ```python
+            assert transport.address == ("127.0.0.1", 40237)
+            ```
         """
         if self.name == "unix":
             if self._socket_path is None:
@@ -181,8 +184,10 @@ class TransportContext:
             A str for messages; it does not fix the address if it is not fixed yet.
 
         Example:
-            >>> TransportContext("tls", host="127.0.0.1").describe_address()
-            'tls://127.0.0.1:(port not chosen yet)'
+            ```python
+            context = TransportContext("tls", host="127.0.0.1")
+            assert context.describe_address() == "tls://127.0.0.1:(port not chosen yet)"
+            ```
         """
         if self.name == "unix":
             where = "(path not chosen yet)" if self._socket_path is None else self._socket_path
@@ -215,7 +220,9 @@ class TransportContext:
             OSError: if the address is in use (a server is already listening).
 
         Example:
-            >>> server = await transport.start_server(handle_client)
+            ```python
+            server = await transport.start_server(handle_client)
+            ```
         """
         self._check_open("start a server")
         handle = self._track_handler(client_connected_cb)
@@ -245,7 +252,9 @@ class TransportContext:
                 is not trusted by the client context.
 
         Example:
-            >>> reader, writer = await transport.connect()
+            ```python
+            reader, writer = await transport.connect()
+            ```
         """
         self._check_open("connect")
         if self.name == "unix":
@@ -281,7 +290,9 @@ class TransportContext:
             RuntimeError: if the context is closed.
 
         Example:
-            >>> reader, writer = await transport.start_server_and_connect(handle_client)
+            ```python
+            reader, writer = await transport.start_server_and_connect(handle_client)
+            ```
         """
         await self.start_server(client_connected_cb, **(server_kwargs or {}))
         return await self.connect(**(client_kwargs or {}))
@@ -309,7 +320,9 @@ class TransportContext:
             RuntimeError: if the context is closed.
 
         Example:
-            >>> server = await transport.create_server(EchoProtocol)
+            ```python
+            server = await transport.create_server(EchoProtocol)
+            ```
         """
         self._check_open("start a server")
         loop = asyncio.get_running_loop()
@@ -343,7 +356,9 @@ class TransportContext:
             ConnectionRefusedError: if no server listens on the address.
 
         Example:
-            >>> transport_, protocol = await transport.create_connection(ClientProtocol)
+            ```python
+            transport_, protocol = await transport.create_connection(ClientProtocol)
+            ```
         """
         self._check_open("connect")
         loop = asyncio.get_running_loop()
@@ -379,8 +394,10 @@ class TransportContext:
         (:class:`ConnectionError`, :class:`EOFError`) are not reported.
 
         Example:
-            >>> await transport.close_server()
-            >>> assert await reader.read() == b""
+            ```python
+            await transport.close_server()
+            assert await reader.read() == b""
+            ```
         """
         servers, self._servers = self._servers, []
         for server in servers:
@@ -403,7 +420,9 @@ class TransportContext:
                 raised, or did not return in time. Its message has each traceback.
 
         Example:
-            >>> await transport.close()
+            ```python
+            await transport.close()
+            ```
         """
         if self._closed:
             return

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 import aiohttp
 
-from .._core import DEFAULT_TIMEOUT, check_timeout, get_within
+from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
 from .._loop import register_probe
 from ..errors import ReceiveTimeout, UnansweredRequestsWarning
 
@@ -200,7 +200,7 @@ class CaseControlledServerBase(ABC, Generic[H]):
         except asyncio.TimeoutError:
             raise ReceiveTimeout(
                 f"{self!r} received no {self._item_name} within {timeout:g} s; "
-                f"{self._receive_hint()}"
+                f"{self._receive_hint()}{timeout_details(timeout)}"
             ) from None
         self._on_received(item)
         return item
@@ -238,8 +238,9 @@ class CaseControlledServerBase(ABC, Generic[H]):
             :class:`aiotestkit.LoopInstrumentation`).
 
         Example:
-            >>> list(server.hygiene_issues())
-            []
+            ```python
+            assert list(server.hygiene_issues()) == []
+            ```
         """
         if not self.started or self.closed or self._closing:
             return
@@ -277,7 +278,9 @@ class CaseControlledServerBase(ABC, Generic[H]):
                 line of the test that closed the server.
 
         Example:
-            >>> await server.close()
+            ```python
+            await server.close()
+            ```
         """
         if self.closed or self._closing:
             return
@@ -314,7 +317,9 @@ class CaseControlledConnectionServer(CaseControlledServerBase[C]):
         """Every connection that reached the server, oldest first, received by the test or not.
 
         Example:
-            >>> assert all(connection.finished for connection in server.connections)
+            ```python
+            assert all(connection.finished for connection in server.connections)
+            ```
         """
         return list(self._connections)
 
@@ -356,7 +361,9 @@ class CaseControlledConnectionServer(CaseControlledServerBase[C]):
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> connection = await server.receive_connection(timeout=1.0)
+            ```python
+            connection = await server.receive_connection(timeout=1.0)
+            ```
         """
         return await self._receive(timeout)
 
@@ -370,6 +377,8 @@ class CaseControlledConnectionServer(CaseControlledServerBase[C]):
             aiotestkit.ReceiveTimeout: if no connection is waiting.
 
         Example:
-            >>> connection = server.receive_connection_nowait()
+            ```python
+            connection = server.receive_connection_nowait()
+            ```
         """
         return self._receive_nowait()

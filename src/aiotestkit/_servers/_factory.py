@@ -35,9 +35,11 @@ class CaseControlledServerFactory(Generic[_S]):
             instances have ``async start_server()`` and ``async close()``.
 
     Example:
-        >>> async with CaseControlledServerFactory(CaseControlledTestServer) as start:
-        ...     api = await start(scheme="https")
-        ...     auth = await start()
+        ```python
+        async with CaseControlledServerFactory(CaseControlledTestServer) as start:
+            api = await start(scheme="https")
+            auth = await start()
+        ```
     """
 
     def __init__(self, server_class: Callable[..., _S]) -> None:
@@ -71,7 +73,9 @@ class CaseControlledServerFactory(Generic[_S]):
             OSError: if the server cannot listen (e.g. the port is taken).
 
         Example:
-            >>> server = await case_controlled_server_factory(scheme="https")
+            ```python
+            server = await case_controlled_server_factory(scheme="https")
+            ```
         """
         if self._closed:
             raise RuntimeError(
@@ -94,9 +98,11 @@ class CaseControlledServerFactory(Generic[_S]):
                 held requests, as :meth:`aiotestkit.CaseControlledTestServer.close` warns.
 
         Example:
-            >>> factory = CaseControlledServerFactory(CaseControlledTestServer)
-            >>> server = await factory(scheme="https")
-            >>> await factory.close()
+            ```python
+            factory = CaseControlledServerFactory(CaseControlledTestServer)
+            server = await factory(scheme="https")
+            await factory.close()
+            ```
         """
         self._closed = True
         first_error: Exception | None = None

@@ -21,6 +21,7 @@ from .._core import (
     check_timeout,
     default_certificate_authority,
     shared_sni_server_context,
+    timeout_details,
 )
 from ..errors import ClientClosedConnection, ReceiveTimeout, RequestNotPending
 from ._base import CaseControlledServerBase
@@ -125,13 +126,15 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             not an int.
 
     Example:
-        >>> async def test_price():
-        ...     async with CaseControlledTestServer() as server:
-        ...         task = asyncio.create_task(session.get(server.make_url("/price")))
-        ...         request = await server.receive_request()
-        ...         assert request.path == "/price"
-        ...         server.send_json(request, {"price": "3602.2"})
-        ...         response = await task
+        ```python
+        async def test_price():
+            async with CaseControlledTestServer() as server:
+                task = asyncio.create_task(session.get(server.make_url("/price")))
+                request = await server.receive_request()
+                assert request.path == "/price"
+                server.send_json(request, {"price": "3602.2"})
+                response = await task
+        ```
     """
 
     _item_name = "request"
@@ -192,12 +195,14 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 context given to the constructor.
 
         Example:
-            >>> server = CaseControlledTestServer()
-            >>> await server.start_server()
-            >>> try:
-            ...     ...
-            ... finally:
-            ...     await server.close()
+            ```python
+            server = CaseControlledTestServer()
+            await server.start_server()
+            try:
+                ...
+            finally:
+                await server.close()
+            ```
         """
         kwargs.setdefault("ssl", self._server_ssl)
         await RawTestServer.start_server(self, loop=loop, **kwargs)
@@ -260,7 +265,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         leaves out those whose client closed its connection.
 
         Example:
-            >>> assert server.pending_requests == []
+            ```python
+            assert server.pending_requests == []
+            ```
         """
         return self._unfinished()
 
@@ -324,9 +331,10 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> request = await server.receive_request(timeout=1.0)
-            >>> request.method, request.path_qs
-            ('GET', '/0/public/Ticker?pair=XXBTZUSD')
+            ```python
+            request = await server.receive_request(timeout=1.0)
+            assert (request.method, request.path_qs) == ("GET", "/0/public/Ticker?pair=XXBTZUSD")
+            ```
         """
         return await self._receive(timeout)
 
@@ -340,7 +348,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             aiotestkit.ReceiveTimeout: if no request is waiting.
 
         Example:
-            >>> request = server.receive_request_nowait()
+            ```python
+            request = server.receive_request_nowait()
+            ```
         """
         return self._receive_nowait()
 
@@ -364,7 +374,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 arguments, or for a response object mixed with other arguments.
 
         Example:
-            >>> server.send_response(request, status=404, text="no such pair")
+            ```python
+            server.send_response(request, status=404, text="no such pair")
+            ```
         """
         exchange = self._exchange_for(request)
         response: web.StreamResponse
@@ -402,7 +414,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             TypeError: if ``data`` cannot be encoded.
 
         Example:
-            >>> server.send_json(request, {"error": [], "result": {}})
+            ```python
+            server.send_json(request, {"error": [], "result": {}})
+            ```
         """
         exchange = self._exchange_for(request)
         response = web.json_response(data, status=status, headers=headers, dumps=dumps)
@@ -505,9 +519,11 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             TypeError, ValueError: if ``timeout`` is not a positive number.
 
         Example:
-            >>> with pytest.raises(asyncio.TimeoutError):
-            ...     await client_task
-            >>> await server.wait_for_disconnect(request)
+            ```python
+            with pytest.raises(asyncio.TimeoutError):
+                await client_task
+            await server.wait_for_disconnect(request)
+            ```
         """
         timeout = check_timeout(timeout)
         exchange = self._exchanges.get(id(request))
@@ -527,6 +543,7 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             raise ReceiveTimeout(
                 f"the client of {_describe(request)} kept its connection to {self!r} open "
                 f"for {timeout:g} s without an answer; did it give up on the request?"
+                f"{timeout_details(timeout)}"
             )
 
     def abort(self, request: web.BaseRequest) -> None:
@@ -543,7 +560,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             aiotestkit.RequestNotPending: as for :meth:`send_response`.
 
         Example:
-            >>> server.abort(await server.receive_request())
+            ```python
+            server.abort(await server.receive_request())
+            ```
         """
         exchange = self._exchange_for(request)
         self._finish(request, "the test aborted it")

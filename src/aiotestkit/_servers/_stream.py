@@ -24,6 +24,7 @@ from .._core import (
     remove_socket,
     select_transports,
     shared_sni_server_context,
+    timeout_details,
     wait_all,
 )
 from ..errors import (
@@ -59,10 +60,12 @@ class StreamConnection(HeldConnection):
         peername: the client's address, as :meth:`socket.socket.getpeername` gives it.
 
     Example:
-        >>> connection = await server.receive_connection()
-        >>> assert await connection.receive_line() == b"PING\r\n"
-        >>> await connection.send(b"+PONG\r\n")
-        >>> await connection.close()
+        ```python
+        connection = await server.receive_connection()
+        assert await connection.receive_line() == b"PING\r\n"
+        await connection.send(b"+PONG\r\n")
+        await connection.close()
+        ```
     """
 
     def __init__(
@@ -96,6 +99,28 @@ class StreamConnection(HeldConnection):
         """Whether the connection runs TLS (a ``"tls"`` server, or after :meth:`start_tls`)."""
         return self._tls
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Return information about the connection, as its asyncio transport gives it.
+
+        Args:
+            name: what to get (str), as for :meth:`asyncio.BaseTransport.get_extra_info`:
+                ``"peername"``, ``"sockname"``, ``"ssl_object"``, ``"peercert"`` (the
+                client's certificate over TLS, when the server's context asked for
+                one, e.g. :meth:`aiotestkit.CertificateAuthority.sni_server_context`
+                with ``require_client_certificate=True``), ...
+            default: what to return if the transport has no such information.
+
+        Returns:
+            The value, or ``default``.
+
+        Example:
+            ```python
+            subject = connection.get_extra_info("peercert")["subject"]
+            assert subject == ((("commonName", "worker-7"),),)
+            ```
+        """
+        return self._writer.get_extra_info(name, default)
+
     @property
     def buffered(self) -> bytes:
         """Bytes that arrived from the client and no ``receive_*`` call returned yet."""
@@ -118,7 +143,9 @@ class StreamConnection(HeldConnection):
             ValueError: if ``max_bytes`` or ``timeout`` is not positive.
 
         Example:
-            >>> data = await connection.receive(1024, timeout=1.0)
+            ```python
+            data = await connection.receive(1024, timeout=1.0)
+            ```
         """
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
@@ -145,7 +172,9 @@ class StreamConnection(HeldConnection):
             ValueError: if ``n`` is negative or ``timeout`` not positive.
 
         Example:
-            >>> header = await connection.receive_exactly(4)
+            ```python
+            header = await connection.receive_exactly(4)
+            ```
         """
         if n < 0:
             raise ValueError(f"n must be a number of bytes >= 0, got {n!r}")
@@ -175,8 +204,10 @@ class StreamConnection(HeldConnection):
             ValueError: if ``separator`` is empty or ``timeout`` not positive.
 
         Example:
-            >>> await connection.receive_until(b"\r\n\r\n")
-            b'CONNECT example.com:443 HTTP/1.1\r\n\r\n'
+            ```python
+            head = await connection.receive_until(b"\r\n\r\n")
+            assert head == b"CONNECT example.com:443 HTTP/1.1\r\n\r\n"
+            ```
         """
         if not separator:
             raise ValueError("separator must not be empty")
@@ -208,8 +239,9 @@ class StreamConnection(HeldConnection):
             RuntimeError: if the test closed the connection.
 
         Example:
-            >>> await connection.receive_line()
-            b'EHLO client.example\r\n'
+            ```python
+            assert await connection.receive_line() == b"EHLO client.example\r\n"
+            ```
         """
         return await self.receive_until(separator, timeout=timeout)
 
@@ -226,7 +258,9 @@ class StreamConnection(HeldConnection):
             ConnectionError: if the client went away.
 
         Example:
-            >>> await connection.send(b"250 OK\r\n")
+            ```python
+            await connection.send(b"250 OK\r\n")
+            ```
         """
         timeout = check_timeout(timeout)
         self._check_open(f"send {_preview(bytes(data))}")
@@ -248,7 +282,9 @@ class StreamConnection(HeldConnection):
             RuntimeError: if the test closed the connection, or it runs TLS.
 
         Example:
-            >>> await connection.send_eof()
+            ```python
+            await connection.send_eof()
+            ```
         """
         self._check_open("send the end of stream")
         if not self._writer.can_write_eof():
@@ -281,9 +317,11 @@ class StreamConnection(HeldConnection):
             ReceiveTimeout: if the client did not complete the handshake in time.
 
         Example:
-            >>> assert await connection.receive_line() == b"STARTTLS\r\n"
-            >>> await connection.send(b"220 Ready to start TLS\r\n")
-            >>> await connection.start_tls()
+            ```python
+            assert await connection.receive_line() == b"STARTTLS\r\n"
+            await connection.send(b"220 Ready to start TLS\r\n")
+            await connection.start_tls()
+            ```
         """
         timeout = check_timeout(timeout)
         self._check_open("start TLS")
@@ -304,6 +342,7 @@ class StreamConnection(HeldConnection):
         except asyncio.TimeoutError:  # pragma: no cover - depends on the client
             raise ReceiveTimeout(
                 f"{self!r}: the client did not complete the TLS handshake within {timeout:g} s"
+                f"{timeout_details(timeout)}"
             ) from None
         self._tls = True
 
@@ -314,7 +353,9 @@ class StreamConnection(HeldConnection):
         or after :meth:`abort`, does nothing.
 
         Example:
-            >>> await connection.close()
+            ```python
+            await connection.close()
+            ```
         """
         if self._closed:
             return
@@ -330,7 +371,9 @@ class StreamConnection(HeldConnection):
         reads the end of stream, or a :class:`ConnectionResetError` if it was sending.
 
         Example:
-            >>> connection.abort()
+            ```python
+            connection.abort()
+            ```
         """
         if self._closed:
             return
@@ -378,7 +421,7 @@ class StreamConnection(HeldConnection):
     def _timeout_error(self, what: str, timeout: float) -> ReceiveTimeout:
         return ReceiveTimeout(
             f"{self!r} waited {timeout:g} s for {what}; {self._history()}. "
-            "Did the client send it? Raise the timeout if it is slow."
+            f"Did the client send it? Raise the timeout if it is slow.{timeout_details(timeout)}"
         )
 
     def _closed_error(self, what: str) -> ClientClosedConnection:
@@ -426,12 +469,14 @@ class CaseControlledStreamServer(CaseControlledConnectionServer[StreamConnection
             (``path`` for TCP, ``ssl`` without ``"tls"``).
 
     Example:
-        >>> async with CaseControlledStreamServer(transport="tls") as server:
-        ...     client = asyncio.create_task(redis_client.ping(server.host, server.port))
-        ...     connection = await server.receive_connection()
-        ...     assert await connection.receive_line() == b"PING\r\n"
-        ...     await connection.send(b"+PONG\r\n")
-        ...     await connection.close()
+        ```python
+        async with CaseControlledStreamServer(transport="tls") as server:
+            client = asyncio.create_task(redis_client.ping(server.host, server.port))
+            connection = await server.receive_connection()
+            assert await connection.receive_line() == b"PING\r\n"
+            await connection.send(b"+PONG\r\n")
+            await connection.close()
+        ```
     """
 
     _leftover_name = "unfinished connection(s)"
@@ -502,8 +547,9 @@ class CaseControlledStreamServer(CaseControlledConnectionServer[StreamConnection
             A str for messages, ``"not started"`` before :meth:`start_server`.
 
         Example:
-            >>> server.describe_address()
-            'tls://127.0.0.1:40237'
+            ```python
+            assert server.describe_address() == "tls://127.0.0.1:40237"
+            ```
         """
         if self._server is None:
             return f"{self.transport} (not started)"
@@ -519,7 +565,9 @@ class CaseControlledStreamServer(CaseControlledConnectionServer[StreamConnection
             OSError: if the address is in use.
 
         Example:
-            >>> await server.start_server()
+            ```python
+            await server.start_server()
+            ```
         """
         if self._closed or self._server is not None:
             raise RuntimeError(f"cannot start {self!r}: it was started before")

@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMessage, WSMsgType, web
 from multidict import CIMultiDictProxy, MultiDictProxy
 from yarl import URL
 
-from .._core import DEFAULT_TIMEOUT, check_timeout, get_within
+from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
 from ..errors import (
     ClientClosedConnection,
     ReceiveTimeout,
@@ -60,11 +60,13 @@ class WebSocketConnection(HeldConnection):
         number: the connection's position on its server, from 1 (int).
 
     Example:
-        >>> connection = await server.receive_connection()
-        >>> assert connection.path == "/v2"
-        >>> assert await connection.receive_json() == {"method": "ping"}
-        >>> await connection.send_json({"method": "pong"})
-        >>> await connection.close()
+        ```python
+        connection = await server.receive_connection()
+        assert connection.path == "/v2"
+        assert await connection.receive_json() == {"method": "ping"}
+        await connection.send_json({"method": "pong"})
+        await connection.close()
+        ```
     """
 
     def __init__(
@@ -147,7 +149,9 @@ class WebSocketConnection(HeldConnection):
             ReceiveTimeout: if the handshake did not complete in time.
 
         Example:
-            >>> await connection.accept(protocols=["v2.kraken"])
+            ```python
+            await connection.accept(protocols=["v2.kraken"])
+            ```
         """
         timeout = check_timeout(timeout)
         self._check_undecided("accept")
@@ -160,6 +164,7 @@ class WebSocketConnection(HeldConnection):
         except asyncio.TimeoutError:  # pragma: no cover - the handshake is local
             raise ReceiveTimeout(
                 f"{self!r}: the handshake did not complete in {timeout:g} s"
+                f"{timeout_details(timeout)}"
             ) from None
 
     def refuse(
@@ -181,7 +186,9 @@ class WebSocketConnection(HeldConnection):
             ValueError: if ``status`` is 101 (that is accepting).
 
         Example:
-            >>> connection.refuse(401, text="invalid token")
+            ```python
+            connection.refuse(401, text="invalid token")
+            ```
         """
         self._check_undecided("refuse")
         if status == 101:
@@ -204,9 +211,10 @@ class WebSocketConnection(HeldConnection):
             RuntimeError: if the test refused the upgrade.
 
         Example:
-            >>> message = await connection.receive()
-            >>> message.type, message.data
-            (<WSMsgType.TEXT: 1>, '{"method": "ping"}')
+            ```python
+            message = await connection.receive()
+            assert (message.type, message.data) == (WSMsgType.TEXT, '{"method": "ping"}')
+            ```
         """
         timeout = check_timeout(timeout)
         await self._ensure_accepted("receive")
@@ -216,6 +224,7 @@ class WebSocketConnection(HeldConnection):
             raise ReceiveTimeout(
                 f"{self!r} waited {timeout:g} s for a message from the client; "
                 f"{self._history()}. Did the client send it? Raise the timeout if it is slow."
+                f"{timeout_details(timeout)}"
             ) from None
         if message.type in _ENDS:
             self._messages.put_nowait(message)  # every later receive sees the end too
@@ -239,8 +248,9 @@ class WebSocketConnection(HeldConnection):
             aiotestkit.ClientClosedConnection: if the connection ended instead.
 
         Example:
-            >>> await connection.receive_str()
-            'hello'
+            ```python
+            assert await connection.receive_str() == "hello"
+            ```
         """
         return str(await self._receive_type(WSMsgType.TEXT, "a text message", timeout))
 
@@ -259,8 +269,9 @@ class WebSocketConnection(HeldConnection):
             aiotestkit.ClientClosedConnection: if the connection ended instead.
 
         Example:
-            >>> await connection.receive_bytes()
-            b'\x00\x01'
+            ```python
+            assert await connection.receive_bytes() == b"\x00\x01"
+            ```
         """
         data = await self._receive_type(WSMsgType.BINARY, "a binary message", timeout)
         return bytes(data)
@@ -286,8 +297,9 @@ class WebSocketConnection(HeldConnection):
             aiotestkit.ClientClosedConnection: if the connection ended instead.
 
         Example:
-            >>> await connection.receive_json()
-            {'method': 'ping'}
+            ```python
+            assert await connection.receive_json() == {"method": "ping"}
+            ```
         """
         text = await self.receive_str(timeout=timeout)
         try:
@@ -310,7 +322,9 @@ class WebSocketConnection(HeldConnection):
             ConnectionError: if the client went away.
 
         Example:
-            >>> await connection.send_str("hello")
+            ```python
+            await connection.send_str("hello")
+            ```
         """
         ws = await self._ensure_open("send")
         await self._send(ws.send_str(data), f"text {data[:_PREVIEW]!r}", timeout)
@@ -328,7 +342,9 @@ class WebSocketConnection(HeldConnection):
             ConnectionError: if the client went away.
 
         Example:
-            >>> await connection.send_bytes(b"\x00\x01")
+            ```python
+            await connection.send_bytes(b"\x00\x01")
+            ```
         """
         ws = await self._ensure_open("send")
         await self._send(ws.send_bytes(data), f"{len(data)} bytes", timeout)
@@ -353,7 +369,9 @@ class WebSocketConnection(HeldConnection):
             TypeError: if ``data`` cannot be encoded.
 
         Example:
-            >>> await connection.send_json({"method": "pong"})
+            ```python
+            await connection.send_json({"method": "pong"})
+            ```
         """
         await self.send_str(dumps(data), timeout=timeout)
 
@@ -369,7 +387,9 @@ class WebSocketConnection(HeldConnection):
             RuntimeError: if the test refused or closed the connection.
 
         Example:
-            >>> await connection.ping(b"are you there")
+            ```python
+            await connection.ping(b"are you there")
+            ```
         """
         ws = await self._ensure_open("ping")
         await self._send(ws.ping(payload), f"a ping {payload!r}", timeout)
@@ -396,7 +416,9 @@ class WebSocketConnection(HeldConnection):
             RuntimeError: if the test refused the upgrade.
 
         Example:
-            >>> await connection.close(1001, "maintenance")
+            ```python
+            await connection.close(1001, "maintenance")
+            ```
         """
         timeout = check_timeout(timeout)
         if self._closed_by_test:
@@ -527,14 +549,16 @@ class CaseControlledWebSocketServer(CaseControlledConnectionServer[WebSocketConn
             them.
 
     Example:
-        >>> async with CaseControlledWebSocketServer() as server:
-        ...     task = asyncio.create_task(session.ws_connect(server.make_ws_url("/v2")))
-        ...     connection = await server.receive_connection()
-        ...     await connection.accept()
-        ...     client = await task
-        ...     await client.send_str("hello")
-        ...     assert await connection.receive_str() == "hello"
-        ...     await connection.close()
+        ```python
+        async with CaseControlledWebSocketServer() as server:
+            task = asyncio.create_task(session.ws_connect(server.make_ws_url("/v2")))
+            connection = await server.receive_connection()
+            await connection.accept()
+            client = await task
+            await client.send_str("hello")
+            assert await connection.receive_str() == "hello"
+            await connection.close()
+        ```
     """
 
     _item_name = "WebSocket connection"
@@ -591,8 +615,9 @@ class CaseControlledWebSocketServer(CaseControlledConnectionServer[WebSocketConn
             The :class:`yarl.URL`.
 
         Example:
-            >>> str(server.make_url("/health"))
-            'http://127.0.0.1:40237/health'
+            ```python
+            assert str(server.make_url("/health")) == "http://127.0.0.1:40237/health"
+            ```
         """
         return self.http.make_url(path)
 
@@ -606,8 +631,9 @@ class CaseControlledWebSocketServer(CaseControlledConnectionServer[WebSocketConn
             The :class:`yarl.URL`.
 
         Example:
-            >>> str(server.make_ws_url("/v2"))
-            'ws://127.0.0.1:40237/v2'
+            ```python
+            assert str(server.make_ws_url("/v2")) == "ws://127.0.0.1:40237/v2"
+            ```
         """
         url = self.make_url(path)
         return url.with_scheme("wss" if url.scheme == "https" else "ws")
@@ -619,7 +645,9 @@ class CaseControlledWebSocketServer(CaseControlledConnectionServer[WebSocketConn
             **kwargs: as for :meth:`aiotestkit.CaseControlledTestServer.start_server`.
 
         Example:
-            >>> await server.start_server()
+            ```python
+            await server.start_server()
+            ```
         """
         await self.http.start_server(**kwargs)
         self._started()
