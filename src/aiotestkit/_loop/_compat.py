@@ -43,8 +43,13 @@ def mark_lost_tls_transports_closed() -> Callable[[], None]:
         The undo callable; call it once.
 
     Example:
-        >>> undo = mark_lost_tls_transports_closed()
-        >>> undo()
+        ```python
+        undo = mark_lost_tls_transports_closed()
+        try:
+            ...  # the test
+        finally:
+            undo()
+        ```
     """
     if sys.version_info >= (3, 11):
         return _nothing
@@ -94,8 +99,13 @@ def keep_task_names(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         The undo callable; call it once.
 
     Example:
-        >>> undo = keep_task_names(asyncio.new_event_loop())
-        >>> undo()
+        ```python
+        undo = keep_task_names(asyncio.get_running_loop())
+        try:
+            ...  # the test
+        finally:
+            undo()
+        ```
     """
     if not (3, 13, 0) <= sys.version_info[:3] < (3, 13, 3):
         return _nothing
