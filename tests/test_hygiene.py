@@ -61,9 +61,10 @@ def run(pytester: pytest.Pytester, body: str, *args: str, ini: str = "") -> pyte
     pytester.makeini(INI.format(extra=ini))
     pytester.makepyfile(test_case=HEADER + textwrap.dedent(body))
     result = pytester.runpytest("-p", "no:cacheprovider", *args)
-    # The inner tests leak on purpose, in this process. Before Python 3.11 a StreamWriter
-    # does not close its transport when collected, so a leaked connection stays open after
-    # its loop closed until the collector frees it, warning in whichever test runs then.
+    # The inner tests leak on purpose, in this process. Python 3.10's StreamWriter does not
+    # close its transport when collected (later versions do), so a leaked connection stays
+    # open after its loop closed until the collector frees it, warning in whichever test
+    # runs then.
     # Collect it now: its warnings were reported by the inner run already.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
