@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import HangTimeout
+from ._compat import keep_task_names, mark_lost_tls_transports_closed
 from ._hang_guard import DEFAULT_HANG_TIMEOUT, HangGuard
 from ._hygiene import (
     CHECKS,
@@ -443,8 +444,10 @@ class LoopInstrumentation:
         if self._on("pending_tasks") or self.hang_timeout is not None:
             self._tasks.attach(loop)
             stack.push(self._tasks.detach, loop)
+            stack.push(keep_task_names(loop))
         self._hang_guard.attach(loop)
         stack.push(self._hang_guard.detach, loop)
+        stack.push(mark_lost_tls_transports_closed())
         if self._on("unclosed_resources"):
             selector = getattr(loop, "_selector", None)
             with contextlib.suppress(AttributeError, RuntimeError):
