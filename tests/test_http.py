@@ -179,6 +179,7 @@ async def test_answering_after_the_client_went_away_raises() -> None:
             server.send_response(request)
 
 
+@pytest.mark.hygiene(allow=["unanswered_requests"], reason="checks the warning of close()")
 async def test_close_drops_pending_requests_and_warns_naming_them() -> None:
     async with aiohttp.ClientSession() as session:
         server = CaseControlledTestServer()
@@ -197,6 +198,7 @@ async def test_close_drops_pending_requests_and_warns_naming_them() -> None:
         assert server.pending_requests == []
 
 
+@pytest.mark.hygiene(allow=["unanswered_requests"], reason="checks the warning of close()")
 async def test_close_leaves_no_task_behind() -> None:
     before = asyncio.all_tasks()
     async with aiohttp.ClientSession() as session:

@@ -265,6 +265,7 @@ async def test_writing_to_a_client_that_left_raises(session: aiohttp.ClientSessi
             await write_until_refused()
 
 
+@pytest.mark.hygiene(allow=["unanswered_requests"], reason="checks the warning of close()")
 async def test_an_unfinished_stream_is_an_unanswered_request(
     session: aiohttp.ClientSession,
 ) -> None:

@@ -536,8 +536,8 @@ async def test_assert_nothing_blocked_lists_unexpected_attempts_only(
         "the network sandbox refused 1 attempt(s) to reach the network:\n"
         f"  - {sandbox.blocked[1].message}\n"
         "Route each host the code needs, or declare the refusals expected with "
-        "sandbox.expect_blocked(host, port) or the marker "
-        "@pytest.mark.network_sandbox(allow_blocked=True)."
+        "sandbox.expect_blocked(host, port), or let them pass with allow_blocked=True "
+        "(the sandbox's argument, fixture marker or class attribute)."
     )
     sandbox.expect_blocked("api.example.com", 443)
     sandbox.assert_nothing_blocked()

@@ -323,32 +323,35 @@ def test_ini_option_in_auto_mode_and_unittest_cases_are_left_alone(
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
-def test_a_test_on_a_wider_loop_scope_is_an_error_not_a_silent_escape(
+def test_a_test_on_a_wider_loop_scope_is_sandboxed_on_that_loop(
     pytester: pytest.Pytester,
 ) -> None:
     make_ini(pytester, "aiotestkit_network_sandbox = true")
     pytester.makepyfile(
         """
+        import asyncio
+
         import pytest
+        from aiotestkit import NetworkAccessDenied
 
         @pytest.mark.asyncio(loop_scope="module")
+        @pytest.mark.network_sandbox(allow_blocked=True)
         async def test_module_loop():
-            pass
+            with pytest.raises(NetworkAccessDenied):
+                await asyncio.open_connection("api.example.com", 443)
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_module_loop_sandbox_fixture(network_sandbox):
+            assert network_sandbox.blocked == []
 
         @pytest.mark.asyncio(loop_scope="module")
         @pytest.mark.network_sandbox(enabled=False)
         async def test_module_loop_opted_out():
-            pass
+            assert "getaddrinfo" not in vars(asyncio.get_running_loop())
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(
-        [
-            "*test_module_loop runs on the module-scoped event loop, but the network_sandbox "
-            "fixture patches the function-scoped one: the test would not be sandboxed.*"
-        ]
-    )
+    result.assert_outcomes(passed=3)
 
 
 def test_fixture_stays_on_the_tests_loop_with_a_wider_default_fixture_loop_scope(

@@ -218,6 +218,7 @@ def test_a_request_whose_client_gave_up_is_not_unanswered(pytester: pytest.Pytes
 
 
 @pytest.mark.asyncio
+@pytest.mark.hygiene(allow=["unanswered_requests"], reason="checks the warning of close()")
 async def test_a_request_with_a_live_client_is_still_unanswered() -> None:
     async with aiohttp.ClientSession() as session:
         server = CaseControlledTestServer()
@@ -252,6 +253,7 @@ async def test_reprs_keep_the_address_after_close() -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.hygiene(allow=["unanswered_requests"], reason="checks the warning of close()")
 async def test_close_warnings_point_at_the_line_of_the_test(
     recwarn: pytest.WarningsRecorder,
 ) -> None:

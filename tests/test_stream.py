@@ -357,6 +357,7 @@ async def test_receive_connection_nowait(open_client: OpenClient) -> None:
         await connection.close()
 
 
+@pytest.mark.hygiene(allow=["unanswered_requests"], reason="checks the warning of close()")
 async def test_unfinished_connections_are_reported_and_closed(
     kind: str, open_client: OpenClient
 ) -> None:

@@ -265,6 +265,7 @@ async def test_wss_for_the_real_host_name_through_the_redirector(
     await connection.close()
 
 
+@pytest.mark.hygiene(allow=["unanswered_requests"], reason="checks the warning of close()")
 async def test_unfinished_connections_are_reported(session: aiohttp.ClientSession) -> None:
     before = asyncio.all_tasks()
     server = CaseControlledWebSocketServer()

@@ -1,11 +1,13 @@
-"""The aiotestkit pytest plugin: fixtures, markers and options; the logic lives in the library.
+"""The aiotestkit pytest plugin: fixtures and hook wiring; the logic lives in the library.
 
 Loaded automatically once aiotestkit is installed (entry point ``pytest11``); disable
-it with ``-p no:aiotestkit``. Async fixtures are declared with pytest-asyncio, so they
-work in its strict and auto modes alike.
-
-Every async test runs with a :class:`aiotestkit.LoopInstrumentation` attached to its
-loop (the hygiene checks and the hang guard, see ``docs/explanation/hygiene.md``).
+it with ``-p no:aiotestkit``. Every async test, whoever runs it (pytest-asyncio in
+strict or auto mode, aiohttp's pytest plugin, anyio's on asyncio), runs with a
+:class:`aiotestkit.LoopInstrumentation` attached to its loop: the hygiene checks and
+the hang guard (``docs/explanation/hygiene.md``). The fixtures are plain pytest fixtures that run
+their async set-up and teardown on the test's loop, so they work under each runner.
+Internally they depend only on private fixtures (``_aiotestkit_*``), never on names
+a project may define itself.
 """
 
 from __future__ import annotations
@@ -13,41 +15,68 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ssl
-import unittest
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+import warnings
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 import trustme
 from aiohttp.test_utils import unused_port
 
-from ._core import (
-    TRANSPORT_NAMES,
-    CertificateAuthority,
-    default_certificate_authority,
-    select_transports,
-)
-from ._loop import (
-    DEFAULT_HANG_TIMEOUT,
-    MODES,
-    LoopInstrumentation,
-    VirtualClock,
-    is_attached,
-    resolve_modes,
-)
+from ._core import CertificateAuthority, default_certificate_authority
+from ._loop import LoopInstrumentation, VirtualClock, is_attached
 from ._network import AiohttpRedirector, NetworkSandbox, TransportContext
+from ._plugin import (
+    NotCovered,
+    TestRun,
+    add_options,
+    configure,
+    quiet_unset_fixture_loop_scope,
+    runner_for,
+    sandbox_options,
+    test_settings,
+    transports_for,
+    wants_sandbox,
+)
 from ._servers import (
     CaseControlledServerFactory,
     CaseControlledStreamServer,
     CaseControlledTestServer,
     CaseControlledWebSocketServer,
 )
+from .errors import HygieneWarning
 
 CaseControlledStreamServerFactory = CaseControlledServerFactory[CaseControlledStreamServer]
 CaseControlledWebSocketServerFactory = CaseControlledServerFactory[CaseControlledWebSocketServer]
 
-_TRANSPORTS_INI = "aiotestkit_transports"
+_TEST_RUN = pytest.StashKey[TestRun]()
+_NOT_COVERED = pytest.StashKey[dict[str, int]]()
+_LATE_LOOP = (
+    "{runner} makes their loop only when it calls them, too late for the {what} the "
+    "ini option or marker asks for (hygiene checks and hang guard apply); add its "
+    "'loop' fixture to their arguments"
+)
+_CLOCK = "_aiotestkit_virtual_clock"
+_SANDBOX = "_aiotestkit_network_sandbox"
+
+
+# -- hooks -------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-asyncio registered its options
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Register the ini options (hygiene, hang guard, sandbox, virtual clock, transports)."""
+    add_options(parser, pluginmanager)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-asyncio's
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers and check the ini options; keep pytest-asyncio's start quiet."""
+    quiet_unset_fixture_loop_scope()
+    configure(config)
+    config.stash[_NOT_COVERED] = {}
+    if not config.pluginmanager.has_plugin("aiohttp.pytest_plugin"):
+        config.pluginmanager.register(_LoopFixture(), "aiotestkit-loop")
 
 
 def _uses_our_transport(metafunc: pytest.Metafunc) -> bool:
@@ -61,137 +90,54 @@ def _uses_our_transport(metafunc: pytest.Metafunc) -> bool:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize every test that uses the ``transport`` fixture over its transports."""
-    if "transport" not in metafunc.fixturenames or not _uses_our_transport(metafunc):
+    if "transport" in metafunc.fixturenames and _uses_our_transport(metafunc):
+        metafunc.parametrize("transport", transports_for(metafunc), indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Sandbox the tests marked ``network_sandbox``; with the ini option, every async one."""
+    for item in items:
+        fixturenames: list[str] | None = getattr(item, "fixturenames", None)
+        if fixturenames is not None and _SANDBOX not in fixturenames and wants_sandbox(item):
+            fixturenames.insert(0, _SANDBOX)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Give the virtual clock to async tests marked virtual_clock (or all, by ini)."""
+    if not isinstance(item, pytest.Function) or runner_for(item) is None:
         return
-    marker = metafunc.definition.get_closest_marker("transports")
-    if marker is not None:
-        names = select_transports(marker.args, source="@pytest.mark.transports")
-    else:
-        names = select_transports(
-            metafunc.config.getini(_TRANSPORTS_INI), source=f"ini option {_TRANSPORTS_INI}"
-        )
-    metafunc.parametrize("transport", names, indirect=True)
-
-
-_GC_GENERATIONS = {"young": 1, "full": 2, "off": None}
-_INSTRUMENTATION = pytest.StashKey[LoopInstrumentation]()
-_SETTINGS = pytest.StashKey[tuple[dict[str, str], float | None, int | None]]()
-
-
-def _add_hygiene_options(parser: pytest.Parser) -> None:
-    parser.addini(
-        "aiotestkit_hygiene",
-        f"hygiene checks of async tests: {', '.join(MODES)} (default strict)",
-        default="strict",
-    )
-    parser.addini(
-        "aiotestkit_hygiene_checks",
-        "per-check hygiene modes, one 'check=mode' per line",
-        type="linelist",
-        default=[],
-    )
-    parser.addini(
-        "aiotestkit_hang_timeout",
-        f"seconds an async test may run before it is cancelled (default {DEFAULT_HANG_TIMEOUT:g};"
-        " 0 turns the hang guard off)",
-        default=f"{DEFAULT_HANG_TIMEOUT:g}",
-    )
-    parser.addini(
-        "aiotestkit_hygiene_gc",
-        "garbage collection at the end of each async test: young (default), full, off",
-        default="young",
-    )
-
-
-def _parse_timeout(value: object, where: str) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{where}: expected a number of seconds, got {value!r}")
     try:
-        seconds = float(value)
+        settings = test_settings(item)
     except ValueError:
-        raise ValueError(f"{where}: expected a number of seconds, got {value!r}") from None
-    if not seconds >= 0:
-        raise ValueError(f"{where}: expected seconds >= 0 (0 turns it off), got {value!r}")
-    return seconds or None
+        return  # reported by _aiotestkit_loop_instrumentation, as the test's error
+    if settings.virtual_clock is not None and _CLOCK not in item.fixturenames:
+        item.fixturenames.append(_CLOCK)
 
 
-def _configure_hygiene(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "hygiene(mode=None, *, allow=(), warn=(), reason=None): hygiene checks of this "
-        "test: a mode for all checks (strict, warn, off), checks allowed (off) or warned; "
-        "allow and off need a reason",
-    )
-    config.addinivalue_line(
-        "markers",
-        "hang_timeout(seconds): cancel this async test after so many seconds (0: never)",
-    )
-    try:
-        modes = resolve_modes(
-            config.getini("aiotestkit_hygiene").strip(),
-            config.getini("aiotestkit_hygiene_checks"),
-            where="ini option aiotestkit_hygiene / aiotestkit_hygiene_checks",
-        )
-        timeout = _parse_timeout(
-            config.getini("aiotestkit_hang_timeout"), "ini option aiotestkit_hang_timeout"
-        )
-        gc_option = config.getini("aiotestkit_hygiene_gc").strip()
-        if gc_option not in _GC_GENERATIONS:
-            raise ValueError(
-                f"ini option aiotestkit_hygiene_gc: expected young, full or off, got {gc_option!r}"
-            )
-    except ValueError as error:
-        raise pytest.UsageError(str(error)) from None
-    config.stash[_SETTINGS] = (modes, timeout, _GC_GENERATIONS[gc_option])
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """Run an async test under its hang guard; a hang fails it with every task's stack."""
+    __tracebackhide__ = True
+    run = pyfuncitem.stash.get(_TEST_RUN, None)
+    if run is None:
+        return (yield)
+    with run.runner.guard_call(pyfuncitem, run.instrumentation, attach=run.loop is None):
+        return (yield)
 
 
-def _instrumentation_for(item: pytest.Item) -> LoopInstrumentation:
-    modes, timeout, gc_generation = item.config.stash[_SETTINGS]
-    marker = timeout_marker = None
-    for mark in item.iter_markers():  # closest first; one pass for both markers
-        if mark.name == "hygiene" and marker is None:
-            marker = mark
-        elif mark.name == "hang_timeout" and timeout_marker is None:
-            timeout_marker = mark
-    if marker is not None:
-        where = f"{item.nodeid}: @pytest.mark.hygiene"
-        kwargs = dict(marker.kwargs)
-        mode = marker.args[0] if marker.args else kwargs.pop("mode", None)
-        allow = kwargs.pop("allow", ())
-        warn = kwargs.pop("warn", ())
-        reason = kwargs.pop("reason", None)
-        if kwargs or len(marker.args) > 1:
-            raise ValueError(
-                f"{where} takes one mode and the keywords allow, warn and reason; "
-                f"got {marker.args!r} {marker.kwargs!r}"
-            )
-        if isinstance(allow, str) or isinstance(warn, str):
-            raise ValueError(f"{where}: allow and warn take a list of check names")
-        if (allow or mode == "off") and not (isinstance(reason, str) and reason.strip()):
-            raise ValueError(
-                f"{where}: allowing a hygiene problem needs a reason; "
-                "add reason='why this test may leave it behind'"
-            )
-        modes = resolve_modes(
-            "strict", modes, marker_mode=mode, allow=allow, warn=warn, where=where
-        )
-    if timeout_marker is not None:
-        where = f"{item.nodeid}: @pytest.mark.hang_timeout"
-        if len(timeout_marker.args) != 1 or timeout_marker.kwargs:
-            raise ValueError(f"{where} takes one number of seconds")
-        timeout = _parse_timeout(timeout_marker.args[0], where)
-    return LoopInstrumentation(
-        checks=modes, hang_timeout=timeout, gc_generation=gc_generation, name=item.nodeid
-    )
+def _not_covered(config: pytest.Config, reason: str) -> None:
+    counts = config.stash[_NOT_COVERED]
+    counts[reason] = counts.get(reason, 0) + 1
 
 
-def _loop_scope(item: pytest.Item) -> str:
-    scope = getattr(item, "_loop_scope", None)  # pytest-asyncio's, computed already
-    if isinstance(scope, str):
-        return scope
-    marker = item.get_closest_marker("asyncio")
-    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") if marker else None
-    return str(scope or item.config.getini("asyncio_default_test_loop_scope") or "function")
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say once which async tests missed some of aiotestkit's checks, and why."""
+    for reason, count in config.stash.get(_NOT_COVERED, {}).items():
+        terminalreporter.write_line(f"aiotestkit: {count} async test(s): {reason}")
+
+
+# -- the test's loop and its instrumentation ---------------------------------------------
 
 
 @pytest.fixture(autouse=True)
@@ -206,185 +152,117 @@ def _aiotestkit_loop_instrumentation(
     """
     __tracebackhide__ = True
     item = request.node
-    if not pytest_asyncio.is_async_test(item):
+    runner = runner_for(item)
+    if runner is None:
         yield None
         return
     try:
-        instrumentation = _instrumentation_for(item)
+        instrumentation = test_settings(item).instrumentation(item.nodeid)
     except ValueError as error:
         pytest.fail(str(error), pytrace=False)
-    # pytest-asyncio runs each test on the runner of its loop scope.
-    runner = request.getfixturevalue(f"_{_loop_scope(item)}_scoped_runner")
-    instrumentation.attach(runner.get_loop())
-    item.stash[_INSTRUMENTATION] = instrumentation
     try:
-        yield instrumentation
+        loop_context = runner.open_loop(request)
+        loop = loop_context.__enter__()
+    except NotCovered as reason:
+        _not_covered(item.config, f"no hygiene checks: {reason}")
+        yield None
+        return
+    try:
+        if loop is not None:
+            instrumentation.attach(loop)
+        item.stash[_TEST_RUN] = TestRun(runner, instrumentation, loop)
+        try:
+            yield instrumentation
+        finally:
+            del item.stash[_TEST_RUN]
+            report = instrumentation.run_finish()
+            _record_late_issues(item, instrumentation)
     finally:
-        del item.stash[_INSTRUMENTATION]
-        report = instrumentation.run_finish()
+        loop_context.__exit__(None, None, None)
     report.raise_or_warn()
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
-    """Run an async test under its hang guard; a hang fails it with every task's stack."""
-    __tracebackhide__ = True
-    instrumentation = pyfuncitem.stash.get(_INSTRUMENTATION, None)
-    if instrumentation is None:
-        return (yield)
-    instrumentation.start_hang_guard()
-    try:
-        return (yield)
-    except BaseException:
-        error = instrumentation.stop_hang_guard()
-        if error is not None:
-            raise error from None
-        raise
-    finally:
-        instrumentation.stop_hang_guard()
+def _record_late_issues(item: pytest.Item, instrumentation: LoopInstrumentation) -> None:
+    """Put leaks this test found but did not make in the warnings summary, failing no test.
+
+    Each is listed under the test that made it (as a ``HygieneWarning``), or under no
+    test when that is not known. The hook is the one pytest and xdist record warnings
+    through, so no warning filter turns it into an error of this test.
+    """
+    for issue in instrumentation.late_issues:
+        filename, lineno = issue.where or (str(item.path), 0)
+        message = warnings.WarningMessage(
+            HygieneWarning(issue.format()), HygieneWarning, filename, lineno
+        )
+        item.ihook.pytest_warning_recorded.call_historic(
+            kwargs={
+                "warning_message": message,
+                "when": "runtest",
+                "nodeid": issue.test or "",
+                "location": None,
+            }
+        )
+
+
+@pytest.fixture
+def _aiotestkit_test_run(
+    request: pytest.FixtureRequest, _aiotestkit_loop_instrumentation: LoopInstrumentation | None
+) -> TestRun | None:
+    """The async test being run (its runner, instrumentation and loop), or ``None``."""
+    run: TestRun | None = request.node.stash.get(_TEST_RUN, None)
+    return run
+
+
+def _required(
+    request: pytest.FixtureRequest, run: TestRun | None, fixture: str | None = None
+) -> TestRun:
+    """``run``, or a failure naming the fixture that needs an async test."""
+    fixture = fixture or request.fixturename
+    if run is None:
+        pytest.fail(
+            f"the {fixture} fixture needs an asyncio test, but {request.node.name} is not "
+            "one: make it 'async def' and run it with pytest-asyncio (@pytest.mark.asyncio, "
+            "or asyncio_mode = auto), anyio's plugin (@pytest.mark.anyio) or aiohttp's "
+            "(pytest_plugins = ['aiohttp.pytest_plugin'])",
+            pytrace=False,
+        )
+    return run
 
 
 @pytest.fixture
 def loop_instrumentation(
-    _aiotestkit_loop_instrumentation: LoopInstrumentation | None,
+    request: pytest.FixtureRequest, _aiotestkit_test_run: TestRun | None
 ) -> LoopInstrumentation:
     """The :class:`aiotestkit.LoopInstrumentation` attached to this async test's loop.
 
     Add loop extensions with ``loop_instrumentation.add_extension(extension)``, or
     report problems with ``loop_instrumentation.add_issue(check, message)``.
     """
-    if _aiotestkit_loop_instrumentation is None:
-        pytest.fail(
-            "loop_instrumentation is only available to async tests run by pytest-asyncio "
-            "(mark the test with @pytest.mark.asyncio)",
-            pytrace=False,
-        )
-    return _aiotestkit_loop_instrumentation
+    run = _required(request, _aiotestkit_test_run)
+    return run.instrumentation
 
 
-_SANDBOX_INI = "aiotestkit_network_sandbox"
-_SANDBOX_MARKER = "network_sandbox"
+class _LoopFixture:
+    """The ``loop`` fixture, registered only where aiohttp's plugin does not define it."""
+
+    @pytest.fixture
+    def loop(
+        self, request: pytest.FixtureRequest, _aiotestkit_test_run: TestRun | None
+    ) -> asyncio.AbstractEventLoop:
+        """The event loop the test runs on, for code written for pytest-aiohttp before 1.0.
+
+        Older pytest-aiohttp tests take a ``loop`` fixture, as aiohttp's testing docs
+        show (``async def test_hello(aiohttp_client, loop)``; a sync fixture calling
+        ``loop.run_until_complete(aiohttp_client(app))``); pytest-aiohttp 1.x no
+        longer has it. New async code should call :func:`asyncio.get_running_loop`.
+        Where ``aiohttp.pytest_plugin`` is loaded, its own ``loop`` fixture is used
+        (aiotestkit does not define one), and a project's ``loop`` fixture wins.
+        """
+        run = _required(request, _aiotestkit_test_run)
+        return run.require_loop("loop")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register the ini options: hygiene, network sandbox, virtual clock, transports."""
-    parser.addini(
-        _TRANSPORTS_INI,
-        type="args",
-        default=list(TRANSPORT_NAMES),
-        help="transports the 'transport' fixture runs each test over, by default "
-        f"(space-separated, from: {' '.join(TRANSPORT_NAMES)})",
-    )
-    _add_hygiene_options(parser)
-    parser.addini(
-        "aiotestkit_virtual_clock",
-        "run every asyncio test under aiotestkit.VirtualClock, as if it requested the "
-        "clock fixture (opt a test out with @pytest.mark.virtual_clock(enabled=False))",
-        type="bool",
-        default=False,
-    )
-    parser.addini(
-        _SANDBOX_INI,
-        type="bool",
-        default=False,
-        help="run every async test in an aiotestkit NetworkSandbox (the network_sandbox "
-        "fixture): no connection leaves the test; "
-        "@pytest.mark.network_sandbox(enabled=False) turns it off for one test",
-    )
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the markers (transports among them); check the hygiene ini options."""
-    config.addinivalue_line(
-        "markers",
-        "transports(*names): run the test over these transports only "
-        f"({', '.join(TRANSPORT_NAMES)}) instead of the {_TRANSPORTS_INI} ini option",
-    )
-    _configure_hygiene(config)
-    config.addinivalue_line(
-        "markers",
-        "virtual_clock(enabled=True, **options): run this asyncio test under "
-        "aiotestkit.VirtualClock(**options) (autojump, autojump_threshold, "
-        "in_flight_timeout, deadlock_timeout, start), as the clock fixture does",
-    )
-    config.addinivalue_line(
-        "markers",
-        f"{_SANDBOX_MARKER}(enabled=True, allow_blocked=False): run the test in an aiotestkit "
-        "NetworkSandbox (enabled=False: not even with the ini option "
-        f"{_SANDBOX_INI}); allow_blocked=True: refused connections do not fail the test",
-    )
-
-
-def _sandbox_options(node: pytest.Item) -> tuple[bool | None, bool]:
-    marker = node.get_closest_marker(_SANDBOX_MARKER)
-    if marker is None:
-        return None, False
-    unknown = set(marker.kwargs) - {"enabled", "allow_blocked"}
-    if marker.args or unknown:
-        raise pytest.UsageError(
-            f"{node.nodeid}: @pytest.mark.{_SANDBOX_MARKER} takes only the keyword arguments "
-            f"enabled= and allow_blocked=, got args={marker.args!r} kwargs={marker.kwargs!r}"
-        )
-    return bool(marker.kwargs.get("enabled", True)), bool(marker.kwargs.get("allow_blocked"))
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Add the ``network_sandbox`` fixture to marked tests; with the ini option, to async ones."""
-    everywhere = bool(config.getini(_SANDBOX_INI))
-    for item in items:
-        enabled, _ = _sandbox_options(item)
-        if enabled is None:
-            function = getattr(item, "function", None)
-            cls = getattr(item, "cls", None)
-            enabled = (
-                everywhere
-                and inspect.iscoroutinefunction(function)
-                # unittest's async test cases run their own loop; fixtures do not apply
-                and not (isinstance(cls, type) and issubclass(cls, unittest.TestCase))
-            )
-        fixturenames: list[str] | None = getattr(item, "fixturenames", None)
-        if enabled and fixturenames is not None and _SANDBOX_MARKER not in fixturenames:
-            fixturenames.insert(0, _SANDBOX_MARKER)
-
-
-def _virtual_clock_options(item: pytest.Item) -> dict[str, Any] | None:
-    """The VirtualClock arguments for ``item``, or ``None`` if it runs in real time."""
-    marker = item.get_closest_marker("virtual_clock")
-    if marker is None:
-        return {} if item.config.getini("aiotestkit_virtual_clock") else None
-    options = dict(marker.kwargs)
-    enabled = options.pop("enabled", marker.args[0] if marker.args else True)
-    return options if enabled else None
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Give the clock fixture to asyncio tests marked virtual_clock (or all, by ini)."""
-    if (
-        isinstance(item, pytest.Function)
-        and pytest_asyncio.is_async_test(item)
-        and "clock" not in item.fixturenames
-        and _virtual_clock_options(item) is not None
-    ):
-        item.fixturenames.append("clock")
-
-
-def _test_loop(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoop:
-    """The event loop pytest-asyncio runs the requesting test on."""
-    item = request.node
-    if not (isinstance(item, pytest.Function) and pytest_asyncio.is_async_test(item)):
-        pytest.fail(
-            f"the clock fixture needs an asyncio test, but {item.name} is not one: make it "
-            "'async def' and mark it with @pytest.mark.asyncio (or use asyncio_mode = auto)",
-            pytrace=False,
-        )
-    marker = item.get_closest_marker("asyncio")
-    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") if marker else None
-    scope = scope or item.config.getini("asyncio_default_test_loop_scope") or "function"
-    # pytest-asyncio runs each test on the runner fixture of its loop scope.
-    runner = request.getfixturevalue(f"_{scope}_scoped_runner")
-    loop: asyncio.AbstractEventLoop = runner.get_loop()
-    return loop
+# -- TLS -----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -392,9 +270,17 @@ def tls_certificate_authority() -> CertificateAuthority:
     """The session's test certificate authority (a :class:`trustme.CA`).
 
     The same authority as :func:`aiotestkit.default_certificate_authority`, which
-    aiotestkit's servers and clients use when given no SSL context.
+    aiotestkit's servers and clients use when given no SSL context. A project may
+    override it with its own :class:`trustme.CA`; aiotestkit's fixtures then use that one.
     """
     return default_certificate_authority()
+
+
+@pytest.fixture
+def _aiotestkit_certificate_authority(request: pytest.FixtureRequest) -> trustme.CA:
+    """The project's ``tls_certificate_authority`` if it is a trustme CA, else aiotestkit's."""
+    authority = request.getfixturevalue("tls_certificate_authority")
+    return authority if isinstance(authority, trustme.CA) else default_certificate_authority()
 
 
 @pytest.fixture(scope="session")
@@ -415,34 +301,58 @@ def client_ssl_ctx(tls_certificate_authority: CertificateAuthority) -> ssl.SSLCo
     return tls_certificate_authority.client_context()
 
 
-@pytest_asyncio.fixture
-async def aiohttp_redirector(
-    tls_certificate_authority: CertificateAuthority,
-) -> AsyncIterator[AiohttpRedirector]:
+# -- network ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aiohttp_redirector(
+    request: pytest.FixtureRequest,
+    _aiotestkit_test_run: TestRun | None,
+    _aiotestkit_certificate_authority: trustme.CA,
+) -> Iterator[AiohttpRedirector]:
     """An open :class:`aiotestkit.AiohttpRedirector`, closed after the test.
 
     Use ``aiohttp_redirector.add_server(host, port, server)`` and inject
     ``aiohttp_redirector.session`` into the code under test.
     """
-    async with AiohttpRedirector(certificate_authority=tls_certificate_authority) as redirector:
-        yield redirector
+    run = _required(request, _aiotestkit_test_run)
+    redirector = AiohttpRedirector(certificate_authority=_aiotestkit_certificate_authority)
+    yield from run.enter("aiohttp_redirector", redirector)
 
 
-def _test_loop_scope(node: pytest.Item) -> str:
-    marker = node.get_closest_marker("asyncio")
-    scope = (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")) if marker else None
-    if scope is None:
-        try:
-            scope = node.config.getini("asyncio_default_test_loop_scope")
-        except ValueError:  # a pytest-asyncio without that option
-            scope = None
-    return str(scope or "function")
+@pytest.fixture
+def _aiotestkit_network_sandbox(
+    request: pytest.FixtureRequest,
+    _aiotestkit_test_run: TestRun | None,
+    _aiotestkit_certificate_authority: trustme.CA,
+) -> Iterator[NetworkSandbox | None]:
+    """The test's open NetworkSandbox; refusals fail the test after it.
+
+    ``None`` where the ini option or marker asks for a sandbox the runner cannot give
+    (said once at the end of the run); the ``network_sandbox`` fixture never is.
+    """
+    run = _required(request, _aiotestkit_test_run)
+    enabled, allow_blocked = sandbox_options(request.node)
+    if enabled is False:
+        raise pytest.UsageError(
+            f"{request.node.nodeid} uses the network_sandbox fixture but is marked "
+            "network_sandbox(enabled=False); remove one of the two"
+        )
+    if run.loop is None and "network_sandbox" not in request.node.fixturenames:
+        _not_covered(request.config, _LATE_LOOP.format(runner=run.runner.name, what="sandbox"))
+        yield None
+        return
+    sandbox = NetworkSandbox(
+        certificate_authority=_aiotestkit_certificate_authority, allow_blocked=allow_blocked
+    )
+    yield from run.enter("network_sandbox", sandbox)
+    if not allow_blocked and not is_attached(run.loop):
+        # No hygiene checks on this loop to report the refusals in: fail here.
+        sandbox.assert_nothing_blocked()
 
 
-@pytest_asyncio.fixture(loop_scope="function")
-async def network_sandbox(
-    request: pytest.FixtureRequest, tls_certificate_authority: CertificateAuthority
-) -> AsyncIterator[NetworkSandbox]:
+@pytest.fixture
+def network_sandbox(_aiotestkit_network_sandbox: NetworkSandbox | None) -> NetworkSandbox:
     """An open :class:`aiotestkit.NetworkSandbox` for the test, closed after it.
 
     Route hosts with ``await network_sandbox.route(host, port, server)``. When the
@@ -450,157 +360,172 @@ async def network_sandbox(
     ``refused_connections``), or with
     :meth:`~aiotestkit.NetworkSandbox.assert_nothing_blocked` where the hygiene checks
     are off, unless they were declared with ``expect_blocked()`` or the test is marked
-    ``@pytest.mark.network_sandbox(allow_blocked=True)``.
+    ``@pytest.mark.network_sandbox(allow_blocked=True)``. It patches the loop the test
+    runs on, whatever its scope.
     """
-    enabled, allow_blocked = _sandbox_options(request.node)
-    if enabled is False:
-        raise pytest.UsageError(
-            f"{request.node.nodeid} uses the network_sandbox fixture but is marked "
-            "network_sandbox(enabled=False); remove one of the two"
-        )
-    loop_scope = _test_loop_scope(request.node)
-    if loop_scope != "function":
-        pytest.fail(
-            f"{request.node.nodeid} runs on the {loop_scope}-scoped event loop, but the "
-            "network_sandbox fixture patches the function-scoped one: the test would not be "
-            "sandboxed. Open 'async with NetworkSandbox() as sandbox:' in the test, or mark "
-            "it @pytest.mark.network_sandbox(enabled=False)",
-            pytrace=False,
-        )
-    sandbox = NetworkSandbox(
-        certificate_authority=tls_certificate_authority, allow_blocked=allow_blocked
-    )
-    async with sandbox:
-        yield sandbox
-    if not allow_blocked and not is_attached():
-        # No hygiene checks on this loop to report the refusals in: fail here.
-        sandbox.assert_nothing_blocked()
+    assert _aiotestkit_network_sandbox is not None  # the test names it: never None
+    return _aiotestkit_network_sandbox
 
 
-@pytest_asyncio.fixture
-async def case_controlled_server_factory() -> AsyncIterator[
-    CaseControlledServerFactory[CaseControlledTestServer]
-]:
-    """A factory that starts :class:`aiotestkit.CaseControlledTestServer` instances.
+@pytest.fixture
+def aiotestkit_httpx_mock(request: pytest.FixtureRequest, network_sandbox: NetworkSandbox) -> Any:
+    """A pytest-httpx compatible mock: responses for httpx served by a real test server.
 
-    ``await case_controlled_server_factory(**kwargs)`` takes the server's constructor
-    arguments and returns it started. Every server it made is closed after the test,
-    also when the test fails (an :class:`aiotestkit.CaseControlledServerFactory`).
+    An :class:`aiotestkit.compat.httpx_mock.HTTPXMock` routed through the test's
+    network sandbox (see ``docs/migration/respx-pytest-httpx.md``). Its responses and
+    the requests no response matched are checked when the sandbox closes, in the test's
+    hygiene report (``unused_expectations``, ``unexpected_requests``). The
+    ``httpx_mock`` marker takes ``assert_all_responses_were_requested=False``.
     """
-    async with CaseControlledServerFactory(CaseControlledTestServer) as factory:
-        yield factory
+    from .compat.httpx_mock import HTTPXMock  # httpx is an optional dependency
+
+    return HTTPXMock.for_test(request.node, network_sandbox)
 
 
-@pytest_asyncio.fixture
-async def case_controlled_server(
-    case_controlled_server_factory: CaseControlledServerFactory[CaseControlledTestServer],
-) -> CaseControlledTestServer:
-    """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
-    return await case_controlled_server_factory()
-
-
-@pytest_asyncio.fixture
-async def transport(
-    request: pytest.FixtureRequest, tls_certificate_authority: CertificateAuthority
-) -> AsyncIterator[TransportContext]:
+@pytest.fixture
+def transport(
+    request: pytest.FixtureRequest,
+    _aiotestkit_test_run: TestRun | None,
+    _aiotestkit_certificate_authority: trustme.CA,
+) -> Iterator[TransportContext]:
     """A :class:`aiotestkit.TransportContext`; the test runs once per transport.
 
     The transports are ``tcp``, ``tls`` and ``unix`` (the ``aiotestkit_transports``
     ini option), or those named by ``@pytest.mark.transports(...)``. Everything it
     started is closed after the test; a connection handler that raised fails the test.
     """
+    run = _required(request, _aiotestkit_test_run)
     name = getattr(request, "param", None)
     if name is None:
         raise pytest.UsageError(
             "the 'transport' fixture is parametrized when tests are collected: name it in "
             "the test's (or a fixture's) arguments instead of request.getfixturevalue()"
         )
-    async with TransportContext(name, certificate_authority=tls_certificate_authority) as context:
-        yield context
+    context = TransportContext(name, certificate_authority=_aiotestkit_certificate_authority)
+    yield from run.enter("transport", context)
 
 
-@pytest_asyncio.fixture
-async def case_controlled_stream_server_factory() -> AsyncIterator[
-    CaseControlledStreamServerFactory
-]:
+# -- servers ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def case_controlled_server_factory(
+    request: pytest.FixtureRequest,
+    _aiotestkit_test_run: TestRun | None,
+) -> Iterator[CaseControlledServerFactory[CaseControlledTestServer]]:
+    """A factory that starts :class:`aiotestkit.CaseControlledTestServer` instances.
+
+    ``await case_controlled_server_factory(**kwargs)`` takes the server's constructor
+    arguments and returns it started. Every server it made is closed after the test,
+    also when the test fails (an :class:`aiotestkit.CaseControlledServerFactory`).
+    """
+    run = _required(request, _aiotestkit_test_run)
+    factory = CaseControlledServerFactory(CaseControlledTestServer)
+    yield from run.enter("case_controlled_server_factory", factory)
+
+
+@pytest.fixture
+def case_controlled_server(
+    request: pytest.FixtureRequest,
+    _aiotestkit_test_run: TestRun | None,
+    case_controlled_server_factory: CaseControlledServerFactory[CaseControlledTestServer],
+) -> CaseControlledTestServer:
+    """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
+    run = _required(request, _aiotestkit_test_run)
+    server: CaseControlledTestServer = run.run(
+        "case_controlled_server", case_controlled_server_factory
+    )
+    return server
+
+
+@pytest.fixture
+def case_controlled_stream_server_factory(
+    request: pytest.FixtureRequest,
+    _aiotestkit_test_run: TestRun | None,
+) -> Iterator[CaseControlledStreamServerFactory]:
     """A factory that starts :class:`aiotestkit.CaseControlledStreamServer` instances.
 
     ``await case_controlled_stream_server_factory(transport="tls")`` takes the
     server's constructor arguments and returns it started. Every server it made is
     closed after the test, also when the test fails, socket files included.
     """
-    async with CaseControlledServerFactory(CaseControlledStreamServer) as factory:
-        yield factory
+    run = _required(request, _aiotestkit_test_run)
+    factory = CaseControlledServerFactory(CaseControlledStreamServer)
+    yield from run.enter("case_controlled_stream_server_factory", factory)
 
 
-@pytest_asyncio.fixture
-async def case_controlled_websocket_server_factory() -> AsyncIterator[
-    CaseControlledWebSocketServerFactory
-]:
+@pytest.fixture
+def case_controlled_websocket_server_factory(
+    request: pytest.FixtureRequest,
+    _aiotestkit_test_run: TestRun | None,
+) -> Iterator[CaseControlledWebSocketServerFactory]:
     """A factory that starts :class:`aiotestkit.CaseControlledWebSocketServer` instances.
 
     ``await case_controlled_websocket_server_factory(scheme="https")`` takes the
     server's constructor arguments and returns it started. Every server it made is
     closed after the test, also when the test fails.
     """
-    async with CaseControlledServerFactory(CaseControlledWebSocketServer) as factory:
-        yield factory
-
-
-@pytest_asyncio.fixture
-async def case_controlled_websocket_server(
-    case_controlled_websocket_server_factory: CaseControlledWebSocketServerFactory,
-) -> CaseControlledWebSocketServer:
-    """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
-    return await case_controlled_websocket_server_factory()
+    run = _required(request, _aiotestkit_test_run)
+    factory = CaseControlledServerFactory(CaseControlledWebSocketServer)
+    yield from run.enter("case_controlled_websocket_server_factory", factory)
 
 
 @pytest.fixture
-def clock(request: pytest.FixtureRequest) -> Iterator[VirtualClock]:
-    """A :class:`aiotestkit.VirtualClock` attached to the test's event loop.
+def case_controlled_websocket_server(
+    request: pytest.FixtureRequest,
+    _aiotestkit_test_run: TestRun | None,
+    case_controlled_websocket_server_factory: CaseControlledWebSocketServerFactory,
+) -> CaseControlledWebSocketServer:
+    """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
+    run = _required(request, _aiotestkit_test_run)
+    server: CaseControlledWebSocketServer = run.run(
+        "case_controlled_websocket_server", case_controlled_websocket_server_factory
+    )
+    return server
 
-    From its set-up to its tear-down the loop's time is virtual: sleeps and timeouts
-    return as soon as every task waits, and ``await clock.advance(seconds)`` steps
-    time by hand. Options come from ``@pytest.mark.virtual_clock(**options)``. It is
-    a plain (sync) fixture, so it works with every loop scope; it fails the test if
-    the test is not an asyncio test.
+
+# -- time ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _aiotestkit_virtual_clock(
+    request: pytest.FixtureRequest, _aiotestkit_test_run: TestRun | None
+) -> VirtualClock | None:
+    """The test's VirtualClock, an extension of its loop instrumentation.
+
+    ``None`` where the ini option or marker asks for a clock the runner cannot give
+    (said once at the end of the run); the ``clock`` fixture never is.
     """
-    marker = request.node.get_closest_marker("virtual_clock")
-    options = dict(marker.kwargs) if marker is not None else {}
-    options.pop("enabled", None)
+    run = _required(request, _aiotestkit_test_run, "clock")
+    if run.loop is None and "clock" not in request.node.fixturenames:
+        _not_covered(
+            request.config, _LATE_LOOP.format(runner=run.runner.name, what="virtual clock")
+        )
+        return None
+    options = test_settings(request.node).virtual_clock or {}
     try:
         virtual_clock = VirtualClock(**options)
     except (TypeError, ValueError) as error:
         pytest.fail(f"@pytest.mark.virtual_clock: {error}", pytrace=False)
-    loop = _test_loop(request)
-    instrumentation: LoopInstrumentation | None = request.getfixturevalue(
-        "_aiotestkit_loop_instrumentation"
-    )
-    if instrumentation is not None and instrumentation.loop is loop:
-        # An extension of the test's loop instrumentation: attached now, detached
-        # after the hygiene checks, when the instrumentation restores the loop.
-        instrumentation.add_extension(virtual_clock)
-        yield virtual_clock
-        return
-    virtual_clock.attach(loop)
-    try:
-        yield virtual_clock
-    finally:
-        virtual_clock.detach(loop)
+    # Attached now, detached after the hygiene checks, when the instrumentation
+    # restores the loop.
+    run.require_loop("clock")
+    run.instrumentation.add_extension(virtual_clock)
+    return virtual_clock
 
 
-@pytest_asyncio.fixture
-async def loop() -> asyncio.AbstractEventLoop:
-    """The event loop the test runs in, for code written for pytest-aiohttp before 1.0.
+@pytest.fixture
+def clock(_aiotestkit_virtual_clock: VirtualClock | None) -> VirtualClock:
+    """A :class:`aiotestkit.VirtualClock` attached to the test's event loop.
 
-    Older pytest-aiohttp tests take a ``loop`` fixture, as aiohttp's testing docs
-    show (``async def test_hello(aiohttp_client, loop)``; a sync fixture calling
-    ``loop.run_until_complete(aiohttp_client(app))``); pytest-aiohttp 1.x no
-    longer has it. This is :func:`asyncio.get_running_loop` of the test's loop;
-    new async code should call that instead. A fixture of your own named ``loop``
-    takes precedence.
+    From its set-up to its tear-down the loop's time is virtual: sleeps and timeouts
+    return as soon as every task waits, and ``await clock.advance(seconds)`` steps
+    time by hand. Options come from ``@pytest.mark.virtual_clock(**options)``. It
+    works with every loop scope and runner; it fails the test if the test is not an
+    async test.
     """
-    return asyncio.get_running_loop()
+    assert _aiotestkit_virtual_clock is not None  # the test names it: never None
+    return _aiotestkit_virtual_clock
 
 
 @pytest.fixture

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import ssl
+import sys
 import unittest
 from collections.abc import Callable, Mapping
 from functools import cached_property
@@ -23,7 +25,14 @@ from aiohttp import web
 from aiohttp.test_utils import AioHTTPTestCase, TestClient, TestServer, unused_port
 
 from ._core import CertificateAuthority, default_certificate_authority
-from ._loop import LoopInstrumentation, VirtualClock
+from ._loop import (
+    DEFAULT_HANG_TIMEOUT,
+    Advice,
+    LoopInstrumentation,
+    TestSettings,
+    VirtualClock,
+    hang_guarded,
+)
 from ._network import AiohttpRedirector, NetworkSandbox
 from ._servers import (
     CaseControlledServerFactory,
@@ -31,7 +40,6 @@ from ._servers import (
     CaseControlledTestServer,
     CaseControlledWebSocketServer,
 )
-from .errors import HygieneError
 
 __all__ = ["NetworkAioHTTPTestCase", "NetworkTestCase"]
 
@@ -67,7 +75,11 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
       hygiene checks run after everything else closed; a problem fails the test
       with :class:`aiotestkit.HygieneError`. ``hygiene_checks`` on the class sets
       their modes (``"strict"`` by default; e.g. ``{"unretrieved_exceptions": "off"}``).
-      The hang guard of the pytest plugin is not installed.
+      The hang guard cancels a test method still running after ``hang_timeout``
+      seconds (60 by default, ``None``: no limit) and fails it with
+      :class:`aiotestkit.HangTimeout`, on Python 3.11 and later (3.10's
+      ``IsolatedAsyncioTestCase`` runs every test in one shared task, which the guard
+      cannot cancel alone).
 
     Everything is set up in :meth:`asyncSetUp` and closed by cleanups that run
     after :meth:`asyncTearDown`, in reverse order, also when the test or its
@@ -96,6 +108,8 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
 
     hygiene_checks: str | Mapping[str, str] = "strict"
     """Modes of the hygiene checks (``strict``, ``warn``, ``off``), for all or by check name."""
+    hang_timeout: float | None = DEFAULT_HANG_TIMEOUT
+    """Seconds a test method may run before the hang guard cancels it; ``None``: no limit."""
 
     _loop_instrumentation: LoopInstrumentation | None = None
     _network_sandbox: NetworkSandbox | None = None
@@ -274,13 +288,35 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
         await self._enter_network_resources(resources)
         await super().asyncSetUp()
 
+    @classmethod
+    def _settings(cls) -> TestSettings:
+        """The class attributes, checked by the code that checks the pytest options."""
+        name = cls.__name__
+        modes = cls.hygiene_checks
+        return TestSettings.from_options(
+            hygiene=modes if isinstance(modes, str) else "strict",
+            hygiene_checks={} if isinstance(modes, str) else modes,
+            hang_timeout=cls.hang_timeout,
+            virtual_clock=cls.use_virtual_clock,
+            network_sandbox=cls.use_network_sandbox,
+            advice=Advice(
+                allow_checks="A known problem can be allowed for the tests of "
+                f"{name} with the class attribute hygiene_checks = {{checks_off}}.",
+                hang_timeout=f"hang_timeout = seconds on {name} (None turns the guard off)",
+                allow_blocked=f"allow_blocked = True on {name}",
+            ),
+            names={
+                "hygiene": f"{name}.hygiene_checks",
+                "hygiene_checks": "hygiene_checks",
+                "hang_timeout": f"{name}.hang_timeout",
+            },
+        )
+
     async def _enter_network_resources(self, resources: contextlib.AsyncExitStack) -> None:
         # Entered in this order, closed in the reverse one: the checks that must see
         # everything closed come first, the resources that live inside them after.
         loop = asyncio.get_running_loop()
-        instrumentation = LoopInstrumentation(
-            checks=self.hygiene_checks, hang_timeout=None, name=self.id()
-        )
+        instrumentation = self._settings().instrumentation(self.id())
         instrumentation.attach(loop)
         self._loop_instrumentation = instrumentation
         resources.push_async_callback(self._check_hygiene, instrumentation)
@@ -315,19 +351,19 @@ class NetworkTestCase(unittest.IsolatedAsyncioTestCase):
 
     async def _check_hygiene(self, instrumentation: LoopInstrumentation) -> None:
         await instrumentation.finish()
-        try:
-            instrumentation.check()
-        except HygieneError as error:
-            report = error.report
-            checks = (
-                sorted({issue.check for issue in report.issues_in("strict")}) if report else []
-            )
-            allowed = ", ".join(f"{check!r}: 'off'" for check in checks) or "'<check>': 'off'"
-            raise HygieneError(
-                f"{error}\nIn a NetworkTestCase the class attribute does what the marker "
-                f"does: hygiene_checks = {{{allowed}}} on {type(self).__name__}.",
-                report=error.report,
-            ) from None
+        instrumentation.check()
+
+    def _callTestMethod(self, method: Callable[[], object]) -> None:
+        # unittest's one hook around the test method alone: the hang guard watches the
+        # task it runs in (one task per call since Python 3.11).
+        instrumentation = self._loop_instrumentation
+        if (
+            instrumentation is not None
+            and sys.version_info >= (3, 11)
+            and inspect.iscoroutinefunction(method)
+        ):
+            method = hang_guarded(method, instrumentation)
+        super()._callTestMethod(method)  # type: ignore[misc]
 
 
 class NetworkAioHTTPTestCase(NetworkTestCase, AioHTTPTestCase):

@@ -9,16 +9,19 @@ module holds what they have in common: the check names, the ``strict`` / ``warn`
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import HygieneError, HygieneWarning
 
 __all__ = [
     "CHECKS",
+    "LIBRARY_ADVICE",
     "MODES",
+    "Advice",
     "HygieneIssue",
     "HygieneReport",
+    "LateIssue",
     "resolve_modes",
 ]
 
@@ -28,6 +31,8 @@ CHECKS: tuple[str, ...] = (
     "unawaited_coroutines",
     "unclosed_resources",
     "unanswered_requests",
+    "unused_expectations",
+    "unexpected_requests",
     "refused_connections",
 )
 """The names of the hygiene checks, in the order the report lists them."""
@@ -41,6 +46,8 @@ _TITLES = {
     "unawaited_coroutines": "coroutines that were never awaited",
     "unclosed_resources": "resources that were never closed",
     "unanswered_requests": "requests and connections the test never answered",
+    "unused_expectations": "expectations used fewer times than declared",
+    "unexpected_requests": "requests that matched no expectation and that the test never received",
     "refused_connections": "network access refused by the sandbox",
 }
 
@@ -52,10 +59,63 @@ _FIXES = {
     "unclosed_resources": "close each one ('async with', or await .close())",
     "unanswered_requests": "answer each request and end each connection a server holds "
     "before it closes, as each line says",
+    "unused_expectations": "check the client made the calls the test declared, or declare "
+    "the ones it may skip with optional=True (times=None: any number of times)",
+    "unexpected_requests": "declare the request with server.expect(...), fix the one that "
+    "came closest as each line says, or take it with receive_request() and answer it",
     "refused_connections": "route the host to a test server, fix the address the client "
     "uses, or declare the refusal expected with sandbox.expect_blocked(host, port) or "
-    "@pytest.mark.network_sandbox(allow_blocked=True)",
+    "{allow_blocked}",
 }
+
+
+@dataclass(frozen=True)
+class Advice:
+    """How the front end in use lets a user change a setting: the "how to fix" of reports.
+
+    Args:
+        allow_checks: how to allow known problems; ``{checks}`` is replaced by the list
+            of the checks that found them, e.g. ``['pending_tasks']``.
+        hang_timeout: how to raise or turn off the hang guard's limit.
+        allow_blocked: how to let refused connections pass.
+
+    Example:
+        ```python
+        advice = Advice(allow_checks="set hygiene_checks = {checks}")
+        assert advice.allow(["pending_tasks"]) == "set hygiene_checks = ['pending_tasks']"
+        ```
+    """
+
+    allow_checks: str = (
+        "A known problem can be allowed with LoopInstrumentation(checks={checks_off})."
+    )
+    hang_timeout: str = "LoopInstrumentation(hang_timeout=seconds) (None turns the guard off)"
+    allow_blocked: str = "NetworkSandbox(allow_blocked=True)"
+
+    def allow(self, checks: Sequence[str]) -> str:
+        """The sentence telling how to allow the problems of ``checks``.
+
+        Args:
+            checks: names of hygiene checks.
+
+        Returns:
+            :attr:`allow_checks` with ``{checks}`` (a list) and ``{checks_off}`` (a
+            mapping to ``'off'``) filled in.
+
+        Example:
+            ```python
+            sentence = LIBRARY_ADVICE.allow(["pending_tasks"])
+            assert sentence.endswith("(checks={'pending_tasks': 'off'}).")
+            ```
+        """
+        off = "{" + ", ".join(f"{check!r}: 'off'" for check in checks) + "}"
+        return self.allow_checks.replace("{checks}", repr(list(checks))).replace(
+            "{checks_off}", off
+        )
+
+
+LIBRARY_ADVICE = Advice()
+"""The advice for code that uses :class:`LoopInstrumentation` directly."""
 
 
 def _check_mode(mode: object, where: str) -> str:
@@ -157,6 +217,7 @@ class HygieneReport:
         test: what was checked (a test id), named in the report.
         modes: the mode of each check.
         issues: the problems found, in the order they were observed.
+        advice: how the front end that runs the test spells the fixes.
 
     Example:
         ```python
@@ -168,6 +229,7 @@ class HygieneReport:
     test: str
     modes: dict[str, str]
     issues: list[HygieneIssue] = field(default_factory=list)
+    advice: Advice = field(default=LIBRARY_ADVICE, compare=False, repr=False)
 
     def __bool__(self) -> bool:
         return bool(self.issues)
@@ -215,13 +277,9 @@ class HygieneReport:
                 first, *rest = issue.message.splitlines() or [""]
                 lines.append(f"  - {first}")
                 lines.extend(f"    {line}" for line in rest)
-            lines.append(f"  fix: {_FIXES[check]}")
-        allowed = sorted({issue.check for issue in issues})
-        lines.append(
-            "A known problem can be allowed for one test with "
-            f"@pytest.mark.hygiene(allow={allowed!r}, reason='...'), or for the run with the "
-            "ini options aiotestkit_hygiene / aiotestkit_hygiene_checks (strict, warn, off)."
-        )
+            fix = _FIXES[check].replace("{allow_blocked}", self.advice.allow_blocked)
+            lines.append(f"  fix: {fix}")
+        lines.append(self.advice.allow(sorted({issue.check for issue in issues})))
         return "\n".join(lines)
 
     def raise_or_warn(self) -> None:
@@ -246,3 +304,72 @@ class HygieneReport:
         failed = self.format("strict")
         if failed:
             raise HygieneError(failed, report=self)
+
+
+@dataclass(frozen=True)
+class LateIssue:
+    """A problem found after the test that made it ended, or whose test is not known.
+
+    A leaked object is often found later than its test: the garbage collector frees
+    a reference cycle during another test, and its finalizer warns. That other test
+    is not blamed; the problem is kept as a late issue, with the test that created
+    the object when it is known, and where it was created.
+
+    Args:
+        check: the name of the check that found it (one of :data:`CHECKS`).
+        message: what was observed, and where the object was created.
+        test: the test that created the object, or ``None`` when it is not known.
+        found_in: the test that was running when it was found.
+        mode: the mode of ``check`` for ``test`` (for ``found_in`` when unknown).
+        why_unknown: why ``test`` is not known, or ``""``.
+        where: ``(filename, line)`` where the object was created, if known.
+
+    Example:
+        ```python
+        issue = LateIssue("unclosed_resources", "Unclosed client session", "test_a", "test_b",
+                          "strict")
+        assert issue.format().startswith("test_a left a hygiene problem behind")
+        ```
+    """
+
+    check: str
+    message: str
+    test: str | None
+    found_in: str
+    mode: str
+    why_unknown: str = ""
+    where: tuple[str, int] | None = None
+
+    def format(self) -> str:
+        """The issue as text, with its check, how to fix it, and who is not blamed.
+
+        Returns:
+            The text, on several lines.
+
+        Example:
+            ```python
+            print(issue.format())
+            ```
+        """
+        if self.test is not None:
+            head = (
+                f"{self.test} left a hygiene problem behind that was found after it ended, "
+                f"during {self.found_in}:"
+            )
+        else:
+            head = (
+                f"a hygiene problem whose test is not known was found during {self.found_in}, "
+                f"which is not blamed: {self.why_unknown}:"
+            )
+        first, *rest = self.message.splitlines() or [""]
+        return "\n".join(
+            [
+                head,
+                f"{_TITLES[self.check]} ({self.check}):",
+                f"  - {first}",
+                *(f"    {line}" for line in rest),
+                f"  fix: {_FIXES[self.check]}. A full garbage collection at the end of each "
+                "test (ini option aiotestkit_hygiene_gc = full) finds reference cycles in the "
+                "test that made them.",
+            ]
+        )

@@ -1,43 +1,62 @@
 """Loop instrumentation: one component that owns a test's loop set-up and tear-down.
 
 :class:`LoopInstrumentation` attaches to the event loop a test runs on: it installs an
-exception handler, a task factory that records where each task was created, a warnings
-hook, a log handler for aiohttp's server errors and a hang guard, and attaches
+exception handler, task tracking (:mod:`._tasks`), resource tracking
+(:mod:`._resources`), warning capture (:mod:`._warning_capture`), a log handler for
+aiohttp's server errors and a hang guard (:mod:`._hang_guard`), and attaches
 extensions (a virtual clock, a network sandbox) in order. When the test ends it lets
 the loop settle, gathers what the test left behind into a
 :class:`aiotestkit.HygieneReport`, and restores every piece of global state it
 changed, in reverse order, also when the test failed or was cancelled.
 
+Each leak is blamed on the test that created the leaked object (:mod:`._ownership`):
+one found after its test ended, or whose test is not known, does not fail the test
+that happens to be running; it is kept in :attr:`LoopInstrumentation.late_issues`
+for the front end to report.
+
 Other aiotestkit components report into the instrumentation of the running loop
-with :func:`report_issue` (something happened: a refused connection) and
-:func:`register_probe` (ask me at the end of the test: a server still holding
-unanswered requests).
+with :func:`report_issue` (something happened: a refused connection, a server
+closed with unanswered requests) and :func:`register_probe` (ask me at the end of
+the test: a server still holding unanswered requests).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import heapq
-import itertools
-import linecache
 import logging
-import os
-import re
-import signal
-import sys
-import threading
-import time
 import traceback
 import warnings
 import weakref
-from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
-from types import FrameType, TracebackType
-from typing import Any, Protocol, TextIO, runtime_checkable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
 
-from ..errors import HangTimeout, UnansweredRequestsWarning
-from ._hygiene import CHECKS, HygieneIssue, HygieneReport, resolve_modes
+from ..errors import HangTimeout
+from ._compat import keep_task_names, mark_lost_tls_transports_closed
+from ._hang_guard import DEFAULT_HANG_TIMEOUT, HangGuard
+from ._hygiene import (
+    CHECKS,
+    LIBRARY_ADVICE,
+    Advice,
+    HygieneIssue,
+    HygieneReport,
+    LateIssue,
+    resolve_modes,
+)
+from ._ownership import (
+    Owner,
+    blame,
+    collect,
+    format_sites,
+    origin,
+    register_loop,
+    track_collections,
+)
+from ._resources import ResourceTracker, watched_files
+from ._sites import short_path
+from ._tasks import TaskTracker
+from ._warning_capture import WarningCapture
 
 __all__ = [
     "DEFAULT_HANG_TIMEOUT",
@@ -48,18 +67,14 @@ __all__ = [
     "report_issue",
 ]
 
-DEFAULT_HANG_TIMEOUT = 60.0
-"""Seconds an async test may run before the hang guard cancels it."""
-
 _SETTLE_ITERATIONS = 10
 """Loop iterations given to cancelled tasks and closing transports at the end of a test."""
 
-_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _SERVER_LOGGER = "aiohttp.server"
 
-_Site = tuple[str, int, str]
-_TaskFactory = Callable[..., "asyncio.Future[Any]"]
 _ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+_RESOURCE_KEYS = ("client_session", "connector", "client_connection", "transport")
+"""Keys of an exception handler context that hold the object that was not closed."""
 
 
 @runtime_checkable
@@ -211,253 +226,6 @@ def register_probe(probe: HygieneProbe, *, loop: asyncio.AbstractEventLoop | Non
     return True
 
 
-def _short_path(filename: str) -> str:
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:
-        return filename
-    return filename if relative.startswith(os.pardir) else relative
-
-
-def _format_site(site: _Site) -> str:
-    filename, lineno, name = site
-    return f"{_short_path(filename)}:{lineno} in {name}"
-
-
-def _format_frame_line(site: _Site) -> str:
-    source = linecache.getline(site[0], site[1]).strip()
-    return f"{_format_site(site)}" + (f": {source}" if source else "")
-
-
-def _creation_sites(depth: int = 3) -> tuple[_Site, ...]:
-    """Where the task being created comes from: up to ``depth`` frames outside asyncio."""
-    frame: FrameType | None = sys._getframe(2)
-    while frame is not None and frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
-        frame = frame.f_back
-    sites: list[_Site] = []
-    while (
-        frame is not None
-        and len(sites) < depth
-        and not frame.f_code.co_filename.startswith(_ASYNCIO_DIR)
-    ):
-        sites.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
-        frame = frame.f_back
-    return tuple(sites)
-
-
-def _await_chain(awaitable: object) -> tuple[list[_Site], object]:
-    """The frames of a coroutine and of what it awaits, outermost first."""
-    sites: list[_Site] = []
-    current = awaitable
-    for _ in range(100):
-        frame = (
-            getattr(current, "cr_frame", None)
-            or getattr(current, "gi_frame", None)
-            or getattr(current, "ag_frame", None)
-        )
-        if frame is None:
-            break
-        sites.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
-        awaited = (
-            getattr(current, "cr_await", None)
-            or getattr(current, "gi_yieldfrom", None)
-            or getattr(current, "ag_await", None)
-        )
-        if awaited is None:
-            break
-        current = awaited
-    return sites, current
-
-
-def _watched_files(
-    loop: asyncio.AbstractEventLoop, known: set[int] | frozenset[int] = frozenset()
-) -> dict[int, str]:
-    """The file descriptors a selector loop watches, except ``known``, each described.
-
-    Transports and listening servers stay registered with the loop's selector until
-    they are closed, so they are never garbage collected (and never warn) while the
-    loop lives: this is how they are found. Loops without a selector give ``{}``.
-    """
-    selector = getattr(loop, "_selector", None)
-    if selector is None:
-        return {}
-    try:
-        mapping = selector.get_map()
-        keys = [mapping[fd] for fd in mapping if fd not in known]
-    except (AttributeError, KeyError, RuntimeError):
-        return {}
-    described: dict[int, str] = {}
-    for key in keys:
-        handles = key.data if isinstance(key.data, tuple) else ()
-        handle = next((h for h in handles if h is not None), None)
-        callback = getattr(handle, "_callback", None)
-        args: tuple[Any, ...] = getattr(handle, "_args", None) or ()
-        owner = getattr(callback, "__self__", None)
-        if getattr(callback, "__name__", "") == "_accept_connection":
-            server = args[3] if len(args) > 3 else None
-            try:
-                address = args[1].getsockname()
-            except (AttributeError, IndexError, OSError):
-                address = key.fileobj
-            described[key.fd] = f"server still listening on {address!r}: {server!r}"
-        elif isinstance(owner, asyncio.BaseTransport):
-            described[key.fd] = f"unclosed transport {owner!r}"
-        elif owner is loop:
-            continue  # the loop's own self-pipe
-        else:
-            described[key.fd] = f"file descriptor {key.fd} still watched by the loop: {handle!r}"
-    return described
-
-
-_WARNING_FILTERS: tuple[tuple[str, tuple[Any, ...]], ...] = (
-    (
-        "unawaited_coroutines",
-        ("always", re.compile(r"coroutine .* was never awaited", re.I), RuntimeWarning, None, 0),
-    ),
-    ("unclosed_resources", ("always", None, ResourceWarning, None, 0)),
-    ("unanswered_requests", ("always", None, UnansweredRequestsWarning, None, 0)),
-)
-"""The warnings filters each check adds, in the form of ``warnings.filters`` entries."""
-
-
-def _insert_warning_filters(filters: list[tuple[Any, ...]]) -> None:
-    """Put ``filters`` first in ``warnings.filters`` (inside a ``catch_warnings``)."""
-    mutated = getattr(warnings, "_filters_mutated", None)
-    if mutated is None or not isinstance(warnings.filters, list):
-        # No fast path on this Python: use the public API.
-        for action, message, category, _, _ in reversed(filters):
-            warnings.filterwarnings(action, message.pattern if message else "", category)
-        return
-    warnings.filters[:0] = filters
-    mutated()
-
-
-class _ThreadWatchdog:
-    """One daemon thread that calls callbacks at real-time deadlines.
-
-    The fallback of :class:`_Watchdog`: a live thread costs every test of the
-    process about 0.15 ms (measured on 2,000 trivial async tests), so it is started
-    only where SIGALRM cannot be used.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
-        self._thread: threading.Thread | None = None
-
-    def schedule(self, token: int, delay: float, callback: Callable[[], None]) -> None:
-        with self._condition:
-            entry = (time.monotonic() + delay, token, callback)
-            heapq.heappush(self._heap, entry)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="aiotestkit-hang-guard", daemon=True
-                )
-                self._thread.start()
-            if self._heap[0] is entry:
-                self._condition.notify()
-
-    def cancel(self, token: int) -> None:
-        # Cancelled entries stay in the heap until their deadline: O(1) here, and the
-        # thread is not woken up for each test.
-        with self._condition:
-            self._cancelled.add(token)
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._condition.wait(timeout)
-                _, token, callback = heapq.heappop(self._heap)
-                if token in self._cancelled:
-                    self._cancelled.discard(token)
-                    continue
-            with contextlib.suppress(Exception):
-                callback()
-
-
-class _AlarmWatchdog:
-    """Calls callbacks at real-time deadlines from a SIGALRM handler: no thread.
-
-    Usable in the main thread where ``signal.setitimer`` exists and nobody else uses
-    SIGALRM or the real-time interval timer (pytest-timeout's signal method does).
-    The handler is installed while a deadline is pending, and the previous handler
-    is put back when none is. The callbacks run in the main thread between two
-    bytecodes, so they must only hand work over, as ``loop.call_soon_threadsafe`` does.
-    """
-
-    def __init__(self) -> None:
-        self._deadlines: dict[int, tuple[float, Callable[[], None]]] = {}
-        self._previous_handler: Any = None
-
-    def usable(self) -> bool:
-        if self._deadlines:
-            return True  # our handler is installed
-        if not hasattr(signal, "setitimer") or threading.current_thread() is not (
-            threading.main_thread()
-        ):
-            return False
-        handler = signal.getsignal(signal.SIGALRM)
-        idle_timer = signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-        return idle_timer and handler in (signal.SIG_DFL, signal.SIG_IGN)
-
-    def schedule(self, token: int, delay: float, callback: Callable[[], None]) -> None:
-        if not self._deadlines:
-            self._previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
-        self._deadlines[token] = (time.monotonic() + delay, callback)
-        self._arm()
-
-    def cancel(self, token: int) -> bool:
-        if self._deadlines.pop(token, None) is None:
-            return False
-        self._arm()
-        return True
-
-    def _arm(self) -> None:
-        if not self._deadlines:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous_handler)
-            self._previous_handler = None
-            return
-        earliest = min(deadline for deadline, _ in self._deadlines.values())
-        signal.setitimer(signal.ITIMER_REAL, max(earliest - time.monotonic(), 1e-3))
-
-    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        due = [token for token, (deadline, _) in self._deadlines.items() if deadline <= now]
-        callbacks = [self._deadlines.pop(token)[1] for token in due]
-        self._arm()
-        for callback in callbacks:
-            with contextlib.suppress(Exception):
-                callback()
-
-
-class _Watchdog:
-    """Real-time deadlines for the hang guard: SIGALRM where possible, else a thread."""
-
-    def __init__(self) -> None:
-        self._counter = itertools.count()
-        self._alarm = _AlarmWatchdog()
-        self._thread = _ThreadWatchdog()
-
-    def schedule(self, delay: float, callback: Callable[[], None]) -> int:
-        token = next(self._counter)
-        if self._alarm.usable():
-            self._alarm.schedule(token, delay, callback)
-        else:
-            self._thread.schedule(token, delay, callback)
-        return token
-
-    def cancel(self, token: int) -> None:
-        if not self._alarm.cancel(token):
-            self._thread.cancel(token)
-
-
-_watchdog = _Watchdog()
-
-
 class _ServerErrorHandler(logging.Handler):
     """Hands aiohttp's server error log records to the running loop's instrumentation.
 
@@ -529,9 +297,16 @@ class LoopInstrumentation:
     - resources never closed (``unclosed_resources``): ``ResourceWarning`` for
       sockets, transports and loops, aiohttp's "Unclosed client session" and
       "Unclosed connector";
-    - unanswered requests (``unanswered_requests``): ``UnansweredRequestsWarning``
-      and servers that report through :func:`register_probe`;
+    - unanswered requests (``unanswered_requests``): what servers report through
+      :func:`register_probe` and :func:`report_issue`;
+    - expectations of a case-controlled HTTP server used fewer times than declared
+      (``unused_expectations``) and requests that matched none and that the test
+      never received (``unexpected_requests``), which the server reports;
     - whatever other components report with :func:`report_issue`.
+
+    A leaked object is blamed on the test that created it: found while another
+    test runs (a later test's garbage collection freed it), it does not fail that
+    test but lands in :attr:`late_issues`, as do leaks whose test is not known.
 
     A check in ``off`` mode installs nothing and leaves the loop's and Python's
     defaults alone. The exception handler, task factory, warnings filters and log
@@ -549,6 +324,9 @@ class LoopInstrumentation:
             2; 2 is a full collection, about 10 ms in a large process); ``None`` to
             skip it.
         name: what is being checked (a test id), named in reports.
+        advice: how the front end that runs the test spells the fixes in reports
+            (the pytest plugin: markers and ini options; ``NetworkTestCase``: class
+            attributes); by default, the arguments of this class.
 
     Raises:
         ValueError: if a mode or check name is unknown, or ``hang_timeout`` or
@@ -571,6 +349,7 @@ class LoopInstrumentation:
         extensions: Sequence[LoopExtension] = (),
         gc_generation: int | None = 1,
         name: str = "the test",
+        advice: Advice = LIBRARY_ADVICE,
     ) -> None:
         if isinstance(checks, str):
             self.modes = resolve_modes(checks, where="LoopInstrumentation(checks=...)")
@@ -590,27 +369,24 @@ class LoopInstrumentation:
         self.hang_timeout = hang_timeout
         self.gc_generation = gc_generation
         self.name = name
-        self.report = HygieneReport(name, dict(self.modes))
-        self.hang_error: HangTimeout | None = None
+        self.advice = advice
+        self.report = HygieneReport(name, dict(self.modes), advice=advice)
+        self.late_issues: list[LateIssue] = []
+        """Leaks found while this instrumentation was attached that are not this test's:
+        made by a test that had ended, or by a test that is not known. They do not
+        fail this test; the front end reports them (the pytest plugin in the warnings
+        summary, under the test that made them)."""
+        self._owner = Owner(name, self.modes, self.add_issue)
+        self._tasks = TaskTracker(self._owner)
+        self._hang_guard = HangGuard(self._tasks, hang_timeout, name=name, advice=advice)
         self._extensions: list[LoopExtension] = list(extensions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stack: _Undo | None = None
         self._seen: set[tuple[str, str]] = set()
         self._probes: weakref.WeakSet[HygieneProbe] = weakref.WeakSet()
-        self._origins: weakref.WeakKeyDictionary[asyncio.Future[Any], tuple[_Site, ...]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._baseline: Collection[asyncio.Task[Any]] = ()
         self._baseline_fds: set[int] = set()
-        self._previous_factory: _TaskFactory | None = None
         self._previous_handler: _ExceptionHandler | None = None
-        self._previous_showwarning: Callable[..., None] = warnings.showwarning
         self._finished = False
-        self._hang_token: int | None = None
-        self._hang_generation = 0
-        self._hang_target: asyncio.Task[Any] | None = None
-        self._claim_next_task = False
-        self._test_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         state = "attached" if self._loop is not None else "detached"
@@ -620,6 +396,11 @@ class LoopInstrumentation:
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The loop it is attached to, or ``None``."""
         return self._loop
+
+    @property
+    def hang_error(self) -> HangTimeout | None:
+        """The :class:`aiotestkit.HangTimeout` of the hang guard, if it fired."""
+        return self._hang_guard.error
 
     def _on(self, check: str) -> bool:
         return self.modes[check] != "off"
@@ -658,31 +439,28 @@ class LoopInstrumentation:
     def _attach(self, loop: asyncio.AbstractEventLoop, stack: _Undo) -> None:
         _active.setdefault(id(loop), []).append(self)
         stack.push(self._unregister, loop)
-        stack.push(self.stop_hang_guard)
+        register_loop(self._owner, loop)
+        stack.push(track_collections())
         if self._on("pending_tasks") or self.hang_timeout is not None:
-            existing = asyncio.all_tasks(loop)
-            if existing:
-                self._baseline = weakref.WeakSet(existing)
-            self._previous_factory = loop.get_task_factory()
-            loop.set_task_factory(self._task_factory)  # type: ignore[arg-type]
-            stack.push(loop.set_task_factory, self._previous_factory)
+            self._tasks.attach(loop)
+            stack.push(self._tasks.detach, loop)
+            stack.push(keep_task_names(loop))
+        self._hang_guard.attach(loop)
+        stack.push(self._hang_guard.detach, loop)
+        stack.push(mark_lost_tls_transports_closed())
         if self._on("unclosed_resources"):
             selector = getattr(loop, "_selector", None)
             with contextlib.suppress(AttributeError, RuntimeError):
                 self._baseline_fds = set(selector.get_map()) if selector is not None else set()
+            resources = ResourceTracker(self._owner)
+            resources.attach(loop)
+            stack.push(resources.detach, loop)
         self._previous_handler = loop.get_exception_handler()
         loop.set_exception_handler(self._handle_exception)
         stack.push(loop.set_exception_handler, self._previous_handler)
-        catcher = warnings.catch_warnings()
-        catcher.__enter__()
-        stack.push(catcher.__exit__, None, None, None)
-        self._previous_showwarning = warnings.showwarning
-        warnings.showwarning = self._showwarning
-        filters = [entry for check, entry in _WARNING_FILTERS if self._on(check)]
-        if filters:
-            # Shown ("always") ahead of any other filter, so that they reach
-            # _showwarning even under filterwarnings=error or ignore.
-            _insert_warning_filters(filters)
+        capture = WarningCapture([check for check in CHECKS if self._on(check)], self._on_warning)
+        capture.start()
+        stack.push(capture.stop)
         if self._on("unretrieved_exceptions"):
             _server_errors.start()
             stack.push(_server_errors.stop)
@@ -731,6 +509,7 @@ class LoopInstrumentation:
         stack, self._stack = self._stack, None
         self._loop = None
         if stack is not None:
+            self._owner.finished = True
             stack.close()
 
     async def __aenter__(self) -> LoopInstrumentation:
@@ -780,13 +559,17 @@ class LoopInstrumentation:
         self._ask_probes()
         pending = []
         if self._on("pending_tasks"):
-            pending = self._pending_tasks()
+            pending = self._tasks.pending()
             for task in pending:
-                if task not in self._test_tasks:
-                    self.add_issue("pending_tasks", self._describe_task(task))
+                if task not in self._tasks.test_tasks:
+                    self.add_issue("pending_tasks", self._tasks.describe(task))
                 task.cancel()
         if self._on("unclosed_resources"):
-            for description in self._new_watched_files().values():
+            for description, resource in self._new_watched_files().values():
+                ref = origin(resource) if resource is not None else None
+                if ref is not None:
+                    ref.reported = True  # not reported again when it is collected later
+                    description += "\n" + format_sites(ref.sites)
                 self.add_issue("unclosed_resources", description)
         return pending
 
@@ -873,38 +656,19 @@ class LoopInstrumentation:
         self.report.issues.append(HygieneIssue(check, message))
         return True
 
-    def _task_factory(
-        self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
-    ) -> asyncio.Future[Any]:
-        if self._previous_factory is not None:
-            task = self._previous_factory(loop, coro, **kwargs)
-        else:
-            task = asyncio.Task(coro, loop=loop, **kwargs)
-        self._origins[task] = _creation_sites()
-        if self._claim_next_task and isinstance(task, asyncio.Task):
-            self._claim_next_task = False
-            self._hang_target = task
-            self._test_tasks.add(task)
-        return task
-
     def _handle_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         message = str(context.get("message") or "unhandled exception in the event loop")
-        resource = next(
-            (
-                context[key]
-                for key in ("client_session", "connector", "client_connection", "transport")
-                if key in context
-            ),
-            None,
-        )
+        resource = next((context[key] for key in _RESOURCE_KEYS if key in context), None)
         if message.startswith("Unclosed") and "exception" not in context:
             check = "unclosed_resources"
             text = f"{message} {resource!r}" if resource is not None else message
         else:
             check = "unretrieved_exceptions"
             text = self._describe_context(message, context)
+            future = context.get("future") or context.get("task")
+            resource = future if isinstance(future, asyncio.Task) else None
         if self._on(check):
-            self.add_issue(check, text)
+            self._add_blamed(check, text, resource)
         elif self._previous_handler is not None:
             self._previous_handler(loop, context)
         else:
@@ -914,7 +678,7 @@ class LoopInstrumentation:
         lines = [message]
         future = context.get("future") or context.get("task")
         if isinstance(future, asyncio.Task):
-            lines.append("in " + self._describe_task(future, stack=False))
+            lines.append("in " + self._tasks.describe(future, stack=False))
         elif future is not None:
             lines.append(f"in {future!r}")
         for key in ("handle", "protocol", "transport"):
@@ -925,37 +689,52 @@ class LoopInstrumentation:
             lines.extend("".join(traceback.format_exception(exception)).rstrip().splitlines())
         return "\n".join(lines)
 
-    def _showwarning(
-        self,
-        message: Warning | str,
-        category: type[Warning],
-        filename: str,
-        lineno: int,
-        file: TextIO | None = None,
-        line: str | None = None,
-    ) -> None:
-        check = None
-        if issubclass(category, ResourceWarning):
-            check = "unclosed_resources"
-        elif issubclass(category, RuntimeWarning) and "was never awaited" in str(message):
-            check = "unawaited_coroutines"
-        elif issubclass(category, UnansweredRequestsWarning):
-            check = "unanswered_requests"
-        if check is None or not self._on(check):
-            self._previous_showwarning(message, category, filename, lineno, file, line)
-            return
+    def _on_warning(self, check: str, warning: warnings.WarningMessage, leaked: object) -> bool:
         if check == "unclosed_resources":
             # Emitted by a finalizer: the location is the library's __del__, and the
             # same text reaches the exception handler for aiohttp's objects.
-            self.add_issue(check, str(message))
+            text = str(warning.message)
         else:
-            self.add_issue(check, f"{message} (at {_short_path(filename)}:{lineno})")
+            text = f"{warning.message} (at {short_path(warning.filename)}:{warning.lineno})"
+        self._add_blamed(check, text, leaked)
+        return True
+
+    def _add_blamed(self, check: str, message: str, leaked: object) -> None:
+        """Record a leak of ``leaked`` in the report of the test that created it."""
+        if leaked is None:
+            self.add_issue(check, message)
+            return
+        found = blame(leaked, self._owner)
+        owner = found.owner
+        # A task's description names where it was created already.
+        with_site = check != "unretrieved_exceptions"
+        if found.record is not None and with_site:
+            message += "\n" + found.site
+        if owner is self._owner:
+            self.add_issue(check, message)
+        elif owner is not None and not owner.finished:
+            owner.add_issue(check, message)  # the test that made it is still running
+        elif found.record is None or not found.record.reported:
+            mode = (owner or self._owner).modes.get(check, "off")
+            key = (f"late {check}", message)
+            if mode == "off" or key in self._seen:
+                return
+            self._seen.add(key)
+            where = None
+            if found.record is None and with_site:
+                message += "\n" + found.site
+            elif found.record is not None and found.record.sites:
+                where = found.record.sites[0][:2]
+            test = owner.name if owner is not None else None
+            self.late_issues.append(
+                LateIssue(check, message, test, self.name, mode, found.how, where)
+            )
 
     # -- the end of the test -------------------------------------------------------
 
     def _unsettled(self) -> bool:
         return bool(
-            (self._on("pending_tasks") and self._pending_tasks())
+            (self._on("pending_tasks") and self._tasks.pending())
             or (self._on("unclosed_resources") and self._new_watched_files())
         )
 
@@ -976,49 +755,17 @@ class LoopInstrumentation:
 
     def _collect_garbage(self) -> None:
         if self.gc_generation is not None:
-            gc.collect(self.gc_generation)
+            collect(self.gc_generation)
 
     def _ask_probes(self) -> None:
         for probe in list(self._probes):
             for check, message in probe.hygiene_issues():
                 self.add_issue(check, message)
 
-    def _pending_tasks(self) -> list[asyncio.Task[Any]]:
-        if self._loop is None:
-            return []
-        current = asyncio.current_task(self._loop)
-        return [
-            task
-            for task in asyncio.all_tasks(self._loop)
-            if task is not current and task not in self._baseline and not task.done()
-        ]
-
-    def _new_watched_files(self) -> dict[int, str]:
+    def _new_watched_files(self) -> dict[int, tuple[str, object]]:
         if self._loop is None:
             return {}
-        return _watched_files(self._loop, self._baseline_fds)
-
-    def _describe_task(self, task: asyncio.Task[Any], *, stack: bool = True) -> str:
-        coro = task.get_coro()
-        coro_name = getattr(coro, "__qualname__", None) or type(coro).__name__
-        lines = [f"Task {task.get_name()!r} running {coro_name}()"]
-        origin = self._origins.get(task)
-        if origin:
-            lines[0] += f", created at {_format_site(origin[0])}"
-            lines.extend(f"  called from {_format_site(site)}" for site in origin[1:])
-        else:
-            lines[0] += ", created before the instrumentation attached or by another factory"
-        if stack and not task.done():
-            sites, awaited = _await_chain(coro)
-            if sites:
-                lines.append("waiting at:")
-                lines.extend(f"  {_format_frame_line(site)}" for site in sites)
-            waiter = getattr(task, "_fut_waiter", None)
-            if waiter is not None:
-                lines.append(f"  on {waiter!r}")
-            elif awaited is not coro and sites:
-                lines.append(f"  on {awaited!r}")
-        return "\n".join(lines)
+        return watched_files(self._loop, self._baseline_fds)
 
     # -- hang guard ----------------------------------------------------------------
 
@@ -1052,25 +799,7 @@ class LoopInstrumentation:
         """
         if self._loop is None:
             raise RuntimeError(f"{self!r} is not attached; attach it before the hang guard")
-        self.stop_hang_guard()
-        self.hang_error = None
-        # The guarded task is the test's own: if the loop was aborted under it (a
-        # deadlock, an interrupt), it is cancelled at the end without being reported.
-        self._hang_target = task
-        self._claim_next_task = task is None
-        if task is not None:
-            self._test_tasks.add(task)
-        timeout = self.hang_timeout if timeout is None else timeout
-        if timeout is None:
-            return
-        self._hang_generation += 1
-        generation, loop = self._hang_generation, self._loop
-
-        def fire() -> None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._on_hang, generation, timeout)
-
-        self._hang_token = _watchdog.schedule(timeout, fire)
+        self._hang_guard.start(timeout, task=task)
 
     def stop_hang_guard(self) -> HangTimeout | None:
         """Disarm the hang guard.
@@ -1083,32 +812,4 @@ class LoopInstrumentation:
             error = instrumentation.stop_hang_guard()
             ```
         """
-        if self._hang_token is not None:
-            _watchdog.cancel(self._hang_token)
-            self._hang_token = None
-        self._hang_generation += 1
-        self._claim_next_task = False
-        self._hang_target = None
-        return self.hang_error
-
-    def _on_hang(self, generation: int, timeout: float) -> None:
-        if generation != self._hang_generation or self._loop is None:
-            return
-        target = self._hang_target
-        tasks = sorted(
-            asyncio.all_tasks(self._loop), key=lambda task: (task is not target, task.get_name())
-        )
-        described = "\n".join(
-            "- " + self._describe_task(task).replace("\n", "\n  ") for task in tasks
-        )
-        self.hang_error = HangTimeout(
-            f"{self.name} still ran after {timeout:g} s, so the hang guard cancelled it. "
-            "If it is only slow, raise the limit with @pytest.mark.hang_timeout(seconds) "
-            "or the ini option aiotestkit_hang_timeout (0 turns the guard off); otherwise "
-            "the stacks below show what it waits for.\n"
-            f"Tasks on the loop ({len(tasks)}):\n{described}"
-        )
-        targets = [target] if target is not None and not target.done() else self._pending_tasks()
-        for task in targets:
-            if not task.done():
-                task.cancel(f"aiotestkit hang guard: still running after {timeout:g} s")
+        return self._hang_guard.stop()

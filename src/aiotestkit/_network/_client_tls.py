@@ -24,7 +24,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .._core import CertificateAuthority, sni_server_context
+import trustme
+
+from .._core import sni_server_context
 
 __all__ = ["ChainRecorder", "sni_server_context_with_alpn", "trusting_context"]
 
@@ -70,12 +72,12 @@ class ChainRecorder:
         return self._chains.get(context)
 
 
-_client_contexts: weakref.WeakKeyDictionary[
-    CertificateAuthority, dict[Chain | None, ssl.SSLContext]
-] = weakref.WeakKeyDictionary()
+_client_contexts: weakref.WeakKeyDictionary[trustme.CA, dict[Chain | None, ssl.SSLContext]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def trusting_context(authority: CertificateAuthority, chain: Chain | None) -> ssl.SSLContext:
+def trusting_context(authority: trustme.CA, chain: Chain | None) -> ssl.SSLContext:
     """A client context that trusts ``authority`` and presents ``chain`` (built once each).
 
     Swap it into a connection wrapped with the client's own context: the
@@ -106,14 +108,12 @@ def _load_chain(context: ssl.SSLContext, chain: Chain) -> None:
         context.load_cert_chain(certfile, keyfile, password)
 
 
-_server_contexts: weakref.WeakKeyDictionary[
-    CertificateAuthority, dict[tuple[str, ...], ssl.SSLContext]
-] = weakref.WeakKeyDictionary()
+_server_contexts: weakref.WeakKeyDictionary[trustme.CA, dict[tuple[str, ...], ssl.SSLContext]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def sni_server_context_with_alpn(
-    authority: CertificateAuthority, alpn: tuple[str, ...]
-) -> ssl.SSLContext:
+def sni_server_context_with_alpn(authority: trustme.CA, alpn: tuple[str, ...]) -> ssl.SSLContext:
     """A gateway's server context: certificates by SNI, offering ``alpn`` (built once).
 
     The gateway ends TLS on behalf of the route's target, so it offers the

@@ -6,8 +6,9 @@ from types import TracebackType
 from typing import Protocol, runtime_checkable
 
 import aiohttp
+import trustme
 
-from .._core import CertificateAuthority, default_certificate_authority, shared_client_context
+from .._core import default_certificate_authority, shared_client_context
 from ._resolver import FakeResolver
 
 __all__ = ["AiohttpRedirector", "StartedServer"]
@@ -41,7 +42,7 @@ class AiohttpRedirector:
         ```
     """
 
-    def __init__(self, *, certificate_authority: CertificateAuthority | None = None) -> None:
+    def __init__(self, *, certificate_authority: trustme.CA | None = None) -> None:
         self.certificate_authority = certificate_authority or default_certificate_authority()
         self.resolver = FakeResolver()
         self._session: aiohttp.ClientSession | None = None

@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._core import CertificateAuthority, process_listens_on
+import trustme
+
+from .._core import process_listens_on
 from ..errors import NameResolutionDenied, NetworkAccessDenied
 from ._client_tls import ChainRecorder, trusting_context
 from ._gateway import Gateway
@@ -199,7 +201,7 @@ class RouteTable:
 
     def __init__(
         self,
-        certificate_authority: CertificateAuthority,
+        certificate_authority: trustme.CA,
         *,
         on_refusal: RefusalListener | None = None,
     ) -> None:

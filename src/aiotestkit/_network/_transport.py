@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import trustme
+
 from .._core import (
     CLOSE_TIMEOUT,
     TRANSPORT_NAMES,
-    CertificateAuthority,
     check_timeout,
     default_certificate_authority,
     new_socket_path,
@@ -124,7 +125,7 @@ class TransportContext:
         name: str,
         *,
         host: str = "127.0.0.1",
-        certificate_authority: CertificateAuthority | None = None,
+        certificate_authority: trustme.CA | None = None,
         handler_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         (self.name,) = select_transports([name], source="TransportContext")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import warnings
 from abc import ABC, abstractmethod
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import aiohttp
 
 from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
-from .._loop import register_probe
+from .._loop import is_attached, register_probe, report_issue
 from ..errors import ReceiveTimeout, UnansweredRequestsWarning
 
 __all__ = [
@@ -77,6 +78,16 @@ def user_stacklevel() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
+def _caller_site(stacklevel: int) -> str:
+    """``path:line`` of the frame a warning with ``stacklevel`` would name."""
+    frame = sys._getframe(stacklevel)
+    path = frame.f_code.co_filename
+    with contextlib.suppress(ValueError):
+        relative = os.path.relpath(path)
+        path = path if relative.startswith(os.pardir) else relative
+    return f"{path}:{frame.f_lineno}"
 
 
 class HeldConnection(ABC):
@@ -161,6 +172,14 @@ class CaseControlledServerBase(ABC, Generic[H]):
 
     def _on_received(self, item: H) -> None:
         """Called when a ``receive_*`` call hands ``item`` to the test."""
+
+    def _other_leftovers(self, *, closing: bool) -> list[tuple[str, Warning]]:
+        """What else the test left undone, as ``(check, warning)`` pairs; none by default.
+
+        :meth:`close` emits each warning; :meth:`hygiene_issues` reports each message
+        under its check while the server is open.
+        """
+        return []
 
     def _started(self) -> None:
         """Remember the address and register the hygiene probe; call once listening."""
@@ -252,6 +271,8 @@ class CaseControlledServerBase(ABC, Generic[H]):
         unfinished = self._unfinished()
         if unfinished:
             yield ("unanswered_requests", self._leftover_report(unfinished, closing=False))
+        for check, warning in self._other_leftovers(closing=False):
+            yield (check, str(warning))
 
     async def __aenter__(self: _S) -> _S:
         await self.start_server()
@@ -269,13 +290,24 @@ class CaseControlledServerBase(ABC, Generic[H]):
         """Stop the server: end what it holds, close its connections, wait for its tasks.
 
         The clients of what is unfinished see their connections close, as with a
-        server that went away. Calling it again does nothing.
+        server that went away. Calling it again does nothing. What the test left
+        unfinished is reported to the hygiene checks of the test (check
+        ``unanswered_requests``), with the line of the test that closed the server;
+        it is warned about only when no check takes the report.
 
         Warns:
             aiotestkit.UnansweredRequestsWarning: (or its subclass
                 :class:`aiotestkit.UnfinishedConnectionsWarning` for connection servers)
-                if the test left something unfinished, naming each; it points at the
-                line of the test that closed the server.
+                if the test left something unfinished and no hygiene check took the
+                report (none attached, or ``unanswered_requests`` off), naming each; it
+                points at the line of the test that closed the server.
+            aiotestkit.UnusedExpectationsWarning: (HTTP server) for expectations used
+                fewer times than declared, and
+            aiotestkit.UnexpectedRequestsWarning: for requests that matched none and
+                that the test never received, where no hygiene checks run; where they
+                run, these go to the test's hygiene report (checks
+                ``unused_expectations``, ``unexpected_requests``), whose modes and
+                ``hygiene(allow=...)`` decide.
 
         Example:
             ```python
@@ -291,9 +323,23 @@ class CaseControlledServerBase(ABC, Generic[H]):
             await asyncio.sleep(0)  # let the loop see the clients that left
         unfinished = self._unfinished()
         report = self._leftover_report(unfinished, closing=True) if unfinished else None
+        others = self._other_leftovers(closing=True)
         await self._shutdown()
         if report is not None:
-            warnings.warn(self._leftover_warning(report), stacklevel=user_stacklevel())
+            level = user_stacklevel()
+            # Into the test's hygiene report when a check takes it; a warning otherwise.
+            if not report_issue("unanswered_requests", f"{report} (at {_caller_site(level)})"):
+                warnings.warn(self._leftover_warning(report), stacklevel=level)
+        for check, warning in others:
+            level = user_stacklevel()
+            if is_attached():  # the check's mode decides, hygiene(allow=...) included
+                site = _caller_site(level)
+                # A server closed by a fixture's teardown (the sandbox's): no user line.
+                runner = any(f"{os.sep}{name}{os.sep}" in site for name in ("_pytest", "pluggy"))
+                where = "" if runner else f" (at {site})"
+                report_issue(check, f"{warning}{where}")
+            else:
+                warnings.warn(warning, stacklevel=level)
 
 
 C = TypeVar("C", bound=HeldConnection)

@@ -1,0 +1,139 @@
+"""Resource tracking: the transports and servers a test opens, and those still open.
+
+:class:`ResourceTracker` wraps the loop's methods that make transports and start
+listening servers (as attributes of the loop object, never its class), so that each
+transport, server and socket they make is recorded as created by the test, with its
+creation site (:mod:`._ownership`). :func:`watched_files` finds what is still open
+at the end of a test: every transport and server stays registered with the loop's
+selector until it is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from ._ownership import Owner, record
+
+__all__ = ["ResourceTracker", "watched_files"]
+
+_DEPTH = 8
+"""Frames kept of a transport's creation site: client libraries call the loop from deep."""
+
+_TRANSPORT_FACTORIES = (
+    "_make_socket_transport",
+    "_make_ssl_transport",
+    "_make_datagram_transport",
+)
+
+
+class ResourceTracker:
+    """Records the transports, servers and sockets a loop makes while a test runs.
+
+    Loops without these methods (uvloop) are left alone: their objects are then
+    blamed by their loop (see :func:`._ownership.blame`).
+
+    Args:
+        owner: the test, recorded as their creator.
+    """
+
+    def __init__(self, owner: Owner) -> None:
+        self._owner = owner
+        self._patched: list[tuple[str, object, bool]] = []
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wrap ``loop``'s transport factories and ``_start_serving``."""
+        for name in _TRANSPORT_FACTORIES:
+            original = getattr(loop, name, None)
+            if callable(original):
+                self._patch(loop, name, self._wrap_transport_factory(original))
+        start_serving = getattr(loop, "_start_serving", None)
+        if callable(start_serving):
+            self._patch(loop, "_start_serving", self._wrap_start_serving(start_serving))
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Put the loop's methods back."""
+        namespace = vars(loop)
+        while self._patched:
+            name, previous, had_own = self._patched.pop()
+            if had_own:
+                namespace[name] = previous
+            else:
+                namespace.pop(name, None)
+
+    def _patch(self, loop: asyncio.AbstractEventLoop, name: str, value: object) -> None:
+        namespace = vars(loop)
+        self._patched.append((name, namespace.get(name), name in namespace))
+        namespace[name] = value
+
+    def _wrap_transport_factory(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        owner = self._owner
+
+        def make_transport(sock: object, *args: Any, **kwargs: Any) -> Any:
+            transport = original(sock, *args, **kwargs)
+            if isinstance(sock, socket.socket):
+                record(owner, transport, sock, depth=_DEPTH)
+            else:
+                record(owner, transport, depth=_DEPTH)
+            return transport
+
+        return make_transport
+
+    def _wrap_start_serving(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        owner = self._owner
+
+        def start_serving(
+            protocol_factory: object, sock: object, *args: Any, **kwargs: Any
+        ) -> Any:
+            server = kwargs.get("server", args[1] if len(args) > 1 else None)
+            record(owner, *(o for o in (server, sock) if o is not None), depth=_DEPTH)
+            return original(protocol_factory, sock, *args, **kwargs)
+
+        return start_serving
+
+
+def watched_files(
+    loop: asyncio.AbstractEventLoop, known: set[int] | frozenset[int] = frozenset()
+) -> dict[int, tuple[str, object]]:
+    """The file descriptors a selector loop watches, except ``known``: description, owner.
+
+    The owner is the transport or server holding the file descriptor, or ``None``.
+
+    Transports and listening servers stay registered with the loop's selector until
+    they are closed, so they are never garbage collected (and never warn) while the
+    loop lives: this is how they are found. Loops without a selector give ``{}``.
+    """
+    selector = getattr(loop, "_selector", None)
+    if selector is None:
+        return {}
+    try:
+        mapping = selector.get_map()
+        keys = [mapping[fd] for fd in mapping if fd not in known]
+    except (AttributeError, KeyError, RuntimeError):
+        return {}
+    described: dict[int, tuple[str, object]] = {}
+    for key in keys:
+        handles = key.data if isinstance(key.data, tuple) else ()
+        handle = next((h for h in handles if h is not None), None)
+        callback = getattr(handle, "_callback", None)
+        args: tuple[Any, ...] = getattr(handle, "_args", None) or ()
+        owner = getattr(callback, "__self__", None)
+        if getattr(callback, "__name__", "") == "_accept_connection":
+            server = args[3] if len(args) > 3 else None
+            try:
+                address = args[1].getsockname()
+            except (AttributeError, IndexError, OSError):
+                address = key.fileobj
+            described[key.fd] = (f"server still listening on {address!r}: {server!r}", server)
+        elif isinstance(owner, asyncio.BaseTransport):
+            described[key.fd] = (f"unclosed transport {owner!r}", owner)
+        elif owner is loop:
+            continue  # the loop's own self-pipe
+        else:
+            described[key.fd] = (
+                f"file descriptor {key.fd} still watched by the loop: {handle!r}",
+                None,
+            )
+    return described

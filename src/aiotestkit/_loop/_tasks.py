@@ -1,0 +1,106 @@
+"""Task tracking: the tasks a test creates, where, and which of them are the test's own.
+
+:class:`TaskTracker` installs a task factory on the test's loop that records each
+new task with its creation site (for :mod:`._ownership`), knows the tasks that
+existed before the test (a wider-scoped loop's), and describes a task for a report:
+its coroutine, where it was created and where it waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Collection, Coroutine
+from typing import Any
+
+from ._ownership import Owner, format_sites, origin, record
+from ._sites import await_chain, format_frame_line
+
+__all__ = ["TaskTracker"]
+
+_TaskFactory = Callable[..., "asyncio.Future[Any]"]
+
+
+class TaskTracker:
+    """The tasks of one test on one loop.
+
+    Args:
+        owner: the test, recorded as the creator of every task made while attached.
+    """
+
+    def __init__(self, owner: Owner) -> None:
+        self._owner = owner
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._baseline: Collection[asyncio.Task[Any]] = ()
+        self._previous_factory: _TaskFactory | None = None
+        self._claim: Callable[[asyncio.Task[Any]], None] | None = None
+        self.test_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        """The test's own tasks: never reported as leaks, cancelled if still pending."""
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Install the task factory on ``loop``; the tasks on it now are the baseline."""
+        existing = asyncio.all_tasks(loop)
+        if existing:
+            self._baseline = weakref.WeakSet(existing)
+        self._loop = loop
+        self._previous_factory = loop.get_task_factory()
+        loop.set_task_factory(self._task_factory)  # type: ignore[arg-type]
+
+    def detach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Put the previous task factory back."""
+        loop.set_task_factory(self._previous_factory)
+        self._loop = None
+
+    def claim_next(self, callback: Callable[[asyncio.Task[Any]], None] | None) -> None:
+        """Call ``callback`` with the next task created (the test's own), or stop waiting."""
+        self._claim = callback
+
+    def _task_factory(
+        self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
+    ) -> asyncio.Future[Any]:
+        if self._previous_factory is not None:
+            task = self._previous_factory(loop, coro, **kwargs)
+        else:
+            task = asyncio.Task(coro, loop=loop, **kwargs)
+        record(self._owner, task)
+        claim = self._claim
+        if claim is not None and isinstance(task, asyncio.Task):
+            self._claim = None
+            self.test_tasks.add(task)
+            claim(task)
+        return task
+
+    def pending(self) -> list[asyncio.Task[Any]]:
+        """The tasks of the loop still pending, except the baseline and the current one."""
+        if self._loop is None:
+            return []
+        current = asyncio.current_task(self._loop)
+        return [
+            task
+            for task in asyncio.all_tasks(self._loop)
+            if task is not current and task not in self._baseline and not task.done()
+        ]
+
+    def describe(self, task: asyncio.Task[Any], *, stack: bool = True) -> str:
+        """The task, its coroutine, where it was created and (``stack``) where it waits."""
+        coro = task.get_coro()
+        coro_name = getattr(coro, "__qualname__", None) or type(coro).__name__
+        lines = [f"Task {task.get_name()!r} running {coro_name}()"]
+        ref = origin(task)
+        if ref is not None:
+            first, *rest = format_sites(ref.sites).splitlines()
+            lines[0] += f", {first}"
+            lines.extend(rest)
+        else:
+            lines[0] += ", created before the instrumentation attached or by another factory"
+        if stack and not task.done():
+            sites, awaited = await_chain(coro)
+            if sites:
+                lines.append("waiting at:")
+                lines.extend(f"  {format_frame_line(site)}" for site in sites)
+            waiter = getattr(task, "_fut_waiter", None)
+            if waiter is not None:
+                lines.append(f"  on {waiter!r}")
+            elif awaited is not coro and sites:
+                lines.append(f"  on {awaited!r}")
+        return "\n".join(lines)

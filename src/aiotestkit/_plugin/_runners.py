@@ -1,0 +1,280 @@
+"""One adapter per test runner that may run an async test, behind one interface.
+
+pytest itself runs no coroutine: pytest-asyncio does, aiohttp's own pytest plugin
+(``aiohttp.pytest_plugin``) does, and anyio's does. Each makes its loop at its own
+time and calls the test its own way. An adapter answers the three questions the
+plugin asks, so that the hygiene checks, the sandbox, the virtual clock and the hang
+guard apply to every async test whoever runs it (anyio's ``TestRunner`` is the model):
+
+- :meth:`TestRunnerAdapter.runs`: does this runner run the test?
+- :meth:`TestRunnerAdapter.open_loop`: the loop the test will run on, held open from
+  the set-up of aiotestkit's fixtures to their teardown; ``None`` when the runner only
+  makes it when it calls the test (then the checks attach inside the call);
+- :meth:`TestRunnerAdapter.guard_call`: arm the hang guard on the test's own task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import unittest
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+import pytest
+
+from .._loop import LoopInstrumentation, hang_guarded
+from . import _pytest_asyncio
+
+__all__ = [
+    "RUNNERS",
+    "AiohttpRunner",
+    "AnyioRunner",
+    "NotCovered",
+    "PytestAsyncioRunner",
+    "TestRun",
+    "TestRunnerAdapter",
+    "runner_for",
+]
+
+
+_T = TypeVar("_T")
+
+
+class NotCovered(Exception):
+    """Raised by :meth:`TestRunnerAdapter.open_loop` when the test has no asyncio loop.
+
+    Its message says why (e.g. anyio's trio backend); the plugin counts these tests
+    and says so once, at the end of the run.
+    """
+
+
+class TestRunnerAdapter(ABC):
+    """How one test runner runs async tests: which ones, on which loop, in which task."""
+
+    __test__: ClassVar[bool] = False
+    name: ClassVar[str]
+    """The runner's name, as users know it (in messages)."""
+
+    @abstractmethod
+    def runs(self, item: pytest.Function) -> bool:
+        """Whether this runner runs ``item``, an async test, when pytest calls it."""
+
+    @abstractmethod
+    def open_loop(
+        self, request: pytest.FixtureRequest
+    ) -> contextlib.AbstractContextManager[asyncio.AbstractEventLoop | None]:
+        """Hold the test's loop open while the context is entered, and give it.
+
+        Entered in the set-up of aiotestkit's first fixture and left after its
+        teardown, so that the loop is open (not running) at both ends. ``None`` if
+        the runner makes the loop only when it calls the test.
+
+        Raises:
+            NotCovered: if the test does not run on an asyncio loop.
+        """
+
+    def guard_call(
+        self, item: pytest.Function, instrumentation: LoopInstrumentation, *, attach: bool
+    ) -> contextlib.AbstractContextManager[None]:
+        """Around pytest's call of the test: arm the hang guard on the test's task.
+
+        By default the runner makes a task for the test right after (pytest-asyncio,
+        aiohttp's ``run_until_complete``): the guard claims the next task created.
+        With ``attach`` (the loop was not known at set-up), the test function itself
+        is wrapped to attach the instrumentation in its own task and to finish it
+        there, before the runner closes the loop; its report fails the test at
+        teardown, as for every other test.
+        """
+        if attach:
+            return _wrapped_test(item, instrumentation, attach=True)
+        return _next_task_guarded(instrumentation)
+
+
+@contextlib.contextmanager
+def _next_task_guarded(instrumentation: LoopInstrumentation) -> Iterator[None]:
+    __tracebackhide__ = True
+    instrumentation.start_hang_guard()
+    try:
+        yield
+    except BaseException:
+        error = instrumentation.stop_hang_guard()
+        if error is not None:
+            raise error from None
+        raise
+    finally:
+        instrumentation.stop_hang_guard()
+
+
+@contextlib.contextmanager
+def _wrapped_test(
+    item: pytest.Function, instrumentation: LoopInstrumentation, *, attach: bool
+) -> Iterator[None]:
+    original = item.obj
+    item.obj = hang_guarded(original, instrumentation, attach=attach)
+    try:
+        yield
+    finally:
+        item.obj = original
+
+
+class PytestAsyncioRunner(TestRunnerAdapter):
+    """pytest-asyncio, in strict and auto mode, on loops of every scope."""
+
+    name = "pytest-asyncio"
+
+    def runs(self, item: pytest.Function) -> bool:
+        return _pytest_asyncio.is_async_test(item)
+
+    @contextlib.contextmanager
+    def open_loop(
+        self, request: pytest.FixtureRequest
+    ) -> Iterator[asyncio.AbstractEventLoop | None]:
+        yield _pytest_asyncio.test_loop(request, _pytest_asyncio.loop_scope(request.node))
+
+
+_AIOHTTP_PLUGIN = "aiohttp.pytest_plugin"
+# The loop fixtures aiohttp's pytest_pyfunc_call runs a test on, in its order.
+_AIOHTTP_LOOPS = ("proactor_loop", "selector_loop", "uvloop_loop", "loop")
+
+
+class AiohttpRunner(TestRunnerAdapter):
+    """aiohttp's own pytest plugin (``pytest_plugins = ["aiohttp.pytest_plugin"]``).
+
+    It runs every ``async def`` test that pytest-asyncio does not: on the loop of its
+    ``loop`` fixture when the test uses it (``aiohttp_client`` and the other aiohttp
+    fixtures do), else on a loop it makes for the call.
+    """
+
+    name = "aiohttp.pytest_plugin"
+
+    def runs(self, item: pytest.Function) -> bool:
+        return item.config.pluginmanager.has_plugin(_AIOHTTP_PLUGIN) and (
+            inspect.iscoroutinefunction(item.function)
+        )
+
+    @contextlib.contextmanager
+    def open_loop(
+        self, request: pytest.FixtureRequest
+    ) -> Iterator[asyncio.AbstractEventLoop | None]:
+        names = request.node.fixturenames
+        for name in _AIOHTTP_LOOPS:
+            if name in names:
+                loop: asyncio.AbstractEventLoop = request.getfixturevalue(name)
+                yield loop
+                return
+        yield None
+
+    def guard_call(
+        self, item: pytest.Function, instrumentation: LoopInstrumentation, *, attach: bool
+    ) -> contextlib.AbstractContextManager[None]:
+        return _wrapped_test(item, instrumentation, attach=attach)
+
+
+async def _running_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+class AnyioRunner(TestRunnerAdapter):
+    """anyio's pytest plugin, on its asyncio backend.
+
+    anyio keeps one runner (one loop) for as long as a test or fixture holds it;
+    the adapter holds it too, through anyio's public ``get_runner``, and runs the
+    test function inside anyio's runner task, where anyio awaits it.
+    """
+
+    name = "anyio"
+
+    def runs(self, item: pytest.Function) -> bool:
+        return (
+            "anyio_backend" in item.fixturenames
+            and item.config.pluginmanager.has_plugin("anyio")
+            and inspect.iscoroutinefunction(item.function)
+        )
+
+    @contextlib.contextmanager
+    def open_loop(
+        self, request: pytest.FixtureRequest
+    ) -> Iterator[asyncio.AbstractEventLoop | None]:
+        from anyio.pytest_plugin import extract_backend_and_options, get_runner
+
+        backend, options = extract_backend_and_options(request.getfixturevalue("anyio_backend"))
+        if backend != "asyncio":
+            raise NotCovered(f"anyio's {backend} backend runs no asyncio event loop")
+        with get_runner(backend, options) as runner:
+            yield runner.run_fixture(_running_loop, {})
+
+    def guard_call(
+        self, item: pytest.Function, instrumentation: LoopInstrumentation, *, attach: bool
+    ) -> contextlib.AbstractContextManager[None]:
+        return _wrapped_test(item, instrumentation, attach=attach)
+
+
+RUNNERS: tuple[TestRunnerAdapter, ...] = (PytestAsyncioRunner(), AnyioRunner(), AiohttpRunner())
+"""The runners aiotestkit knows, in the order they claim a test."""
+
+
+def runner_for(item: pytest.Item) -> TestRunnerAdapter | None:
+    """The runner that runs ``item``, or ``None`` for a sync test (or an unknown runner).
+
+    A :class:`unittest.TestCase`'s tests are run by unittest (an
+    ``IsolatedAsyncioTestCase`` makes its own loop): ``None`` too.
+    """
+    if not isinstance(item, pytest.Function):
+        return None
+    cls = getattr(item, "cls", None)
+    if isinstance(cls, type) and issubclass(cls, unittest.TestCase):
+        return None
+    for runner in RUNNERS:
+        if runner.runs(item):
+            return runner
+    return None
+
+
+@dataclass
+class TestRun:
+    """One async test as aiotestkit runs it: its runner, instrumentation and loop."""
+
+    __test__: ClassVar[bool] = False
+
+    runner: TestRunnerAdapter
+    instrumentation: LoopInstrumentation
+    loop: asyncio.AbstractEventLoop | None
+
+    def require_loop(self, fixture: str) -> asyncio.AbstractEventLoop:
+        """The test's loop, for a fixture that must act on it before the test runs.
+
+        Raises:
+            pytest.UsageError: if the runner makes the loop only when it calls the
+                test (aiohttp's plugin, for a test without its ``loop`` fixture).
+        """
+        if self.loop is None:
+            raise pytest.UsageError(
+                f"the {fixture} fixture needs the test's event loop before the test runs, "
+                f"but {self.runner.name} makes it only when it calls the test: add its "
+                "'loop' fixture to the test's arguments"
+            )
+        return self.loop
+
+    def run(
+        self,
+        fixture: str,
+        function: Callable[..., Coroutine[Any, Any, _T]],
+        *args: Any,
+    ) -> _T:
+        """Run ``function(*args)`` on the test's loop, from a fixture's set-up or teardown."""
+        loop = self.require_loop(fixture)
+        return loop.run_until_complete(function(*args))
+
+    def enter(
+        self, fixture: str, context: contextlib.AbstractAsyncContextManager[_T]
+    ) -> Generator[_T, None, None]:
+        """A fixture's body: enter ``context`` on the test's loop, yield it, exit it."""
+        value = self.run(fixture, context.__aenter__)
+        try:
+            yield value
+        finally:
+            self.run(fixture, context.__aexit__, None, None, None)
