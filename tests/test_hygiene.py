@@ -152,6 +152,30 @@ def test_exception_in_aiohttp_server_handler_fails(pytester: pytest.Pytester) ->
     )
 
 
+def test_a_request_the_server_cannot_parse_is_not_an_unretrieved_exception(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(
+        pytester,
+        """
+        from aiohttp.test_utils import RawTestServer
+
+        async def handler(request):
+            raise AssertionError("never called: the request does not parse")
+
+        async def test_clean():
+            async with RawTestServer(handler) as server:
+                reader, writer = await asyncio.open_connection(server.host, server.port)
+                writer.write(b"GET / HTTP/1.1\\r\\nX-Big: " + b"x" * 70000 + b"\\r\\n\\r\\n")
+                status_line = await reader.readline()
+                writer.close()
+                await writer.wait_closed()
+            assert status_line.split()[1].startswith(b"4")
+        """,
+    )
+    result.assert_outcomes(passed=1)
+
+
 def test_coroutine_never_awaited_fails(pytester: pytest.Pytester) -> None:
     result = run(
         pytester,
