@@ -216,6 +216,18 @@ async def handler(request):
     async with aiohttp.ClientSession() as session:
         assert await fetch_json(session, f"{{m.server_url}}/item/{{i}}") == PAYLOAD
 """,
+    "aiotestkit-aioresponses": """
+from aiotestkit.compat.aioresponses import aioresponses
+
+
+@pytest.mark.network_sandbox
+{param}async def test_get(i):
+    url = f"{scheme}://{{HOST}}/item/{{i}}"
+    with aioresponses() as m:
+        m.get(url, payload=PAYLOAD)
+        async with aiohttp.ClientSession({tls_client}) as session:
+            assert await fetch_json(session, url) == PAYLOAD
+""",
     "aioresponses": """
 from aioresponses import aioresponses
 
@@ -253,6 +265,16 @@ import httpx
 {param}async def test_get(i, httpx_mock, bench_client_ssl):
     url = f"{scheme}://{{HOST}}/item/{{i}}"
     httpx_mock.add_response(url=url, json=PAYLOAD)
+    async with httpx.AsyncClient(verify=bench_client_ssl) as client:
+        assert await fetch_json_httpx(client, url) == PAYLOAD
+""",
+    "aiotestkit-httpx-mock": """
+import httpx
+
+
+{param}async def test_get(i, aiotestkit_httpx_mock, bench_client_ssl):
+    url = f"{scheme}://{{HOST}}/item/{{i}}"
+    aiotestkit_httpx_mock.add_response(url=url, json=PAYLOAD)
     async with httpx.AsyncClient(verify=bench_client_ssl) as client:
         assert await fetch_json_httpx(client, url) == PAYLOAD
 """,

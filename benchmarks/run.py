@@ -70,6 +70,7 @@ AIOHTTP_HTTP_TOOLS = [
     "baseline",
     "aiotestkit-redirector",
     "aiotestkit-sandbox",
+    "aiotestkit-aioresponses",
     "pytest-aiohttp",
     "pytest-httpserver",
     "aiointercept",
@@ -84,9 +85,18 @@ AIOHTTP_HTTPS_TOOLS = [
     "pytest-httpserver",
 ]
 OLD_AIOHTTP_TOOLS = ["baseline", "pytest-aiohttp", "aioresponses"]
-HTTPX_TOOLS = ["baseline", "aiotestkit-sandbox", "respx", "pytest-httpx", "pytest-httpserver"]
+HTTPX_TOOLS = [
+    "baseline",
+    "aiotestkit-sandbox",
+    "aiotestkit-httpx-mock",
+    "respx",
+    "pytest-httpx",
+    "pytest-httpserver",
+]
 TOOL_OF_VARIANT = {
     "aiotestkit-redirector": "aiotestkit",
+    "aiotestkit-aioresponses": "aiotestkit",
+    "aiotestkit-httpx-mock": "aiotestkit",
     "aiotestkit-sandbox": "aiotestkit",
     "pytest-aiohttp": "pytest-aiohttp",
     "pytest-httpserver": "pytest-httpserver",
@@ -638,6 +648,9 @@ def report(
             "- pytest-httpserver: `httpserver.expect_request(...).respond_with_json(...)`.",
             "- aiointercept: `aiointercept_mock` and `m.get(url, payload=...)`.",
             "- aioresponses: `with aioresponses() as m: m.get(url, payload=...)` (no socket).",
+            "- aiotestkit-aioresponses: the same test with "
+            "`from aiotestkit.compat.aioresponses import aioresponses` (one import line "
+            "changed) and `@pytest.mark.network_sandbox`: a real server, routed, per test.",
             "",
             "HTTPS: every variant does a full TLS handshake per test (new session, new "
             "connection); pytest-aiohttp and pytest-httpserver use a session-scoped trustme "
@@ -650,7 +663,8 @@ def report(
             "ms). respx (`respx.mock`) and pytest-httpx (`httpx_mock`) replace the "
             "transport (no socket, no TLS); pytest-httpserver and the sandbox serve over "
             "real sockets (HTTPS: a real handshake; the sandbox makes the routed connection "
-            "trust its CA).",
+            "trust its CA). aiotestkit-httpx-mock: pytest-httpx's test with the "
+            "`aiotestkit_httpx_mock` fixture (a real server behind the sandbox).",
         ],
     }
     seen_client: set[str] = set()

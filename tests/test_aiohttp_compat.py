@@ -12,6 +12,7 @@ after it. docs/migration/aiohttp-test-utils.md says why for each.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 from collections.abc import Callable
@@ -405,4 +406,6 @@ def test_aiohttp_test_case_runs_under_python_m_unittest() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert "test_example (test_aiohttp_compat.MyAppTestCase.test_example) ... ok" in result.stderr
+    # unittest names the test "(module.Class)" before Python 3.11, "(module.Class.test)" since.
+    verdict = r"^test_example \(test_aiohttp_compat\.MyAppTestCase(\.test_example)?\) \.\.\. ok$"
+    assert re.search(verdict, result.stderr, re.MULTILINE), result.stderr

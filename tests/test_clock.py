@@ -154,7 +154,7 @@ async def test_without_threshold_a_peer_outside_the_loop_is_not_waited_for(
     try:
         reader, writer = await asyncio.open_connection(*listener.getsockname())
         writer.write(b"ping")
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):  # TimeoutError since Python 3.11
             await asyncio.wait_for(reader.read(4), timeout=30)
         assert clock.time() == 30.0
         writer.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,5 +20,7 @@ def test_receive_example_passes_under_python_m_unittest() -> None:
     )
     assert result.returncode == 0, result.stderr
     for name in ("test_invalid_packet", "test_ping", "test_message"):
-        assert f"{name} (test_async_receive.TestReceive.{name}) ... ok" in result.stderr
+        # "(module.Class)" before Python 3.11, "(module.Class.test)" since.
+        verdict = rf"^{name} \(test_async_receive\.TestReceive(\.{name})?\) \.\.\. ok$"
+        assert re.search(verdict, result.stderr, re.MULTILINE), result.stderr
     assert "Ran 4 tests" in result.stderr

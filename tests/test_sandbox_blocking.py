@@ -92,6 +92,36 @@ async def test_requests_in_a_thread_reaches_the_routed_https_host_with_verificat
     sandbox.assert_tls_verified()
 
 
+@pytest.mark.parametrize("status", [404, 500])
+async def test_an_http_error_the_test_keeps_leaves_no_server_connection_open(
+    sandbox: NetworkSandbox, status: int
+) -> None:
+    """raise_for_status() in the thread; the test keeps the HTTPError (pytest.raises).
+
+    The error holds the response, whose pool holds the client's socket open after
+    session.close() (urllib3 2 leaves pools to the garbage collector): the client never
+    answers the server's TLS close_notify. The server still closes its side when it
+    closes, so the hygiene check at teardown finds no unclosed transport.
+    """
+
+    def latest(session: requests.Session) -> Any:
+        with session.get("https://rates.example.com/v2/latest", timeout=5) as response:
+            response.raise_for_status()
+            return response.json()
+
+    async with CaseControlledTestServer() as server:
+        await sandbox.route("rates.example.com", 443, server)
+        with requests.Session() as session:
+            task = asyncio.create_task(asyncio.to_thread(latest, session))
+            request = await server.receive_request()
+            server.send_response(request, status=status, text="no rates")
+            with pytest.raises(requests.HTTPError) as caught:
+                await task
+    assert caught.value.response is not None
+    assert caught.value.response.status_code == status
+    assert request.secure
+
+
 async def test_urllib3_with_certifis_bundle_trusts_the_test_authority_for_routed_hosts(
     sandbox: NetworkSandbox, server: CaseControlledTestServer
 ) -> None:

@@ -178,7 +178,15 @@ async def test_an_smtps_client_over_implicit_tls_reaches_a_plain_stream_server(
 ) -> None:
     async with CaseControlledStreamServer() as server:
         await sandbox.route("smtp.example.com", 465, server, tls=True)
-        client = aiosmtplib.SMTP(hostname="smtp.example.com", port=465, use_tls=True, timeout=30)
+        # local_hostname: aiosmtplib's default, socket.getfqdn(), asks the system resolver
+        # about this machine's own name (the DNS, wherever /etc/hosts does not list it).
+        client = aiosmtplib.SMTP(
+            hostname="smtp.example.com",
+            port=465,
+            use_tls=True,
+            timeout=30,
+            local_hostname="client.example.com",
+        )
 
         async def session() -> tuple[int, int]:
             await client.connect()
@@ -190,7 +198,7 @@ async def test_an_smtps_client_over_implicit_tls_reaches_a_plain_stream_server(
         connection = await server.receive_connection()
         assert not connection.tls  # the sandbox ended TLS in front of the plain server
         await connection.send(b"220 smtp.example.com ESMTP ready\r\n")
-        assert (await connection.receive_line()).startswith(b"EHLO ")
+        assert await connection.receive_line() == b"EHLO client.example.com\r\n"
         await connection.send(b"250 smtp.example.com\r\n")
         assert await connection.receive_line() == b"NOOP\r\n"
         await connection.send(b"250 OK\r\n")

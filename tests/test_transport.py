@@ -144,6 +144,49 @@ async def test_close_server_ends_the_clients_stream(transport: TransportContext)
         await transport.connect()
 
 
+async def echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while line := await reader.readline():
+        writer.write(line)
+        await writer.drain()
+
+
+class EchoProtocolServer(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+async def test_close_server_ends_the_read_a_client_is_blocked_in(
+    transport: TransportContext,
+) -> None:
+    """The client already reads when close_server() runs, the handler waits in readline()."""
+    reader, writer = await transport.start_server_and_connect(echo_lines)
+    writer.write(b"ohai\n")
+    assert await asyncio.wait_for(reader.readline(), 5) == b"ohai\n"
+    read = asyncio.create_task(reader.read())
+    await transport.close_server()
+    assert await asyncio.wait_for(read, 5) == b""
+
+
+@pytest.mark.parametrize("server", ["stream handler", "protocol"])
+async def test_close_server_ends_a_connection_its_server_has_not_handled_yet(
+    transport: TransportContext, server: str
+) -> None:
+    """close_server() right after connect: the server side is not set up yet (its TLS
+    handshake or its accept still running); the client's read still ends."""
+    if server == "protocol":
+        await transport.create_server(EchoProtocolServer)
+        reader, _ = await transport.connect()
+    else:
+        reader, _ = await transport.start_server_and_connect(echo_lines)
+    read = asyncio.create_task(reader.read())
+    await transport.close_server()
+    assert await asyncio.wait_for(read, 5) == b""
+
+
 async def test_close_server_then_start_again(transport: TransportContext) -> None:
     await transport.start_server(echo_line)
     await transport.close_server()

@@ -6,6 +6,7 @@ service; its tests (``test_kraken.py``) reroute that address to a local test ser
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -75,7 +76,7 @@ class Kraken(QuotationProvider):
                 text = await response.text()
         except aiohttp.ClientError as error:
             raise QuotationError(f"cannot reach Kraken: {error}") from error
-        except TimeoutError as error:
+        except asyncio.TimeoutError as error:  # TimeoutError since Python 3.11
             raise QuotationError("Kraken did not answer in time") from error
         try:
             payload = json.loads(text)

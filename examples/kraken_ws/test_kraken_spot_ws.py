@@ -11,12 +11,17 @@ closes the connection to see the client reconnect and restore its subscription.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
 from aiohttp import WSMsgType
+
+if sys.version_info < (3, 11):  # pyproject.toml installs python-kraken-sdk on 3.11+ only
+    pytest.skip("python-kraken-sdk requires Python 3.11 or newer", allow_module_level=True)
+
 from kraken.spot import SpotWSClient
 from kraken_ws_peer import TICKER, TIME, Kraken
 

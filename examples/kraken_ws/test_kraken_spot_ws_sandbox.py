@@ -9,9 +9,14 @@ The virtual clock skips the SDK's 1 to 2 s back-off before it connects.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
+
+if sys.version_info < (3, 11):  # pyproject.toml installs python-kraken-sdk on 3.11+ only
+    pytest.skip("python-kraken-sdk requires Python 3.11 or newer", allow_module_level=True)
+
 from kraken.spot import SpotWSClient
 from kraken_ws_peer import TICKER, TIME, Kraken
 

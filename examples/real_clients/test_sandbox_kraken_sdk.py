@@ -8,10 +8,15 @@ with a certificate for api.kraken.com, with the client's verification on.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+
+if sys.version_info < (3, 11):  # pyproject.toml installs python-kraken-sdk on 3.11+ only
+    pytest.skip("python-kraken-sdk requires Python 3.11 or newer", allow_module_level=True)
+
 from kraken.exceptions import KrakenApiLimitExceededError, KrakenServiceUnavailableError
 from kraken.spot import SpotAsyncClient
 

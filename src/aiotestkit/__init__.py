@@ -22,6 +22,7 @@ from ._servers import CaseControlledServerFactory as CaseControlledServerFactory
 from ._servers import CaseControlledStreamServer as CaseControlledStreamServer
 from ._servers import CaseControlledTestServer as CaseControlledTestServer
 from ._servers import CaseControlledWebSocketServer as CaseControlledWebSocketServer
+from ._servers import Expectation as Expectation
 from ._servers import ResponseStream as ResponseStream
 from ._servers import StreamConnection as StreamConnection
 from ._servers import WebSocketConnection as WebSocketConnection
@@ -43,7 +44,9 @@ from .errors import RequestNotPending as RequestNotPending
 from .errors import SendTimeout as SendTimeout
 from .errors import UnansweredRequestsWarning as UnansweredRequestsWarning
 from .errors import UnexpectedMessage as UnexpectedMessage
+from .errors import UnexpectedRequestsWarning as UnexpectedRequestsWarning
 from .errors import UnfinishedConnectionsWarning as UnfinishedConnectionsWarning
+from .errors import UnusedExpectationsWarning as UnusedExpectationsWarning
 from .testcase import NetworkAioHTTPTestCase as NetworkAioHTTPTestCase
 from .testcase import NetworkTestCase as NetworkTestCase
 
@@ -60,6 +63,7 @@ __all__ = [
     "CertificateAuthority",
     "ClientClosedConnection",
     "DeadlockError",
+    "Expectation",
     "FakeResolver",
     "HTTPProxy",
     "HandlerError",
@@ -85,7 +89,9 @@ __all__ = [
     "TransportContext",
     "UnansweredRequestsWarning",
     "UnexpectedMessage",
+    "UnexpectedRequestsWarning",
     "UnfinishedConnectionsWarning",
+    "UnusedExpectationsWarning",
     "UnverifiedTLSConnection",
     "VirtualClock",
     "WebSocketConnection",

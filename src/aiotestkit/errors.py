@@ -35,7 +35,9 @@ __all__ = [
     "SendTimeout",
     "UnansweredRequestsWarning",
     "UnexpectedMessage",
+    "UnexpectedRequestsWarning",
     "UnfinishedConnectionsWarning",
+    "UnusedExpectationsWarning",
 ]
 
 
@@ -356,6 +358,40 @@ class UnfinishedConnectionsWarning(UnansweredRequestsWarning):
     Example:
         ```python
         assert issubclass(UnfinishedConnectionsWarning, UnansweredRequestsWarning)
+        ```
+    """
+
+
+class UnusedExpectationsWarning(AiotestkitWarning):
+    """A case-controlled HTTP server closed with expectations used fewer times than declared.
+
+    Emitted by :meth:`aiotestkit.CaseControlledTestServer.close` for every
+    expectation that is not ``optional`` and answered fewer requests than its
+    ``times``; the message names each one and how often it was used. The hygiene
+    check ``unused_expectations`` fails the test for it.
+
+    Example:
+        ```python
+        issubclass(UnusedExpectationsWarning, AiotestkitWarning)
+        # True
+        ```
+    """
+
+
+class UnexpectedRequestsWarning(AiotestkitWarning):
+    """A case-controlled HTTP server closed with requests no expectation matched and no test took.
+
+    Emitted by :meth:`aiotestkit.CaseControlledTestServer.close` when the server had
+    expectations and received requests that matched none of them and that the test
+    never received with ``receive_request()``. The message lists each request with
+    the expectations it came closest to and, for each, what differed (method, path,
+    query, headers, body). The hygiene check ``unexpected_requests`` fails the test
+    for it.
+
+    Example:
+        ```python
+        issubclass(UnexpectedRequestsWarning, AiotestkitWarning)
+        # True
         ```
     """
 

@@ -368,6 +368,21 @@ def network_sandbox(_aiotestkit_network_sandbox: NetworkSandbox | None) -> Netwo
 
 
 @pytest.fixture
+def aiotestkit_httpx_mock(request: pytest.FixtureRequest, network_sandbox: NetworkSandbox) -> Any:
+    """A pytest-httpx compatible mock: responses for httpx served by a real test server.
+
+    An :class:`aiotestkit.compat.httpx_mock.HTTPXMock` routed through the test's
+    network sandbox (see ``docs/migration/respx-pytest-httpx.md``). Its responses and
+    the requests no response matched are checked when the sandbox closes, in the test's
+    hygiene report (``unused_expectations``, ``unexpected_requests``). The
+    ``httpx_mock`` marker takes ``assert_all_responses_were_requested=False``.
+    """
+    from .compat.httpx_mock import HTTPXMock  # httpx is an optional dependency
+
+    return HTTPXMock.for_test(request.node, network_sandbox)
+
+
+@pytest.fixture
 def transport(
     request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,

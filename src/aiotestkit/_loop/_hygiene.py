@@ -31,6 +31,8 @@ CHECKS: tuple[str, ...] = (
     "unawaited_coroutines",
     "unclosed_resources",
     "unanswered_requests",
+    "unused_expectations",
+    "unexpected_requests",
     "refused_connections",
 )
 """The names of the hygiene checks, in the order the report lists them."""
@@ -44,6 +46,8 @@ _TITLES = {
     "unawaited_coroutines": "coroutines that were never awaited",
     "unclosed_resources": "resources that were never closed",
     "unanswered_requests": "requests and connections the test never answered",
+    "unused_expectations": "expectations used fewer times than declared",
+    "unexpected_requests": "requests that matched no expectation and that the test never received",
     "refused_connections": "network access refused by the sandbox",
 }
 
@@ -55,6 +59,10 @@ _FIXES = {
     "unclosed_resources": "close each one ('async with', or await .close())",
     "unanswered_requests": "answer each request and end each connection a server holds "
     "before it closes, as each line says",
+    "unused_expectations": "check the client made the calls the test declared, or declare "
+    "the ones it may skip with optional=True (times=None: any number of times)",
+    "unexpected_requests": "declare the request with server.expect(...), fix the one that "
+    "came closest as each line says, or take it with receive_request() and answer it",
     "refused_connections": "route the host to a test server, fix the address the client "
     "uses, or declare the refusal expected with sandbox.expect_blocked(host, port) or "
     "{allow_blocked}",

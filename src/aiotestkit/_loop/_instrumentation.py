@@ -32,7 +32,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from ..errors import HangTimeout
+from ._compat import keep_task_names, mark_lost_tls_transports_closed
 from ._hang_guard import DEFAULT_HANG_TIMEOUT, HangGuard
 from ._hygiene import (
     CHECKS,
@@ -225,6 +228,23 @@ def register_probe(probe: HygieneProbe, *, loop: asyncio.AbstractEventLoop | Non
     return True
 
 
+def _is_bad_client_input(error: BaseException | None) -> bool:
+    """Whether aiohttp's server logged the client's malformed input, not a bug of its own.
+
+    aiohttp answers a request it cannot parse (a header line too long, a body that does
+    not decode, bytes after a declined upgrade) with a 4xx and logs the parser's error:
+    that is the server doing its job, often what the test checks, not an exception
+    nobody retrieved. A handler that raised is still reported.
+    """
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, HttpProcessingError):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 class _ServerErrorHandler(logging.Handler):
     """Hands aiohttp's server error log records to the running loop's instrumentation.
 
@@ -239,6 +259,8 @@ class _ServerErrorHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         instrumentation = _innermost(None)
         if instrumentation is None:
+            return
+        if record.exc_info and _is_bad_client_input(record.exc_info[1]):
             return
         message = f"aiohttp server: {record.getMessage()}"
         if record.exc_info and record.exc_info[1] is not None:
@@ -298,6 +320,9 @@ class LoopInstrumentation:
       "Unclosed connector";
     - unanswered requests (``unanswered_requests``): what servers report through
       :func:`register_probe` and :func:`report_issue`;
+    - expectations of a case-controlled HTTP server used fewer times than declared
+      (``unused_expectations``) and requests that matched none and that the test
+      never received (``unexpected_requests``), which the server reports;
     - whatever other components report with :func:`report_issue`.
 
     A leaked object is blamed on the test that created it: found while another
@@ -440,8 +465,10 @@ class LoopInstrumentation:
         if self._on("pending_tasks") or self.hang_timeout is not None:
             self._tasks.attach(loop)
             stack.push(self._tasks.detach, loop)
+            stack.push(keep_task_names(loop))
         self._hang_guard.attach(loop)
         stack.push(self._hang_guard.detach, loop)
+        stack.push(mark_lost_tls_transports_closed())
         if self._on("unclosed_resources"):
             selector = getattr(loop, "_selector", None)
             with contextlib.suppress(AttributeError, RuntimeError):

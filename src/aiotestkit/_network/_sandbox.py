@@ -47,6 +47,7 @@ from ._routes import (
     BlockedConnection,
     RouteTable,
     UnverifiedTLSConnection,
+    fake_host,
     is_loopback,
     port_number,
 )
@@ -160,6 +161,8 @@ class NetworkSandbox:
         self.hints: list[str] = []
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._patches = _Patches()
+        self._pending_routes: dict[tuple[str, int], tuple[Any, bool | None]] = {}
+        self._route_lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._original_getaddrinfo: Callable[..., Awaitable[Any]]
@@ -179,6 +182,24 @@ class NetworkSandbox:
     def unverified(self) -> list[UnverifiedTLSConnection]:
         """Every TLS client of a routed host that had verification off."""
         return self.routes.unverified
+
+    @staticmethod
+    def current() -> NetworkSandbox | None:
+        """The sandbox open now, if any (one at most is open at a time).
+
+        For components that serve clients through whatever sandbox the test opened,
+        such as the drop-in facades of ``aiotestkit.compat``.
+
+        Returns:
+            The open :class:`NetworkSandbox`, or ``None``.
+
+        Example:
+            ```python
+            sandbox = NetworkSandbox.current()
+            assert sandbox is None or not sandbox.blocked
+            ```
+        """
+        return _active
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -295,12 +316,18 @@ class NetworkSandbox:
                 reset_refusals(self._loop)
         for proxy in self._proxies:
             await proxy.close()
+        never_reached = [target for target, _ in self._pending_routes.values()]
+        self._pending_routes.clear()
         gateways = [gateway for gateway, _ in self._gateways.values()]
         self._gateways.clear()
         for gateway in gateways:
             await gateway.close()
         for server in reversed(self._owned_servers):
             await server.close()
+        for target in never_reached:
+            if isinstance(target, (BaseTestServer, CaseControlledWebSocketServer)):
+                # Never started: its close() still reports what it was told to expect.
+                await target.close()
         if not self.allow_blocked and is_attached(self._loop):
             for message in dict.fromkeys(
                 [*self.hints, *(attempt.message for attempt in self.routes.unexpected())]
@@ -409,9 +436,72 @@ class NetworkSandbox:
                 f"{route.host}:{port} is routed already, to {route.gateway!r}; "
                 "each host and port takes one route"
             )
+        if (normalize_host(host), port) in self._pending_routes:
+            raise ValueError(
+                f"{normalize_host(host)}:{port} is routed already, with route_nowait(); "
+                "each host and port takes one route"
+            )
         gateway, server = await self._gateway_for(target, tls)
         self.routes.add(host, port, gateway)
         return server
+
+    def route_nowait(
+        self,
+        host: str | bytes,
+        port: int,
+        target: Any,
+        *,
+        tls: bool | None = None,
+    ) -> None:
+        """Route ``host:port`` to ``target`` from the first client lookup or connection on.
+
+        The synchronous form of :meth:`route`, for code that cannot await (a mock
+        declared in a synchronous call): the route is checked now and completed, as
+        :meth:`route` does it (starting a server target), when an asyncio client
+        first resolves ``host`` or connects to ``host:port``. A server target is
+        closed with the sandbox, also when no client came. Blocking clients in
+        threads see the route only once an asyncio client completed it.
+
+        Args:
+            host: as for :meth:`route`.
+            port: as for :meth:`route`.
+            target: as for :meth:`route`.
+            tls: as for :meth:`route`.
+
+        Raises:
+            TypeError: if ``host``, ``port`` or ``tls`` has the wrong type.
+            ValueError: if ``port`` is out of range, ``host`` is not a valid name, or
+                ``host:port`` is routed already.
+            RuntimeError: if the sandbox is not open.
+
+        Example:
+            ```python
+            sandbox.route_nowait("api.example.com", 443, server)
+            ```
+        """
+        self._check_open("add a route")
+        name = normalize_host(host)
+        _check_port("port", port)
+        if tls is not None and not isinstance(tls, bool):
+            raise TypeError(f"tls must be True, False or None, got {tls!r}")
+        if self.routes.get(name, port) is not None or (name, port) in self._pending_routes:
+            raise ValueError(
+                f"{name}:{port} is routed already; each host and port takes one route"
+            )
+        self._pending_routes[name, port] = (target, tls)
+
+    async def _complete_routes(self, host: str | bytes) -> None:
+        """Complete the routes :meth:`route_nowait` added for ``host``, before using them."""
+        if not self._pending_routes:
+            return
+        try:
+            name = fake_host(normalize_host(host))
+        except (TypeError, ValueError):
+            return
+        async with self._route_lock:  # a concurrent lookup waits until the route is up
+            for key in [key for key in self._pending_routes if key[0] == name]:
+                target, tls = self._pending_routes.pop(key)
+                await self.route(name, key[1], target, tls=tls)
 
     async def route_proxy(
         self, host: str | bytes, port: int, *, auth: tuple[str, str] | None = None
@@ -653,6 +743,7 @@ class NetworkSandbox:
             return list(
                 await original(host, port, family=family, type=type, proto=proto, flags=flags)
             )
+        await self._complete_routes(host)
         infos = self.routes.resolve(host, port, family=family, type=type, proto=proto)
         if infos is None:
             return list(
@@ -674,6 +765,7 @@ class NetworkSandbox:
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         original = self._original_create_connection
         if sock is None and host is not None and port is not None:
+            await self._complete_routes(host)
             route = self.routes.destination(host, port)
             if route is not None:
                 if ssl and server_hostname is None:
@@ -694,6 +786,7 @@ class NetworkSandbox:
 
     async def _sock_connect(self, sock: socket.socket, address: Any) -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
+            await self._complete_routes(address[0])
             route = self.routes.destination(address[0], port_number(address[1]))
             if route is not None:
                 host, port = route.address

@@ -154,6 +154,9 @@ class TransportContext:
         self._closed_by_context: set[int] = set()
         self._failures: list[_Failure] = []
         self._closed = False
+        # Incremented by close_server(): a connection of a server started in an older
+        # generation that completes later is closed at once.
+        self._generation = 0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.describe_address()}>"
@@ -328,8 +331,10 @@ class TransportContext:
         self._check_open("start a server")
         loop = asyncio.get_running_loop()
 
+        generation = self._generation
+
         def factory() -> asyncio.BaseProtocol:
-            return self._track_protocol(protocol_factory())
+            return self._track_protocol(protocol_factory(), generation)
 
         if self.name == "unix":
             server = await loop.create_unix_server(factory, str(self.address), **kwargs)
@@ -388,7 +393,10 @@ class TransportContext:
         """Stop the servers and close their connections, as a server that goes away.
 
         The listening sockets close, every server-side connection closes (its client
-        reads the end of stream), and running handlers get up to
+        reads the end of stream, also while it is blocked in a read and also if the
+        server had not started its handler yet: a connection whose accept or TLS
+        handshake finishes after this call is closed at once, without calling the
+        handler), and running handlers get up to
         :attr:`handler_timeout` seconds to return before they are cancelled and
         reported. Client connections stay open: the test sees what its client does.
         Exceptions a handler raises because its connection was closed here
@@ -401,8 +409,8 @@ class TransportContext:
             ```
         """
         servers, self._servers = self._servers, []
-        for server in servers:
-            server.close()
+        self._generation += 1
+        await _stop_servers(servers)
         self._close_connections(self._server_connections)
         await self._wait_for_handlers()
         await self._wait_closed(servers)
@@ -433,8 +441,7 @@ class TransportContext:
             self._close_connections(clients, mark=False)
             await self._wait_connections_closed(clients)
             servers, self._servers = self._servers, []
-            for server in servers:
-                server.close()
+            await _stop_servers(servers)
             await self._wait_for_handlers()
             self._close_connections(self._server_connections)
             await self._wait_connections_closed(self._server_connections)
@@ -476,34 +483,62 @@ class TransportContext:
 
     def _track_handler(self, callback: ClientConnectedCallback) -> ClientConnectedCallback:
         where = f"connection handler {_callable_name(callback)}"
+        generation = self._generation
 
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            if task is not None:
-                self._handlers.add(task)
-            self._server_connections.append(writer.transport)
+        def handle(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> Awaitable[None] | None:
+            # asyncio calls this in the protocol's connection_made, before the handler's
+            # task first runs: the connection is the context's from this moment, so
+            # close_server() closes it even if the handler has not started yet.
+            connection = writer.transport
+            self._server_connections.append(connection)
             self._writers.append(writer)
-            self._lost[id(writer.transport)] = writer.wait_closed
-            try:
-                result = callback(reader, writer)
-                if inspect.isawaitable(result):
-                    await result
-            except asyncio.CancelledError:
-                if task not in self._cancelled:
-                    raise
-                # Cancelled by this context (it hung, and is reported): end normally, so
-                # asyncio's done-callback does not log the cancellation as an error.
-            except (ConnectionError, EOFError) as error:
-                if id(writer.transport) not in self._closed_by_context:
-                    self._failures.append(_Failure(where, error))
-                writer.close()
-            except Exception as error:
-                self._failures.append(_Failure(where, error))
-                writer.close()
+            self._lost[id(connection)] = writer.wait_closed
+            if self._stopped_since(generation):
+                # Accepted (or its TLS handshake finished) after close_server() or
+                # close() stopped this server: closed at once, as by a server gone away.
+                self._closed_by_context.add(id(connection))
+                connection.close()
+                return None
+            return self._run_handler(where, callback, reader, writer)
 
         return handle
 
-    def _track_protocol(self, protocol: asyncio.BaseProtocol) -> asyncio.BaseProtocol:
+    async def _run_handler(
+        self,
+        where: str,
+        callback: ClientConnectedCallback,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            result = callback(reader, writer)
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            if task not in self._cancelled:
+                raise
+            # Cancelled by this context (it hung, and is reported): end normally, so
+            # asyncio's done-callback does not log the cancellation as an error.
+        except (ConnectionError, EOFError) as error:
+            if id(writer.transport) not in self._closed_by_context:
+                self._failures.append(_Failure(where, error))
+            writer.close()
+        except Exception as error:
+            self._failures.append(_Failure(where, error))
+            writer.close()
+
+    def _stopped_since(self, generation: int) -> bool:
+        """Whether the servers started in ``generation`` were stopped since."""
+        return self._closed or self._generation != generation
+
+    def _track_protocol(
+        self, protocol: asyncio.BaseProtocol, generation: int
+    ) -> asyncio.BaseProtocol:
         where = type(protocol).__qualname__
         lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         connection: list[asyncio.BaseTransport] = []
@@ -512,7 +547,7 @@ class TransportContext:
             if method is None:
                 continue
             wrapped = self._wrap_protocol_callback(
-                f"{where}.{name}()", name, method, lost, connection
+                f"{where}.{name}()", name, method, lost, connection, generation
             )
             with contextlib.suppress(AttributeError):  # protocols with __slots__
                 setattr(protocol, name, wrapped)
@@ -526,6 +561,7 @@ class TransportContext:
         method: Callable[..., Any],
         lost: asyncio.Future[None],
         connection: list[asyncio.BaseTransport],
+        generation: int,
     ) -> Callable[..., Any]:
         def callback(*args: Any) -> Any:
             if name == "connection_made":
@@ -533,7 +569,13 @@ class TransportContext:
                 self._server_connections.append(args[0])
                 self._lost[id(args[0])] = lambda: lost
             try:
-                return method(*args)
+                result = method(*args)
+                if name == "connection_made" and self._stopped_since(generation):
+                    # Made after close_server() or close() stopped this server (the
+                    # protocol still sees connection_made before connection_lost).
+                    self._closed_by_context.add(id(args[0]))
+                    args[0].close()
+                return result
             except Exception as error:
                 self._failures.append(_Failure(f"server protocol {where}", error))
                 if name == "get_buffer" or not connection:
@@ -602,6 +644,28 @@ class TransportContext:
             f"{len(failures)} server handler failure(s) on {self!r}; a failure in a "
             f"handler task is not seen by the test, so it is reported here:\n\n{listed}"
         ) from failures[0].error
+
+
+async def _stop_servers(servers: Sequence[asyncio.AbstractServer]) -> None:
+    """Close the servers, keeping the connections they accepted already.
+
+    asyncio accepts a connection in one loop iteration and makes its transport in a
+    task that runs in the next. :meth:`asyncio.Server.close` in between makes that
+    transport fail (its server's ``_attach()`` asserts that the server still listens)
+    and leaves the accepted socket open and unseen, its client waiting for ever: a
+    Unix socket client is usually accepted but not yet served when ``connect``
+    returns. So first stop accepting, then let those tasks make their transports (the
+    handler's ``connection_made`` closes them at once), then close the servers.
+    """
+    loop = asyncio.get_running_loop()
+    for server in servers:
+        for sock in getattr(server, "sockets", ()):
+            # Loops without readers (proactor) accept through their own futures.
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_reader(sock.fileno())
+    await asyncio.sleep(0)
+    for server in servers:
+        server.close()
 
 
 def _on_connection_lost(protocol: asyncio.BaseProtocol, lost: asyncio.Future[None]) -> None:

@@ -64,6 +64,8 @@ _MARKERS = (
     f"{SANDBOX_MARKER}(enabled=True, allow_blocked=False): run the test in an aiotestkit "
     f"NetworkSandbox (enabled=False: not even with the ini option {SANDBOX_INI}); "
     "allow_blocked=True: refused connections do not fail the test",
+    "httpx_mock(assert_all_responses_were_requested=True): options of the "
+    "aiotestkit_httpx_mock fixture (and of pytest-httpx's httpx_mock)",
 )
 
 

@@ -4,6 +4,7 @@ It builds on ``_core`` and ``_loop``; the network layer above routes clients to 
 servers.
 """
 
+from ._expectations import Expectation
 from ._factory import CaseControlledServerFactory
 from ._http import CaseControlledTestServer
 from ._response_stream import ResponseStream
@@ -15,6 +16,7 @@ __all__ = [
     "CaseControlledStreamServer",
     "CaseControlledTestServer",
     "CaseControlledWebSocketServer",
+    "Expectation",
     "ResponseStream",
     "StreamConnection",
     "WebSocketConnection",

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 import aiohttp
 
 from .._core import DEFAULT_TIMEOUT, check_timeout, get_within, timeout_details
-from .._loop import register_probe, report_issue
+from .._loop import is_attached, register_probe, report_issue
 from ..errors import ReceiveTimeout, UnansweredRequestsWarning
 
 __all__ = [
@@ -173,6 +173,14 @@ class CaseControlledServerBase(ABC, Generic[H]):
     def _on_received(self, item: H) -> None:
         """Called when a ``receive_*`` call hands ``item`` to the test."""
 
+    def _other_leftovers(self, *, closing: bool) -> list[tuple[str, Warning]]:
+        """What else the test left undone, as ``(check, warning)`` pairs; none by default.
+
+        :meth:`close` emits each warning; :meth:`hygiene_issues` reports each message
+        under its check while the server is open.
+        """
+        return []
+
     def _started(self) -> None:
         """Remember the address and register the hygiene probe; call once listening."""
         self._address = self._live_address()
@@ -263,6 +271,8 @@ class CaseControlledServerBase(ABC, Generic[H]):
         unfinished = self._unfinished()
         if unfinished:
             yield ("unanswered_requests", self._leftover_report(unfinished, closing=False))
+        for check, warning in self._other_leftovers(closing=False):
+            yield (check, str(warning))
 
     async def __aenter__(self: _S) -> _S:
         await self.start_server()
@@ -291,6 +301,13 @@ class CaseControlledServerBase(ABC, Generic[H]):
                 if the test left something unfinished and no hygiene check took the
                 report (none attached, or ``unanswered_requests`` off), naming each; it
                 points at the line of the test that closed the server.
+            aiotestkit.UnusedExpectationsWarning: (HTTP server) for expectations used
+                fewer times than declared, and
+            aiotestkit.UnexpectedRequestsWarning: for requests that matched none and
+                that the test never received, where no hygiene checks run; where they
+                run, these go to the test's hygiene report (checks
+                ``unused_expectations``, ``unexpected_requests``), whose modes and
+                ``hygiene(allow=...)`` decide.
 
         Example:
             ```python
@@ -306,12 +323,23 @@ class CaseControlledServerBase(ABC, Generic[H]):
             await asyncio.sleep(0)  # let the loop see the clients that left
         unfinished = self._unfinished()
         report = self._leftover_report(unfinished, closing=True) if unfinished else None
+        others = self._other_leftovers(closing=True)
         await self._shutdown()
         if report is not None:
             level = user_stacklevel()
             # Into the test's hygiene report when a check takes it; a warning otherwise.
             if not report_issue("unanswered_requests", f"{report} (at {_caller_site(level)})"):
                 warnings.warn(self._leftover_warning(report), stacklevel=level)
+        for check, warning in others:
+            level = user_stacklevel()
+            if is_attached():  # the check's mode decides, hygiene(allow=...) included
+                site = _caller_site(level)
+                # A server closed by a fixture's teardown (the sandbox's): no user line.
+                runner = any(f"{os.sep}{name}{os.sep}" in site for name in ("_pytest", "pluggy"))
+                where = "" if runner else f" (at {site})"
+                report_issue(check, f"{warning}{where}")
+            else:
+                warnings.warn(warning, stacklevel=level)
 
 
 C = TypeVar("C", bound=HeldConnection)

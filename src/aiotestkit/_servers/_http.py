@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import re
 import ssl as ssl_module
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import hdrs, web
 from aiohttp.test_utils import RawTestServer
@@ -23,8 +24,23 @@ from .._core import (
     shared_sni_server_context,
     timeout_details,
 )
-from ..errors import ClientClosedConnection, ReceiveTimeout, RequestNotPending
+from ..errors import (
+    ClientClosedConnection,
+    ReceiveTimeout,
+    RequestNotPending,
+    UnexpectedRequestsWarning,
+    UnusedExpectationsWarning,
+)
 from ._base import CaseControlledServerBase
+from ._expectations import (
+    UNSET,
+    Criteria,
+    Expectation,
+    differences,
+    drop_connection,
+    format_unexpected,
+    format_unused,
+)
 from ._response_stream import ResponseStream
 
 __all__ = ["CaseControlledTestServer"]
@@ -90,6 +106,17 @@ class _Exchange:
         return waiting and self.client_connected
 
 
+@dataclass
+class _Record:
+    """One request in the server's log: its body once read, and who answered it."""
+
+    request: web.BaseRequest
+    body: bytes | None = None
+    expectation: Expectation | None = None
+    received: bool = False
+    refused: bool = False
+
+
 class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTestServer):
     """An HTTP server that hands every request to the test case, which answers it.
 
@@ -106,6 +133,14 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
     ``await request.read()`` raises :class:`aiohttp.web.HTTPRequestEntityTooLarge`,
     a response the test can pass to :meth:`send_response`.
 
+    Requests the test does not care about can be declared instead with
+    :meth:`expect`: a request that matches an expectation is answered by it, any
+    other goes to the test through :meth:`receive_request` as before, so one test can
+    declare the token refresh and the pages of a listing and case-control the one
+    request it is about. Once the server has an expectation it reads each request's
+    body before matching (a chunked body over ``client_max_size`` is then answered
+    413 by the server). :attr:`requests` logs every request.
+
     Args:
         scheme: ``"http"``, ``"https"`` or ``""`` (``"https"`` when ``ssl`` is given,
             else ``"http"``). ``"https"`` without ``ssl`` serves certificates from
@@ -117,11 +152,17 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             :func:`aiotestkit.default_certificate_authority` by default.
         client_max_size: the largest request body accepted, in bytes (int, > 0);
             aiohttp's 1 MiB by default.
+        unmatched: what happens to a request no expectation matches: ``"receive"``
+            (default) hands it to the test through :meth:`receive_request`;
+            ``"abort"`` closes its connection at once (the client sees the server
+            disconnect), for servers that are wholly declarative. Either way the
+            request is reported at the end (hygiene check ``unexpected_requests``)
+            unless the test received it.
         **kwargs: passed to :class:`aiohttp.test_utils.RawTestServer`.
 
     Raises:
-        ValueError: if ``scheme`` is not one of the above, ``"http"`` with ``ssl``, or
-            ``client_max_size`` is not positive.
+        ValueError: if ``scheme`` is not one of the above, ``"http"`` with ``ssl``,
+            ``client_max_size`` is not positive, or ``unmatched`` is unknown.
         TypeError: if ``ssl`` is not an :class:`ssl.SSLContext`, or ``client_max_size``
             not an int.
 
@@ -154,6 +195,7 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         ssl: ssl_module.SSLContext | None = None,
         certificate_authority: CertificateAuthority | None = None,
         client_max_size: int = DEFAULT_CLIENT_MAX_SIZE,
+        unmatched: Literal["receive", "abort"] = "receive",
         **kwargs: Any,
     ) -> None:
         if scheme not in ("", "http", "https"):
@@ -170,6 +212,8 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             raise ValueError(
                 f"client_max_size must be a positive number of bytes, got {client_max_size!r}"
             )
+        if unmatched not in ("receive", "abort"):
+            raise ValueError(f"unmatched must be 'receive' or 'abort', got {unmatched!r}")
         if scheme == "https" and ssl is None:
             authority = certificate_authority or default_certificate_authority()
             ssl = shared_sni_server_context(authority)
@@ -183,6 +227,10 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         self._finished: dict[int, tuple[weakref.ref[web.BaseRequest], str]] = {}
         self._upgrade_handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]] | None
         self._upgrade_handler = None
+        self.unmatched = unmatched
+        self._expectations: list[Expectation] = []
+        self._log: dict[int, _Record] = {}
+        self._responding: set[asyncio.Task[Any]] = set()
 
     async def start_server(
         self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any
@@ -243,7 +291,45 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         return f"{self.scheme}://{self.host}:{self.port}"
 
     def _unfinished(self) -> list[web.BaseRequest]:
-        return [e.request for e in self._exchanges.values() if e.unanswered]
+        unexpected = {id(record.request) for record in self._unexpected()}
+        return [
+            e.request
+            for e in self._exchanges.values()
+            if e.unanswered and id(e.request) not in unexpected
+        ]
+
+    def _on_received(self, item: web.BaseRequest) -> None:
+        record = self._log.get(id(item))
+        if record is not None:
+            record.received = True
+
+    def _unexpected(self) -> list[_Record]:
+        """Requests no expectation answered and the test never received, if it has any."""
+        if not self._expectations:
+            return []
+        return [
+            record
+            for record in self._log.values()
+            if record.expectation is None and not record.received and not record.refused
+        ]
+
+    def _other_leftovers(self, *, closing: bool) -> list[tuple[str, Warning]]:
+        found: list[tuple[str, Warning]] = []
+        name = f"<{type(self).__name__} {self._address or 'never started'}>"
+        unused = [e for e in self._expectations if not e._satisfied]
+        if unused:
+            report = format_unused(name, unused, closing=closing)
+            found.append(("unused_expectations", UnusedExpectationsWarning(report)))
+        unexpected = self._unexpected()
+        if unexpected:
+            report = format_unexpected(
+                name,
+                [(record.request, record.body) for record in unexpected],
+                self._expectations,
+                closing=closing,
+            )
+            found.append(("unexpected_requests", UnexpectedRequestsWarning(report)))
+        return found
 
     def _describe(self, item: web.BaseRequest) -> str:
         exchange = self._exchanges.get(id(item))
@@ -252,10 +338,157 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         return _describe(item)
 
     def _receive_hint(self) -> str:
+        answered = sum(record.expectation is not None for record in self._log.values())
+        by_expectations = f"; {answered} answered by expectations" if answered else ""
         return (
             "did the client send one to this server's address? "
-            f"(pending: {self._describe_pending()})"
+            f"(pending: {self._describe_pending()}{by_expectations})"
         )
+
+    def expect(
+        self,
+        method: str,
+        path: str | re.Pattern[str],
+        *,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = UNSET,
+        data: bytes | str | None = None,
+        times: int | None = 1,
+        optional: bool = False,
+    ) -> Expectation:
+        """Declare a request the server answers itself, without the test.
+
+        Complete the returned expectation with its answer: ``.respond(...)``,
+        ``.respond_with(handler)``, ``.respond_events(events)`` or ``.drop()``. A
+        request matches when every given part matches; expectations are tried in the
+        order they were declared, and the first that matches and has uses left
+        answers. A request that none answers is handed to the test through
+        :meth:`receive_request` (or aborted, with ``unmatched="abort"``).
+
+        When the server closes, or the test ends with it open, an expectation used
+        fewer than ``times`` times fails the test (hygiene check
+        ``unused_expectations``) unless it is ``optional``; so does a request that
+        matched none and that the test never received (``unexpected_requests``),
+        reported with the expectations it came closest to and what differed.
+
+        Args:
+            method: the HTTP method (str), compared case-insensitively.
+            path: the path (str, starting with ``/``, without the query), compared
+                exactly, or a compiled regular expression the whole path must match.
+            query: parameters the query must have (a subset): each value a str (or
+                number), or a list of them for a repeated parameter.
+            headers: headers the request must have (a subset; names case-insensitive,
+                values exact).
+            json: the body, compared after parsing as JSON (``None`` is ``null``).
+            data: the body, exactly (bytes, or str encoded as UTF-8).
+            times: how many requests it answers (int, >= 1), ``None`` for any number.
+            optional: whether answering fewer than ``times`` requests is fine.
+
+        Returns:
+            The :class:`aiotestkit.Expectation`, to complete with its answer.
+
+        Raises:
+            TypeError: if an argument has the wrong type (``json`` not encodable).
+            ValueError: if ``path`` does not start with ``/`` or holds a query, both
+                ``json`` and ``data`` are given, or ``times`` is below 1.
+            RuntimeError: if the server is closed.
+
+        Example:
+            ```python
+            server.expect("POST", "/oauth/token").respond(json={"access_token": "t"})
+            pages = server.expect("GET", "/items", times=None).respond(json=[])
+            ```
+        """
+        if self.closed or self._closing:
+            raise RuntimeError(f"cannot add an expectation: {self!r} is closed")
+        criteria = Criteria.build(method, path, query=query, headers=headers, json=json, data=data)
+        expectation = Expectation(criteria, times=times, optional=optional)
+        self._expectations.append(expectation)
+        return expectation
+
+    @property
+    def expectations(self) -> list[Expectation]:
+        """The expectations declared with :meth:`expect`, in order.
+
+        Example:
+            ```python
+            assert all(e.called for e in server.expectations)
+            ```
+        """
+        return list(self._expectations)
+
+    @property
+    def requests(self) -> list[web.BaseRequest]:
+        """Every request that reached the server, in order, whoever answered it.
+
+        The requests answered by an expectation, and all requests once the server has
+        an expectation, have their body read: ``await request.read()`` (or
+        ``.json()``, ``.text()``) returns it at once, also after the exchange ended.
+
+        Example:
+            ```python
+            [f"{r.method} {r.path}" for r in server.requests]
+            # ['POST /oauth/token', 'GET /items', 'GET /items']
+            ```
+        """
+        return [record.request for record in self._log.values()]
+
+    def body_of(self, request: web.BaseRequest) -> bytes | None:
+        """The body of ``request`` as the server read it, without waiting.
+
+        Args:
+            request: one of :attr:`requests`.
+
+        Returns:
+            The body (bytes), or ``None`` if the server did not read it: it had no
+            expectation when the request came, and handed it to the test unread (then
+            ``await request.read()`` reads it).
+
+        Raises:
+            aiotestkit.RequestNotPending: if ``request`` never reached this server.
+
+        Example:
+            ```python
+            [server.body_of(r) for r in server.requests]
+            # [b'grant_type=client_credentials', b'']
+            ```
+        """
+        record = self._log.get(id(request))
+        if record is None or record.request is not request:
+            raise RequestNotPending(f"{_describe(request)} never reached {self!r}")
+        return record.body
+
+    def _match(self, request: web.BaseRequest, body: bytes | None) -> Expectation | None:
+        for expectation in self._expectations:
+            if not expectation._answered or expectation._used_up:
+                continue
+            if not differences(expectation.criteria, request, body):
+                return expectation
+        return None
+
+    async def _answer_declared(self, record: _Record) -> web.StreamResponse | None:
+        """Answer the request of ``record`` from the expectations; ``None`` if none matched."""
+        request = record.request
+        try:
+            record.body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            record.refused = True
+            self._finish(request, "the server answered it 413: its body is above client_max_size")
+            raise
+        expectation = self._match(request, record.body)
+        if expectation is None:
+            return None
+        record.expectation = expectation
+        handler = expectation._accept(request, record.body)
+        task = asyncio.current_task()
+        assert task is not None
+        self._responding.add(task)
+        self._finish(request, f"{expectation!r} answered it")
+        try:
+            return await handler(request)
+        finally:
+            self._responding.discard(task)
 
     @property
     def pending_requests(self) -> list[web.BaseRequest]:
@@ -269,18 +502,16 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             assert server.pending_requests == []
             ```
         """
-        return self._unfinished()
+        return [e.request for e in self._exchanges.values() if e.unanswered]
 
     async def _handle_request(self, request: web.BaseRequest) -> web.StreamResponse:
         if self._upgrade_handler is not None and _is_upgrade(request):
             return await self._upgrade_handler(request)
-        exchange = _Exchange(
-            request=request,
-            response=asyncio.get_running_loop().create_future(),
-            handler=asyncio.current_task(),
-        )
+        record = _Record(request)
+        self._log[id(request)] = record
         key = id(request)
         if request.content_length is not None and request.content_length > self.client_max_size:
+            record.refused = True
             self._finish(
                 request,
                 f"the server answered it 413: its body of {request.content_length} bytes "
@@ -290,6 +521,18 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
             raise web.HTTPRequestEntityTooLarge(
                 max_size=self.client_max_size, actual_size=request.content_length
             )
+        if self._expectations or self.unmatched == "abort":
+            declared = await self._answer_declared(record)
+            if declared is not None:
+                return declared
+            if self.unmatched == "abort":
+                self._finish(request, "no expectation matched it and the server aborted it")
+                return await drop_connection(request)
+        exchange = _Exchange(
+            request=request,
+            response=asyncio.get_running_loop().create_future(),
+            handler=asyncio.current_task(),
+        )
         self._exchanges[key] = exchange
         self._hand_off(request)
         try:
@@ -610,6 +853,9 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
         """Cancel the handlers of unanswered requests, wait for them, stop the server."""
         unanswered = [e for e in self._exchanges.values() if e.state is not ExchangeState.ANSWERED]
         handlers = [e.handler for e in unanswered if e.handler is not None]
+        handlers.extend(self._responding)  # expectations still streaming their answer
+        for task in self._responding:
+            task.cancel()
         for exchange in unanswered:
             self._finish(exchange.request, f"{self!r} closed before it was answered")
             if exchange.handler is not None:
@@ -623,4 +869,19 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
                 # the test did not read (the client may have stopped sending): end
                 # that wait as its own timeout would, and the connection closes.
                 request.content.set_exception(asyncio.TimeoutError())
+        server = self.runner.server if self.runner is not None else None
+        tls_connections = [
+            handler.transport
+            for handler in (server.connections if isinstance(server, web.Server) else ())
+            if handler.transport is not None
+            and handler.transport.get_extra_info("sslcontext") is not None
+        ]
         await RawTestServer.close(self)
+        for transport in tls_connections:
+            # The TLS close sent its close_notify and waits (asyncio: up to 30 s) for
+            # the client's. A client that keeps its socket open without reading it
+            # never answers: a requests.Session whose pool a caught HTTPError still
+            # holds (urllib3 2 leaves pools to the garbage collector), any idle
+            # keep-alive connection of a blocking client. A server that closes
+            # need not wait for that answer (RFC 8446, 6.1): drop the connection.
+            transport.abort()
