@@ -489,7 +489,7 @@ async def test_an_ipv6_only_aiohttp_client_is_routed_over_tls(sandbox: NetworkSa
 # -- gateway sockets are kept for later sandboxes ------------------------------------------
 
 
-async def test_a_later_sandbox_refuses_an_earlier_sandboxs_gateway_address_and_still_routes() -> None:
+async def test_a_later_sandbox_refuses_an_earlier_gateway_address_and_routes() -> None:
     async with CaseControlledTestServer() as server:
         async with NetworkSandbox() as first:
             await first.route("api.example.com", 80, server)
