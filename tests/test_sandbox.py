@@ -6,13 +6,11 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import httpx
 import pytest
-import pytest_asyncio
 import websockets
 from aiohttp import web
 from aiohttp.resolver import AsyncResolver, ThreadedResolver
@@ -33,17 +31,6 @@ from aiotestkit import (
 pytestmark = pytest.mark.asyncio
 
 
-@pytest_asyncio.fixture
-async def sandbox() -> AsyncIterator[NetworkSandbox]:
-    # These tests provoke refusals and inspect sandbox.blocked themselves.
-    async with NetworkSandbox(allow_blocked=True) as sandbox:
-        yield sandbox
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[CaseControlledTestServer]:
-    async with CaseControlledTestServer() as server:
-        yield server
 
 
 def free_loopback_port() -> int:

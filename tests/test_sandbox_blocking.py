@@ -7,13 +7,12 @@ import errno
 import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import certifi
 import httpx
 import pytest
-import pytest_asyncio
 import requests
 import urllib3
 from aiohttp import web
@@ -33,17 +32,6 @@ from aiotestkit import (
 pytestmark = pytest.mark.asyncio
 
 
-@pytest_asyncio.fixture
-async def sandbox() -> AsyncIterator[NetworkSandbox]:
-    # These tests provoke refusals and inspect sandbox.blocked themselves.
-    async with NetworkSandbox(allow_blocked=True) as sandbox:
-        yield sandbox
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[CaseControlledTestServer]:
-    async with CaseControlledTestServer() as server:
-        yield server
 
 
 def free_loopback_port() -> int:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from base64 import b64encode
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import httpx
 import pytest
-import pytest_asyncio
 import requests
 
 from aiotestkit import (
@@ -23,17 +21,6 @@ from aiotestkit import (
 pytestmark = pytest.mark.asyncio
 
 
-@pytest_asyncio.fixture
-async def sandbox() -> AsyncIterator[NetworkSandbox]:
-    # These tests provoke refusals and inspect sandbox.blocked themselves.
-    async with NetworkSandbox(allow_blocked=True) as sandbox:
-        yield sandbox
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[CaseControlledTestServer]:
-    async with CaseControlledTestServer() as server:
-        yield server
 
 
 async def answered(server: CaseControlledTestServer, call: Any, text: str = "ok") -> Any:

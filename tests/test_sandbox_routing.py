@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import AsyncIterator
 
 import aiohttp
 import aiosmtplib
 import httpx
 import pytest
-import pytest_asyncio
 
 from aiotestkit import (
     AiohttpRedirector,
@@ -31,12 +29,6 @@ pytestmark = pytest.mark.asyncio
 
 CA = default_certificate_authority()
 
-
-@pytest_asyncio.fixture
-async def sandbox() -> AsyncIterator[NetworkSandbox]:
-    # These tests provoke refusals and inspect them themselves.
-    async with NetworkSandbox(allow_blocked=True) as sandbox:
-        yield sandbox
 
 
 # -- 1. a closed target is a host that is down -----------------------------------------
