@@ -346,6 +346,36 @@ import json
     assert json.loads(out.read_text())["i"] == i
 """
 
+# The same test shape with pytest-aiohttp (a raw server per test, every tenth over HTTPS, a
+# file in tmp_path), and an empty async test: what pytest-xdist gives tests that are not
+# aiotestkit's, on the same machine in the same round.
+SCALE_OUT_PYTEST_AIOHTTP = """
+import json
+
+from aiohttp import web
+
+
+async def handler(request):
+    return web.json_response({{"i": int(request.path[1:])}})
+
+
+{param}async def test_item(i, aiohttp_raw_server, bench_server_ssl, bench_client_ssl, tmp_path):
+    https = i % 10 == 0
+    server = await aiohttp_raw_server(handler, ssl=bench_server_ssl if https else None)
+    connector = aiohttp.TCPConnector(ssl=bench_client_ssl if https else True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        assert await fetch_json(session, str(server.make_url(f"/{{i}}"))) == {{"i": i}}
+    out = tmp_path / "answer.json"
+    assert not out.exists()
+    out.write_text(json.dumps({{"i": i, "port": server.port}}))
+    assert json.loads(out.read_text())["i"] == i
+"""
+
+SCALE_OUT_EMPTY = """
+{param}async def test_item(i):
+    assert i >= 0
+"""
+
 
 @dataclass(frozen=True)
 class Variant:

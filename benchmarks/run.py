@@ -18,10 +18,12 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -418,19 +420,47 @@ def scenario_throughput(ctx: Context) -> list[Result]:
     return results
 
 
+# name -> (suite template, loads aiotestkit). Ours, and the ceiling pytest-xdist allows on
+# this machine for the same shape of test without aiotestkit and for an empty test.
+SCALE_OUT_SUITES = {
+    "aiotestkit-sandbox": (generated.SCALE_OUT, True),
+    "pytest-aiohttp": (generated.SCALE_OUT_PYTEST_AIOHTTP, False),
+    "empty async test": (generated.SCALE_OUT_EMPTY, False),
+}
+
+
 def scenario_scale_out(ctx: Context) -> list[Result]:
     n = ctx.sizes.scale_out_tests
-    results = [Result("-n 0", env=ctx.main), Result("-n 2", env=ctx.main)]
+    results = [
+        Result(f"{suite}, {workers}", env=ctx.main)
+        for suite in SCALE_OUT_SUITES
+        for workers in ("-n 0", "-n 2")
+    ]
     if version("pytest-xdist") is None:
         for result in results:
             result.unavailable = "pytest-xdist not installed (`pip install -e '.[bench]'`)"
         return results
-    directory = generated.write_suite(
-        ctx.workdir / "scale-out", generated.render(generated.SCALE_OUT), n
-    )
+    directories = {
+        suite: generated.write_suite(
+            ctx.workdir / f"scale-out-{index}", generated.render(template), n
+        )
+        for index, (suite, (template, _)) in enumerate(SCALE_OUT_SUITES.items())
+    }
+    runs = itertools.count()
 
     def measure(result: Result, round_: int) -> None:
-        pytest_measure(ctx, result, round_, directory, n, result.name.split())
+        suite, workers = result.name.rsplit(", ", 1)
+        options = workers.split()
+        if not SCALE_OUT_SUITES[suite][1]:
+            options += ["-p", "no:aiotestkit"]
+        # A new base directory for tmp_path per run: otherwise pytest deletes the oldest
+        # of its last runs' directories (1,000 of them) at the start of this one, a cost
+        # that depends on what ran before, not on the tool measured.
+        basetemp = ctx.workdir / "basetemp" / str(next(runs))
+        basetemp.parent.mkdir(exist_ok=True)
+        options += ["--basetemp", str(basetemp)]
+        pytest_measure(ctx, result, round_, directories[suite], n, options)
+        shutil.rmtree(basetemp, ignore_errors=True)
 
     interleave(ctx.sizes.repeats, results, measure, ctx.log)
     return results
@@ -775,9 +805,14 @@ def report(
             "",
             f"## {section}. Scale-out under pytest-xdist ({sizes.scale_out_tests} sandbox tests)",
             "",
-            "Each test routes a case-controlled server in the sandbox (every tenth on 443, "
-            "over HTTPS), fetches with an unmodified `ClientSession`, and writes a file in "
-            "`tmp_path`. Every run must pass every test.",
+            "aiotestkit-sandbox: each test routes a case-controlled server in the sandbox "
+            "(every tenth on 443, over HTTPS), fetches with an unmodified `ClientSession`, "
+            "and writes a file in `tmp_path`. pytest-aiohttp: the same shape with "
+            "`aiohttp_raw_server` (every tenth over HTTPS) and `-p no:aiotestkit`; empty "
+            "async test: `-p no:aiotestkit`. These two show what pytest-xdist gives on this "
+            "machine to tests that are not aiotestkit's. Every run must pass every test and "
+            "gets a new `--basetemp` (else pytest deletes an earlier run's 1,000 `tmp_path` "
+            "directories at its start).",
             "",
         ]
         out += simple_table(
@@ -787,6 +822,29 @@ def report(
                 ("process CPU s", "proc_cpu", "{:.2f}".format),
             ],
         )
+        out += [
+            "",
+            "| tests | speed-up, process wall (-n 0 / -n 2), median | range over the rounds "
+            "| CPU added by -n 2, ms/test |",
+            "|---|---:|---:|---:|",
+        ]
+        for suite in SCALE_OUT_SUITES:
+            serial, parallel = find(scale, f"{suite}, -n 0"), find(scale, f"{suite}, -n 2")
+            if not (serial and parallel and serial.ok and parallel.ok):
+                continue
+            ratios = paired(raw(serial, "proc_wall"), raw(parallel, "proc_wall"), rounds)
+            added = [
+                (b - a) * 1e3 / sizes.scale_out_tests
+                for r in range(rounds)
+                if (a := raw(serial, "proc_cpu")(r)) is not None
+                and (b := raw(parallel, "proc_cpu")(r)) is not None
+            ]
+            if ratios and added:
+                out.append(
+                    f"| {suite} | {statistics.median(ratios):.2f}x "
+                    f"| {min(ratios):.2f}x to {max(ratios):.2f}x "
+                    f"| {statistics.median(added):.2f} |"
+                )
 
     # ------------------------------------------------------------------ targets
     targets: list[Target] = []
@@ -900,7 +958,7 @@ def report(
                 )
             )
     if scale is not None:
-        n0, n2 = find(scale, "-n 0"), find(scale, "-n 2")
+        n0, n2 = find(scale, "aiotestkit-sandbox, -n 0"), find(scale, "aiotestkit-sandbox, -n 2")
         text = f"`-n 2` speed-up ≥ 1.6x on {sizes.scale_out_tests} sandbox tests"
         if n0 and n2 and n0.ok and n2.ok:
             targets.append(
