@@ -71,14 +71,14 @@ def test_servers_are_closed_after_a_failing_test(pytester: pytest.Pytester) -> N
         ):
             https = await case_controlled_server_factory(scheme="https")
             SERVERS.extend([case_controlled_server, https])
-            SERVERS.append(aiohttp_redirector)
+            SERVERS.append(aiohttp_redirector.session)
             assert https.scheme == "https"
             raise AssertionError("the test failed")
 
         def test_after():
-            case_controlled, https, redirector = SERVERS
+            case_controlled, https, session = SERVERS
             assert case_controlled.closed and https.closed
-            assert redirector._session.closed
+            assert session.closed
         """
     )
     result = pytester.runpytest_subprocess()

@@ -17,7 +17,7 @@ import inspect
 import ssl
 import warnings
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import trustme
@@ -317,7 +317,12 @@ def aiohttp_redirector(
     """
     run = _required(request, _aiotestkit_test_run)
     redirector = AiohttpRedirector(certificate_authority=_aiotestkit_certificate_authority)
-    yield from run.enter("aiohttp_redirector", redirector)
+    # Nothing to run on the loop now: the session is made when the test first uses it.
+    redirector.open_nowait(run.require_loop("aiohttp_redirector"))
+    try:
+        yield redirector
+    finally:
+        run.run("aiohttp_redirector", redirector.close)
 
 
 @pytest.fixture
@@ -345,7 +350,12 @@ def _aiotestkit_network_sandbox(
     sandbox = NetworkSandbox(
         certificate_authority=_aiotestkit_certificate_authority, allow_blocked=allow_blocked
     )
-    yield from run.enter("network_sandbox", sandbox)
+    # Opening runs nothing on the loop: it patches it (and what the process shares).
+    sandbox.open_nowait(run.require_loop("network_sandbox"))
+    try:
+        yield sandbox
+    finally:
+        run.run("network_sandbox", sandbox.close)
     if not allow_blocked and not is_attached(run.loop):
         # No hygiene checks on this loop to report the refusals in: fail here.
         sandbox.assert_nothing_blocked()
@@ -408,6 +418,18 @@ def transport(
 # -- servers ----------------------------------------------------------------------------------
 
 
+_F = TypeVar("_F", bound=CaseControlledServerFactory[Any])
+
+
+def _factory_fixture(run: TestRun, fixture: str, factory: _F) -> Generator[_F, None, None]:
+    """A server factory fixture's body: entering a factory runs nothing, closing does."""
+    run.require_loop(fixture)
+    try:
+        yield factory
+    finally:
+        run.run(fixture, factory.close)
+
+
 @pytest.fixture
 def case_controlled_server_factory(
     request: pytest.FixtureRequest,
@@ -421,7 +443,7 @@ def case_controlled_server_factory(
     """
     run = _required(request, _aiotestkit_test_run)
     factory = CaseControlledServerFactory(CaseControlledTestServer)
-    yield from run.enter("case_controlled_server_factory", factory)
+    yield from _factory_fixture(run, "case_controlled_server_factory", factory)
 
 
 @pytest.fixture
@@ -451,7 +473,7 @@ def case_controlled_stream_server_factory(
     """
     run = _required(request, _aiotestkit_test_run)
     factory = CaseControlledServerFactory(CaseControlledStreamServer)
-    yield from run.enter("case_controlled_stream_server_factory", factory)
+    yield from _factory_fixture(run, "case_controlled_stream_server_factory", factory)
 
 
 @pytest.fixture
@@ -467,7 +489,7 @@ def case_controlled_websocket_server_factory(
     """
     run = _required(request, _aiotestkit_test_run)
     factory = CaseControlledServerFactory(CaseControlledWebSocketServer)
-    yield from run.enter("case_controlled_websocket_server_factory", factory)
+    yield from _factory_fixture(run, "case_controlled_websocket_server_factory", factory)
 
 
 @pytest.fixture
