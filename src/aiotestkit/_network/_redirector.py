@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 import aiohttp
 import trustme
@@ -21,6 +21,11 @@ class StartedServer(Protocol):
 
     host: str
     port: int | None
+
+
+def _is_started_server(target: object) -> TypeGuard[StartedServer]:
+    """``isinstance(target, StartedServer)``, without the protocol check's cost (~13 µs)."""
+    return hasattr(target, "host") and hasattr(target, "port")
 
 
 class AiohttpRedirector:
@@ -112,7 +117,7 @@ class AiohttpRedirector:
         if isinstance(target, int) and not isinstance(target, bool):
             self.resolver.add(host, port, target)
             return
-        if not isinstance(target, StartedServer):
+        if not _is_started_server(target):
             raise TypeError(
                 f"target must be a port number or a started server, got {type(target).__name__}"
             )
