@@ -33,8 +33,11 @@ The "loop iterations" row counts the event loop's iterations per test (a wrapper
 the loop's private ``_run_once``: a diagnostic for this script only).
 
 Variants: ``sandbox-https``, ``sandbox-http`` (a plain ``case_controlled_server`` routed on
-443 or 80), ``plain-https``, ``plain-http`` (aiohttp's ``RawTestServer`` with a handler and
-a client context trusting the test CA, as pytest-aiohttp's ``aiohttp_raw_server`` test).
+443 or 80), ``redirector-https``, ``redirector-http`` (a ``CaseControlledTestServer`` of that
+scheme added to an ``AiohttpRedirector``, whose session the client uses; "sandbox open" is
+the redirector's ``open()``, "route" its ``add_server``), ``plain-https``, ``plain-http``
+(aiohttp's ``RawTestServer`` with a handler and a client context trusting the test CA, as
+pytest-aiohttp's ``aiohttp_raw_server`` test).
 """
 
 from __future__ import annotations
