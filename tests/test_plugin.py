@@ -155,10 +155,10 @@ def test_server_and_redirector_fixtures_need_an_async_test_and_name_it(
     result.assert_outcomes(failed=5)
     for fixture, test in (
         ("case_controlled_server_factory", "case_controlled_server_factory"),
-        ("case_controlled_server_factory", "case_controlled_server"),
+        ("case_controlled_server", "case_controlled_server"),
         ("aiohttp_redirector", "aiohttp_redirector"),
         ("case_controlled_stream_server_factory", "case_controlled_stream_server_factory"),
-        ("case_controlled_websocket_server_factory", "case_controlled_websocket_server"),
+        ("case_controlled_websocket_server", "case_controlled_websocket_server"),
     ):
         result.stdout.fnmatch_lines(
             [f"*the {fixture} fixture needs an asyncio test, but test_sync[[]{test}] is not one*"]

@@ -454,6 +454,22 @@ def _factory_fixture(run: TestRun, fixture: str, factory: _F) -> Generator[_F, N
         run.run(fixture, factory.close)
 
 
+_SV = TypeVar("_SV", CaseControlledTestServer, CaseControlledWebSocketServer)
+
+
+def _server_fixture(run: TestRun, fixture: str, server: _SV) -> Generator[_SV, None, None]:
+    """A server fixture's body: start ``server`` on the test's loop, close it after.
+
+    The server is its own fixture's, not a factory fixture's: one fixture set-up less
+    per test. It is closed also when starting it failed, as a factory closes it.
+    """
+    try:
+        run.run(fixture, server.start_server)
+        yield server
+    finally:
+        run.run(fixture, server.close)
+
+
 @pytest.fixture
 def case_controlled_server_factory(
     _aiotestkit_test_run: TestRun | None,
@@ -472,14 +488,10 @@ def case_controlled_server_factory(
 @pytest.fixture
 def case_controlled_server(
     _aiotestkit_test_run: TestRun | None,
-    case_controlled_server_factory: CaseControlledServerFactory[CaseControlledTestServer],
-) -> CaseControlledTestServer:
+) -> Iterator[CaseControlledTestServer]:
     """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
     run = _required_run(_aiotestkit_test_run, "case_controlled_server")
-    server: CaseControlledTestServer = run.run(
-        "case_controlled_server", case_controlled_server_factory
-    )
-    return server
+    yield from _server_fixture(run, "case_controlled_server", CaseControlledTestServer())
 
 
 @pytest.fixture
@@ -515,14 +527,11 @@ def case_controlled_websocket_server_factory(
 @pytest.fixture
 def case_controlled_websocket_server(
     _aiotestkit_test_run: TestRun | None,
-    case_controlled_websocket_server_factory: CaseControlledWebSocketServerFactory,
-) -> CaseControlledWebSocketServer:
+) -> Iterator[CaseControlledWebSocketServer]:
     """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
     run = _required_run(_aiotestkit_test_run, "case_controlled_websocket_server")
-    server: CaseControlledWebSocketServer = run.run(
-        "case_controlled_websocket_server", case_controlled_websocket_server_factory
-    )
-    return server
+    server = CaseControlledWebSocketServer()
+    yield from _server_fixture(run, "case_controlled_websocket_server", server)
 
 
 # -- time ----------------------------------------------------------------------------------------
