@@ -33,8 +33,11 @@ The "loop iterations" row counts the event loop's iterations per test (a wrapper
 the loop's private ``_run_once``: a diagnostic for this script only).
 
 Variants: ``sandbox-https``, ``sandbox-http`` (a plain ``case_controlled_server`` routed on
-443 or 80), ``plain-https``, ``plain-http`` (aiohttp's ``RawTestServer`` with a handler and
-a client context trusting the test CA, as pytest-aiohttp's ``aiohttp_raw_server`` test).
+443 or 80), ``redirector-https``, ``redirector-http`` (a ``CaseControlledTestServer`` of that
+scheme added to an ``AiohttpRedirector``, whose session the client uses; "sandbox open" is
+the redirector's ``open()``, "route" its ``add_server``), ``plain-https``, ``plain-http``
+(aiohttp's ``RawTestServer`` with a handler and a client context trusting the test CA, as
+pytest-aiohttp's ``aiohttp_raw_server`` test).
 """
 
 from __future__ import annotations
@@ -64,7 +67,14 @@ PHASES = [
     "teardown",
     "event loop",
 ]
-VARIANTS = ["sandbox-https", "plain-https", "sandbox-http", "plain-http"]
+VARIANTS = [
+    "sandbox-https",
+    "redirector-https",
+    "plain-https",
+    "sandbox-http",
+    "redirector-http",
+    "plain-http",
+]
 
 
 class Clock:
@@ -162,6 +172,40 @@ async def sandbox_test(scheme: str, clock: Clock, counter: list[int], env: Any) 
     clock.mark("teardown")
 
 
+async def redirector_test(scheme: str, clock: Clock, counter: list[int], env: Any) -> None:
+    from aiotestkit import AiohttpRedirector, CaseControlledTestServer
+
+    server = CaseControlledTestServer(scheme=scheme, certificate_authority=env.ca)
+    await server.start_server()
+    clock.mark("server start")
+    instrument_loop(clock, counter)
+    redirector = AiohttpRedirector(certificate_authority=env.ca)
+    await redirector.open()
+    clock.mark("sandbox open")
+    redirector.add_server(HOST, 443 if scheme == "https" else 80, server)
+    clock.mark("route")
+    session = redirector.session
+    session.trace_configs.append(tracing(clock))
+    for trace_config in session.trace_configs:
+        trace_config.freeze()
+
+    async def client() -> Any:
+        clock.mark("session")
+        async with session.get(f"{scheme}://{HOST}/item/1") as response:
+            response.raise_for_status()
+            data = await response.json()
+        clock.mark("request")
+        return data
+
+    task = asyncio.create_task(client())
+    request = await server.receive_request()
+    server.send_json(request, PAYLOAD)
+    assert await task == PAYLOAD
+    await redirector.close()
+    await server.close()
+    clock.mark("teardown")
+
+
 async def plain_test(scheme: str, clock: Clock, counter: list[int], env: Any) -> None:
     import aiohttp
     from aiohttp import web
@@ -192,6 +236,8 @@ async def plain_test(scheme: str, clock: Clock, counter: list[int], env: Any) ->
 TESTS: dict[str, Callable[..., Any]] = {
     "sandbox-https": lambda c, n, e: sandbox_test("https", c, n, e),
     "sandbox-http": lambda c, n, e: sandbox_test("http", c, n, e),
+    "redirector-https": lambda c, n, e: redirector_test("https", c, n, e),
+    "redirector-http": lambda c, n, e: redirector_test("http", c, n, e),
     "plain-https": lambda c, n, e: plain_test("https", c, n, e),
     "plain-http": lambda c, n, e: plain_test("http", c, n, e),
 }

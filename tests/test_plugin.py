@@ -71,14 +71,14 @@ def test_servers_are_closed_after_a_failing_test(pytester: pytest.Pytester) -> N
         ):
             https = await case_controlled_server_factory(scheme="https")
             SERVERS.extend([case_controlled_server, https])
-            SERVERS.append(aiohttp_redirector)
+            SERVERS.append(aiohttp_redirector.session)
             assert https.scheme == "https"
             raise AssertionError("the test failed")
 
         def test_after():
-            case_controlled, https, redirector = SERVERS
+            case_controlled, https, session = SERVERS
             assert case_controlled.closed and https.closed
-            assert redirector._session.closed
+            assert session.closed
         """
     )
     result = pytester.runpytest_subprocess()
@@ -133,3 +133,33 @@ def test_receive_timeout_fails_the_test_with_a_clear_message(pytester: pytest.Py
             " received no request within 0.01 s*"
         ]
     )
+
+
+def test_server_and_redirector_fixtures_need_an_async_test_and_name_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI.format(mode="strict"))
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("fixture", [
+            "case_controlled_server_factory", "case_controlled_server", "aiohttp_redirector",
+            "case_controlled_stream_server_factory", "case_controlled_websocket_server",
+        ])
+        def test_sync(request, fixture):
+            request.getfixturevalue(fixture)
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=5)
+    for fixture, test in (
+        ("case_controlled_server_factory", "case_controlled_server_factory"),
+        ("case_controlled_server", "case_controlled_server"),
+        ("aiohttp_redirector", "aiohttp_redirector"),
+        ("case_controlled_stream_server_factory", "case_controlled_stream_server_factory"),
+        ("case_controlled_websocket_server", "case_controlled_websocket_server"),
+    ):
+        result.stdout.fnmatch_lines(
+            [f"*the {fixture} fixture needs an asyncio test, but test_sync[[]{test}] is not one*"]
+        )

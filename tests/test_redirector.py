@@ -66,3 +66,62 @@ async def test_session_is_closed_on_exit_and_not_usable_before_opening() -> None
     assert session.closed
     with pytest.raises(RuntimeError, match="session is not open"):
         _ = redirector.session
+
+
+class InjectedClient:
+    """Client code that takes a session when it is built (as an SDK's client does)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def text(self, url: str) -> str:
+        async with self.session.get(url) as response:
+            return await response.text()
+
+
+@pytest.fixture
+def injected_client(aiohttp_redirector: AiohttpRedirector) -> InjectedClient:
+    # A synchronous fixture: no loop runs while it asks for the session.
+    return InjectedClient(aiohttp_redirector.session)
+
+
+async def test_the_fixture_session_taken_outside_the_loop_runs_on_the_test_loop(
+    injected_client: InjectedClient, aiohttp_redirector: AiohttpRedirector
+) -> None:
+    assert aiohttp_redirector.session is injected_client.session
+    async with CaseControlledTestServer(scheme="https") as server:
+        aiohttp_redirector.add_server("api.example.com", 443, server)
+        task = asyncio.create_task(injected_client.text("https://api.example.com/"))
+        request = await server.receive_request()
+        assert (request.host, request.secure) == ("api.example.com", True)
+        server.send_response(request, text="same loop")
+        assert await task == "same loop"
+
+
+async def test_open_nowait_makes_the_session_at_first_use_and_close_ends_it() -> None:
+    redirector = AiohttpRedirector()
+    redirector.open_nowait(asyncio.get_running_loop())
+    redirector.open_nowait(asyncio.get_running_loop())  # again: nothing
+    async with CaseControlledTestServer() as server:
+        redirector.add_server("plain.example", 80, server)
+        session = redirector.session
+        assert redirector.session is session
+        task = asyncio.create_task(session.get("http://plain.example/"))
+        server.send_response(await server.receive_request(), text="ok")
+        async with await task as response:
+            assert await response.text() == "ok"
+    await redirector.close()
+    assert session.closed
+    with pytest.raises(RuntimeError, match="session is not open"):
+        _ = redirector.session
+
+
+async def test_a_redirector_closed_before_its_first_use_makes_no_session() -> None:
+    redirector = AiohttpRedirector()
+    redirector.open_nowait(asyncio.get_running_loop())
+    await redirector.close()
+    with pytest.raises(RuntimeError, match="session is not open"):
+        _ = redirector.session
+    await redirector.open()  # a closed redirector stays closed
+    with pytest.raises(RuntimeError, match="session is not open"):
+        _ = redirector.session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 
 import aiohttp
@@ -77,3 +78,31 @@ def test_a_server_no_client_reached_still_reports_at_the_sandbox_close(
         ]
     )
     assert "unclosed_resources" not in result.stdout.str()
+
+
+def test_open_nowait_routes_the_clients_of_a_loop_that_is_not_running_yet() -> None:
+    loop = asyncio.new_event_loop()
+    getaddrinfo = loop.getaddrinfo
+    try:
+        sandbox = NetworkSandbox()
+        sandbox.open_nowait(loop)  # no loop runs: a synchronous fixture's set-up
+        assert NetworkSandbox.current() is sandbox
+        with pytest.raises(RuntimeError, match="cannot be opened twice"):
+            sandbox.open_nowait(loop)
+
+        async def test_body() -> str:
+            async with CaseControlledTestServer() as server:
+                await sandbox.route("api.example.com", 443, server)
+                async with aiohttp.ClientSession() as session:
+                    task = asyncio.create_task(session.get("https://api.example.com/"))
+                    request = await server.receive_request()
+                    server.send_response(request, text="routed")
+                    async with await task as response:
+                        return await response.text()
+
+        assert loop.run_until_complete(test_body()) == "routed"
+        loop.run_until_complete(sandbox.close())
+        assert NetworkSandbox.current() is None
+        assert loop.getaddrinfo == getaddrinfo  # restored
+    finally:
+        loop.close()

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import ssl
 import warnings
 from collections.abc import Callable, Generator, Iterator
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 import trustme
@@ -219,14 +220,31 @@ def _required(
     """``run``, or a failure naming the fixture that needs an async test."""
     fixture = fixture or request.fixturename
     if run is None:
-        pytest.fail(
-            f"the {fixture} fixture needs an asyncio test, but {request.node.name} is not "
-            "one: make it 'async def' and run it with pytest-asyncio (@pytest.mark.asyncio, "
-            "or asyncio_mode = auto), anyio's plugin (@pytest.mark.anyio) or aiohttp's "
-            "(pytest_plugins = ['aiohttp.pytest_plugin'])",
-            pytrace=False,
-        )
+        _fail_not_async(str(fixture), request.node.name)
     return run
+
+
+def _required_run(run: TestRun | None, fixture: str) -> TestRun:
+    """:func:`_required` for fixtures that take no ``request``.
+
+    pytest builds a fixture definition (and inspects a signature) each time a fixture
+    asks for ``request``: ~15 µs per fixture per test. The test's name, needed only
+    for the failure, comes from ``PYTEST_CURRENT_TEST`` (``path::name (setup)``).
+    """
+    if run is None:
+        current = os.environ.get("PYTEST_CURRENT_TEST", "")
+        _fail_not_async(fixture, current.rsplit(" (", 1)[0].rsplit("::", 1)[-1] or "the test")
+    return run
+
+
+def _fail_not_async(fixture: str, test: str) -> NoReturn:
+    pytest.fail(
+        f"the {fixture} fixture needs an asyncio test, but {test} is not "
+        "one: make it 'async def' and run it with pytest-asyncio (@pytest.mark.asyncio, "
+        "or asyncio_mode = auto), anyio's plugin (@pytest.mark.anyio) or aiohttp's "
+        "(pytest_plugins = ['aiohttp.pytest_plugin'])",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
@@ -276,10 +294,12 @@ def tls_certificate_authority() -> CertificateAuthority:
     return default_certificate_authority()
 
 
-@pytest.fixture
-def _aiotestkit_certificate_authority(request: pytest.FixtureRequest) -> trustme.CA:
-    """The project's ``tls_certificate_authority`` if it is a trustme CA, else aiotestkit's."""
-    authority = request.getfixturevalue("tls_certificate_authority")
+def _trustme_authority(authority: object) -> trustme.CA:
+    """The project's ``tls_certificate_authority`` if it is a trustme CA, else aiotestkit's.
+
+    A function, not a fixture: the fixtures that need it take ``tls_certificate_authority``
+    (session-scoped, set up once) and call it, at no per-test fixture set-up.
+    """
     return authority if isinstance(authority, trustme.CA) else default_certificate_authority()
 
 
@@ -306,25 +326,31 @@ def client_ssl_ctx(tls_certificate_authority: CertificateAuthority) -> ssl.SSLCo
 
 @pytest.fixture
 def aiohttp_redirector(
-    request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
-    _aiotestkit_certificate_authority: trustme.CA,
+    tls_certificate_authority: object,
 ) -> Iterator[AiohttpRedirector]:
     """An open :class:`aiotestkit.AiohttpRedirector`, closed after the test.
 
     Use ``aiohttp_redirector.add_server(host, port, server)`` and inject
     ``aiohttp_redirector.session`` into the code under test.
     """
-    run = _required(request, _aiotestkit_test_run)
-    redirector = AiohttpRedirector(certificate_authority=_aiotestkit_certificate_authority)
-    yield from run.enter("aiohttp_redirector", redirector)
+    run = _required_run(_aiotestkit_test_run, "aiohttp_redirector")
+    redirector = AiohttpRedirector(
+        certificate_authority=_trustme_authority(tls_certificate_authority)
+    )
+    # Nothing to run on the loop now: the session is made when the test first uses it.
+    redirector.open_nowait(run.require_loop("aiohttp_redirector"))
+    try:
+        yield redirector
+    finally:
+        run.run("aiohttp_redirector", redirector.close)
 
 
 @pytest.fixture
 def _aiotestkit_network_sandbox(
     request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
-    _aiotestkit_certificate_authority: trustme.CA,
+    tls_certificate_authority: object,
 ) -> Iterator[NetworkSandbox | None]:
     """The test's open NetworkSandbox; refusals fail the test after it.
 
@@ -343,9 +369,15 @@ def _aiotestkit_network_sandbox(
         yield None
         return
     sandbox = NetworkSandbox(
-        certificate_authority=_aiotestkit_certificate_authority, allow_blocked=allow_blocked
+        certificate_authority=_trustme_authority(tls_certificate_authority),
+        allow_blocked=allow_blocked,
     )
-    yield from run.enter("network_sandbox", sandbox)
+    # Opening runs nothing on the loop: it patches it (and what the process shares).
+    sandbox.open_nowait(run.require_loop("network_sandbox"))
+    try:
+        yield sandbox
+    finally:
+        run.run("network_sandbox", sandbox.close)
     if not allow_blocked and not is_attached(run.loop):
         # No hygiene checks on this loop to report the refusals in: fail here.
         sandbox.assert_nothing_blocked()
@@ -386,7 +418,7 @@ def aiotestkit_httpx_mock(request: pytest.FixtureRequest, network_sandbox: Netwo
 def transport(
     request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
-    _aiotestkit_certificate_authority: trustme.CA,
+    tls_certificate_authority: object,
 ) -> Iterator[TransportContext]:
     """A :class:`aiotestkit.TransportContext`; the test runs once per transport.
 
@@ -401,16 +433,45 @@ def transport(
             "the 'transport' fixture is parametrized when tests are collected: name it in "
             "the test's (or a fixture's) arguments instead of request.getfixturevalue()"
         )
-    context = TransportContext(name, certificate_authority=_aiotestkit_certificate_authority)
+    context = TransportContext(
+        name, certificate_authority=_trustme_authority(tls_certificate_authority)
+    )
     yield from run.enter("transport", context)
 
 
 # -- servers ----------------------------------------------------------------------------------
 
 
+_F = TypeVar("_F", bound=CaseControlledServerFactory[Any])
+
+
+def _factory_fixture(run: TestRun, fixture: str, factory: _F) -> Generator[_F, None, None]:
+    """A server factory fixture's body: entering a factory runs nothing, closing does."""
+    run.require_loop(fixture)
+    try:
+        yield factory
+    finally:
+        run.run(fixture, factory.close)
+
+
+_SV = TypeVar("_SV", CaseControlledTestServer, CaseControlledWebSocketServer)
+
+
+def _server_fixture(run: TestRun, fixture: str, server: _SV) -> Generator[_SV, None, None]:
+    """A server fixture's body: start ``server`` on the test's loop, close it after.
+
+    The server is its own fixture's, not a factory fixture's: one fixture set-up less
+    per test. It is closed also when starting it failed, as a factory closes it.
+    """
+    try:
+        run.run(fixture, server.start_server)
+        yield server
+    finally:
+        run.run(fixture, server.close)
+
+
 @pytest.fixture
 def case_controlled_server_factory(
-    request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
 ) -> Iterator[CaseControlledServerFactory[CaseControlledTestServer]]:
     """A factory that starts :class:`aiotestkit.CaseControlledTestServer` instances.
@@ -419,28 +480,22 @@ def case_controlled_server_factory(
     arguments and returns it started. Every server it made is closed after the test,
     also when the test fails (an :class:`aiotestkit.CaseControlledServerFactory`).
     """
-    run = _required(request, _aiotestkit_test_run)
+    run = _required_run(_aiotestkit_test_run, "case_controlled_server_factory")
     factory = CaseControlledServerFactory(CaseControlledTestServer)
-    yield from run.enter("case_controlled_server_factory", factory)
+    yield from _factory_fixture(run, "case_controlled_server_factory", factory)
 
 
 @pytest.fixture
 def case_controlled_server(
-    request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
-    case_controlled_server_factory: CaseControlledServerFactory[CaseControlledTestServer],
-) -> CaseControlledTestServer:
+) -> Iterator[CaseControlledTestServer]:
     """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
-    run = _required(request, _aiotestkit_test_run)
-    server: CaseControlledTestServer = run.run(
-        "case_controlled_server", case_controlled_server_factory
-    )
-    return server
+    run = _required_run(_aiotestkit_test_run, "case_controlled_server")
+    yield from _server_fixture(run, "case_controlled_server", CaseControlledTestServer())
 
 
 @pytest.fixture
 def case_controlled_stream_server_factory(
-    request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
 ) -> Iterator[CaseControlledStreamServerFactory]:
     """A factory that starts :class:`aiotestkit.CaseControlledStreamServer` instances.
@@ -449,14 +504,13 @@ def case_controlled_stream_server_factory(
     server's constructor arguments and returns it started. Every server it made is
     closed after the test, also when the test fails, socket files included.
     """
-    run = _required(request, _aiotestkit_test_run)
+    run = _required_run(_aiotestkit_test_run, "case_controlled_stream_server_factory")
     factory = CaseControlledServerFactory(CaseControlledStreamServer)
-    yield from run.enter("case_controlled_stream_server_factory", factory)
+    yield from _factory_fixture(run, "case_controlled_stream_server_factory", factory)
 
 
 @pytest.fixture
 def case_controlled_websocket_server_factory(
-    request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
 ) -> Iterator[CaseControlledWebSocketServerFactory]:
     """A factory that starts :class:`aiotestkit.CaseControlledWebSocketServer` instances.
@@ -465,23 +519,19 @@ def case_controlled_websocket_server_factory(
     server's constructor arguments and returns it started. Every server it made is
     closed after the test, also when the test fails.
     """
-    run = _required(request, _aiotestkit_test_run)
+    run = _required_run(_aiotestkit_test_run, "case_controlled_websocket_server_factory")
     factory = CaseControlledServerFactory(CaseControlledWebSocketServer)
-    yield from run.enter("case_controlled_websocket_server_factory", factory)
+    yield from _factory_fixture(run, "case_controlled_websocket_server_factory", factory)
 
 
 @pytest.fixture
 def case_controlled_websocket_server(
-    request: pytest.FixtureRequest,
     _aiotestkit_test_run: TestRun | None,
-    case_controlled_websocket_server_factory: CaseControlledWebSocketServerFactory,
-) -> CaseControlledWebSocketServer:
+) -> Iterator[CaseControlledWebSocketServer]:
     """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
-    run = _required(request, _aiotestkit_test_run)
-    server: CaseControlledWebSocketServer = run.run(
-        "case_controlled_websocket_server", case_controlled_websocket_server_factory
-    )
-    return server
+    run = _required_run(_aiotestkit_test_run, "case_controlled_websocket_server")
+    server = CaseControlledWebSocketServer()
+    yield from _server_fixture(run, "case_controlled_websocket_server", server)
 
 
 # -- time ----------------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 import aiohttp
 import trustme
@@ -20,6 +21,11 @@ class StartedServer(Protocol):
 
     host: str
     port: int | None
+
+
+def _is_started_server(target: object) -> TypeGuard[StartedServer]:
+    """``isinstance(target, StartedServer)``, without the protocol check's cost (~13 µs)."""
+    return hasattr(target, "host") and hasattr(target, "port")
 
 
 class AiohttpRedirector:
@@ -46,25 +52,46 @@ class AiohttpRedirector:
         self.certificate_authority = certificate_authority or default_certificate_authority()
         self.resolver = FakeResolver()
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # opened: the session's loop
+        self._closed = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
         """The client session to inject into the code under test.
 
+        After :meth:`open_nowait` it is made when first asked for (on the loop
+        given there); the same session every time after that.
+
         Raises:
-            RuntimeError: if the redirector was not opened (``async with``) or is closed.
+            RuntimeError: if the redirector was not opened (``async with``,
+                :meth:`open` or :meth:`open_nowait`) or is closed.
 
         Example:
             ```python
             kraken = Kraken(session=redirector.session)
             ```
         """
+        if self._session is None and self._loop is not None and not self._closed:
+            self._session = self._make_session(self._loop)
         if self._session is None or self._session.closed:
             raise RuntimeError(
                 "the redirector's session is not open; use 'async with AiohttpRedirector()' "
                 "or the aiohttp_redirector fixture"
             )
         return self._session
+
+    def _make_session(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None  # asked for outside the loop (a synchronous fixture)
+        connector = aiohttp.TCPConnector(
+            resolver=self.resolver,
+            use_dns_cache=False,
+            ssl=shared_client_context(self.certificate_authority),
+            loop=None if running is loop else loop,
+        )
+        return aiohttp.ClientSession(connector=connector)
 
     def add_server(self, host: str, port: int, target: int | StartedServer) -> None:
         """Send the session's connections for ``host:port`` to ``target``.
@@ -90,7 +117,7 @@ class AiohttpRedirector:
         if isinstance(target, int) and not isinstance(target, bool):
             self.resolver.add(host, port, target)
             return
-        if not isinstance(target, StartedServer):
+        if not _is_started_server(target):
             raise TypeError(
                 f"target must be a port number or a started server, got {type(target).__name__}"
             )
@@ -109,14 +136,31 @@ class AiohttpRedirector:
             await redirector.open()
             ```
         """
-        if self._session is not None:
+        if self._loop is not None or self._closed:
             return
-        connector = aiohttp.TCPConnector(
-            resolver=self.resolver,
-            use_dns_cache=False,
-            ssl=shared_client_context(self.certificate_authority),
-        )
-        self._session = aiohttp.ClientSession(connector=connector)
+        self._loop = asyncio.get_running_loop()
+        self._session = self._make_session(self._loop)
+
+    def open_nowait(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the redirector without a running loop: the session is made at first use.
+
+        For a synchronous fixture that holds the test's loop: nothing runs on
+        ``loop`` now; :attr:`session` makes the session on it when first asked for.
+        Calling it (or :meth:`open`) again does nothing.
+
+        Args:
+            loop: the event loop the session will run on (the test's).
+
+        Example:
+            ```python
+            redirector = AiohttpRedirector()
+            redirector.open_nowait(loop)
+            loop.run_until_complete(use(redirector.session))
+            loop.run_until_complete(redirector.close())
+            ```
+        """
+        if self._loop is None and not self._closed:
+            self._loop = loop
 
     async def close(self) -> None:
         """Close the session and its connections. Calling it again does nothing.
@@ -126,6 +170,7 @@ class AiohttpRedirector:
             await redirector.close()
             ```
         """
+        self._closed = True
         if self._session is not None:
             await self._session.close()
 

@@ -290,9 +290,12 @@ class RouteTable:
     ) -> list[tuple[Any, ...]] | None:
         """Answer a lookup as ``getaddrinfo`` does, or ``None`` to resolve it for real.
 
-        A routed host name gets its fake address: IPv4 for ``AF_INET``, the same
-        address IPv4-mapped for ``AF_INET6``, both for ``AF_UNSPEC``. IP addresses
-        and ``localhost`` are left to the real resolver (``None``).
+        A routed host name gets its fake address: IPv4 for ``AF_INET`` and for
+        ``AF_UNSPEC`` (one address, as a host with only an ``A`` record resolves; a
+        dual-stack client then connects at once, without a happy-eyeballs race
+        between two addresses of the same endpoint), the same address IPv4-mapped
+        for ``AF_INET6``. IP addresses and ``localhost`` are left to the real
+        resolver (``None``).
 
         Raises:
             aiotestkit.NameResolutionDenied: for any other name, after recording it.
@@ -314,7 +317,7 @@ class RouteTable:
         infos: list[tuple[Any, ...]] = []
         if family in (socket.AF_INET, socket.AF_UNSPEC):
             infos.append((socket.AF_INET, kind, protocol, "", (fake, number)))
-        if family in (socket.AF_INET6, socket.AF_UNSPEC):
+        elif family == socket.AF_INET6:
             infos.append((socket.AF_INET6, kind, protocol, "", (f"::ffff:{fake}", number, 0, 0)))
         if not infos:
             raise self.refuse(

@@ -217,6 +217,28 @@ class NetworkSandbox:
             await sandbox.open()
             ```
         """
+        self.open_nowait(asyncio.get_running_loop())
+
+    def open_nowait(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start routing the connections of ``loop``, which need not be running.
+
+        What :meth:`open` does, for a synchronous fixture that holds the test's
+        loop: the sandbox patches ``loop`` (and the process-wide functions) now.
+
+        Args:
+            loop: the event loop whose clients the sandbox routes (the test's).
+
+        Raises:
+            aiotestkit.NetworkSandboxActive: (a :class:`RuntimeError`) if another
+                sandbox is open.
+            RuntimeError: if this sandbox was opened before.
+
+        Example:
+            ```python
+            sandbox = NetworkSandbox()
+            sandbox.open_nowait(loop)
+            ```
+        """
         global _active
         if self._loop is not None or self._closed:
             raise RuntimeError(f"{self!r} cannot be opened twice; create a new one")
@@ -226,7 +248,6 @@ class NetworkSandbox:
                 "would mix their routes. Close the first one, or use its route() "
                 "(the network_sandbox fixture yields the one open for the test)"
             )
-        loop = asyncio.get_running_loop()
         self._original_getaddrinfo = loop.getaddrinfo
         self._original_create_connection = loop.create_connection
         self._original_sock_connect = checked_already(loop.sock_connect)
