@@ -1,9 +1,15 @@
 """The loop layer: instrumentation, hygiene checks, the hang guard and virtual time.
 
 It builds on ``_core`` and knows nothing of the servers or the network above it.
+:class:`VirtualClock` is imported when first used (:pep:`562`): most tests never
+run one.
 """
 
-from ._clock import VirtualClock
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._guarded_call import hang_guarded
 from ._hang_guard import DEFAULT_HANG_TIMEOUT
 from ._hygiene import (
@@ -25,6 +31,9 @@ from ._instrumentation import (
     report_issue,
 )
 from ._settings import GC_OPTIONS, TestSettings, parse_timeout
+
+if TYPE_CHECKING:
+    from ._clock import VirtualClock
 
 __all__ = [
     "CHECKS",
@@ -48,3 +57,11 @@ __all__ = [
     "report_issue",
     "resolve_modes",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name != "VirtualClock":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = importlib.import_module("._clock", __name__).VirtualClock
+    globals()[name] = value
+    return value

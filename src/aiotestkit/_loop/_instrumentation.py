@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
-from aiohttp.http_exceptions import HttpProcessingError
-
 from ..errors import HangTimeout
 from ._compat import keep_task_names, mark_lost_tls_transports_closed
 from ._hang_guard import DEFAULT_HANG_TIMEOUT, HangGuard
@@ -236,6 +234,8 @@ def _is_bad_client_input(error: BaseException | None) -> bool:
     that is the server doing its job, often what the test checks, not an exception
     nobody retrieved. A handler that raised is still reported.
     """
+    from aiohttp.http_exceptions import HttpProcessingError  # only aiohttp's server logs
+
     seen = 0
     while error is not None and seen < 10:
         if isinstance(error, HttpProcessingError):

@@ -217,12 +217,26 @@ RUNNERS: tuple[TestRunnerAdapter, ...] = (PytestAsyncioRunner(), AnyioRunner(), 
 """The runners aiotestkit knows, in the order they claim a test."""
 
 
+_RUNNER = pytest.StashKey["TestRunnerAdapter | None"]()
+
+
 def runner_for(item: pytest.Item) -> TestRunnerAdapter | None:
     """The runner that runs ``item``, or ``None`` for a sync test (or an unknown runner).
 
     A :class:`unittest.TestCase`'s tests are run by unittest (an
-    ``IsolatedAsyncioTestCase`` makes its own loop): ``None`` too.
+    ``IsolatedAsyncioTestCase`` makes its own loop): ``None`` too. Decided once per
+    item (when it is collected) and kept in its stash.
     """
+    try:
+        return item.stash[_RUNNER]
+    except KeyError:
+        pass
+    runner = _find_runner(item)
+    item.stash[_RUNNER] = runner
+    return runner
+
+
+def _find_runner(item: pytest.Item) -> TestRunnerAdapter | None:
     if not isinstance(item, pytest.Function):
         return None
     cls = getattr(item, "cls", None)
