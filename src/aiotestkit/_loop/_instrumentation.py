@@ -71,6 +71,8 @@ _SETTLE_ITERATIONS = 10
 """Loop iterations given to cancelled tasks and closing transports at the end of a test."""
 
 _SERVER_LOGGER = "aiohttp.server"
+_WARNING_CHECKS = ("unawaited_coroutines", "unclosed_resources")
+"""The checks that Python's warnings report (:mod:`._warning_capture`)."""
 
 _ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 _RESOURCE_KEYS = ("client_session", "connector", "client_connection", "transport")
@@ -458,17 +460,21 @@ class LoopInstrumentation:
             raise
 
     def _attach(self, loop: asyncio.AbstractEventLoop, stack: _Undo) -> None:
+        # Only what a check in use needs: with every check off, the loop gets the
+        # task factory (the hang guard claims the test's task) and nothing else.
         _active.setdefault(id(loop), []).append(self)
         stack.push(self._unregister, loop)
         register_loop(self._owner, loop)
-        stack.push(track_collections())
+        if self._checking:
+            stack.push(track_collections())
         if self._on("pending_tasks") or self.hang_timeout is not None:
             self._tasks.attach(loop)
             stack.push(self._tasks.detach, loop)
             stack.push(keep_task_names(loop))
         self._hang_guard.attach(loop)
         stack.push(self._hang_guard.detach, loop)
-        stack.push(mark_lost_tls_transports_closed())
+        if self._checking:
+            stack.push(mark_lost_tls_transports_closed())
         if self._on("unclosed_resources"):
             selector = getattr(loop, "_selector", None)
             with contextlib.suppress(AttributeError, RuntimeError):
@@ -476,12 +482,16 @@ class LoopInstrumentation:
             resources = ResourceTracker(self._owner)
             resources.attach(loop)
             stack.push(resources.detach, loop)
-        self._previous_handler = loop.get_exception_handler()
-        loop.set_exception_handler(self._handle_exception)
-        stack.push(loop.set_exception_handler, self._previous_handler)
-        capture = WarningCapture([check for check in CHECKS if self._on(check)], self._on_warning)
-        capture.start()
-        stack.push(capture.stop)
+        if self._on("unretrieved_exceptions") or self._on("unclosed_resources"):
+            # Otherwise the handler would only pass everything on to the previous one.
+            self._previous_handler = loop.get_exception_handler()
+            loop.set_exception_handler(self._handle_exception)
+            stack.push(loop.set_exception_handler, self._previous_handler)
+        captured = [check for check in _WARNING_CHECKS if self._on(check)]
+        if captured:
+            capture = WarningCapture(captured, self._on_warning)
+            capture.start()
+            stack.push(capture.stop)
         if self._on("unretrieved_exceptions"):
             _server_errors.start()
             stack.push(_server_errors.stop)
