@@ -23,7 +23,6 @@ import pytest
 
 import aiotestkit
 
-from ._loop import LoopInstrumentation, is_attached
 from ._plugin import (
     NotCovered,
     TestRun,
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
     import trustme
 
     from ._core import CertificateAuthority
-    from ._loop import VirtualClock
+    from ._loop import LoopInstrumentation, VirtualClock
     from ._network import AiohttpRedirector, NetworkSandbox, TransportContext
     from ._servers import (
         CaseControlledServerFactory,
@@ -398,6 +397,8 @@ def _aiotestkit_network_sandbox(
         certificate_authority=_aiotestkit_certificate_authority, allow_blocked=allow_blocked
     )
     yield from run.enter("network_sandbox", sandbox)
+    from ._loop import is_attached
+
     if not allow_blocked and not is_attached(run.loop):
         # No hygiene checks on this loop to report the refusals in: fail here.
         sandbox.assert_nothing_blocked()

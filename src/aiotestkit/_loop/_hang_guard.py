@@ -21,13 +21,10 @@ from types import FrameType
 from typing import Any
 
 from ..errors import HangTimeout
-from ._hygiene import LIBRARY_ADVICE, Advice
+from ._hygiene import DEFAULT_HANG_TIMEOUT, LIBRARY_ADVICE, Advice
 from ._tasks import TaskTracker
 
 __all__ = ["DEFAULT_HANG_TIMEOUT", "HangGuard"]
-
-DEFAULT_HANG_TIMEOUT = 60.0
-"""Seconds an async test may run before the hang guard cancels it."""
 
 
 class _ThreadWatchdog:

@@ -16,6 +16,7 @@ from ..errors import HygieneError, HygieneWarning
 
 __all__ = [
     "CHECKS",
+    "DEFAULT_HANG_TIMEOUT",
     "LIBRARY_ADVICE",
     "MODES",
     "Advice",
@@ -24,6 +25,9 @@ __all__ = [
     "LateIssue",
     "resolve_modes",
 ]
+
+DEFAULT_HANG_TIMEOUT = 60.0
+"""Seconds an async test may run before the hang guard cancels it."""
 
 CHECKS: tuple[str, ...] = (
     "pending_tasks",

@@ -22,12 +22,14 @@ import unittest
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pytest
 
-from .._loop import LoopInstrumentation, hang_guarded
 from . import _pytest_asyncio
+
+if TYPE_CHECKING:
+    from .._loop import LoopInstrumentation
 
 __all__ = [
     "RUNNERS",
@@ -113,6 +115,8 @@ def _next_task_guarded(instrumentation: LoopInstrumentation) -> Iterator[None]:
 def _wrapped_test(
     item: pytest.Function, instrumentation: LoopInstrumentation, *, attach: bool
 ) -> Iterator[None]:
+    from .._loop import hang_guarded
+
     original = item.obj
     item.obj = hang_guarded(original, instrumentation, attach=attach)
     try:
