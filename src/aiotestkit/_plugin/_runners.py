@@ -22,6 +22,7 @@ import unittest
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pytest
@@ -93,22 +94,33 @@ class TestRunnerAdapter(ABC):
         """
         if attach:
             return _wrapped_test(item, instrumentation, attach=True)
-        return _next_task_guarded(instrumentation)
+        return _NextTaskGuarded(instrumentation)
 
 
-@contextlib.contextmanager
-def _next_task_guarded(instrumentation: LoopInstrumentation) -> Iterator[None]:
-    __tracebackhide__ = True
-    instrumentation.start_hang_guard()
-    try:
-        yield
-    except BaseException:
-        error = instrumentation.stop_hang_guard()
-        if error is not None:
+class _NextTaskGuarded(contextlib.AbstractContextManager[None]):
+    """The hang guard on the next task created, from ``__enter__`` to ``__exit__``.
+
+    A class rather than a generator: it runs around every async test.
+    """
+
+    __slots__ = ("_instrumentation",)
+
+    def __init__(self, instrumentation: LoopInstrumentation) -> None:
+        self._instrumentation = instrumentation
+
+    def __enter__(self) -> None:
+        self._instrumentation.start_hang_guard()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        __tracebackhide__ = True
+        error = self._instrumentation.stop_hang_guard()
+        if exc is not None and error is not None:
             raise error from None
-        raise
-    finally:
-        instrumentation.stop_hang_guard()
 
 
 @contextlib.contextmanager
