@@ -461,20 +461,19 @@ class LoopInstrumentation:
 
     def _attach(self, loop: asyncio.AbstractEventLoop, stack: _Undo) -> None:
         # Only what a check in use needs: with every check off, the loop gets the
-        # task factory (the hang guard claims the test's task) and nothing else.
+        # task factory (the hang guard claims the test's task), and the process the
+        # bookkeeping that lets later tests blame this one (cheap, or no-ops).
         _active.setdefault(id(loop), []).append(self)
         stack.push(self._unregister, loop)
         register_loop(self._owner, loop)
-        if self._checking:
-            stack.push(track_collections())
+        stack.push(track_collections())
         if self._on("pending_tasks") or self.hang_timeout is not None:
             self._tasks.attach(loop)
             stack.push(self._tasks.detach, loop)
             stack.push(keep_task_names(loop))
         self._hang_guard.attach(loop)
         stack.push(self._hang_guard.detach, loop)
-        if self._checking:
-            stack.push(mark_lost_tls_transports_closed())
+        stack.push(mark_lost_tls_transports_closed())
         if self._on("unclosed_resources"):
             selector = getattr(loop, "_selector", None)
             with contextlib.suppress(AttributeError, RuntimeError):
