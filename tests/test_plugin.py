@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 INI = """
@@ -163,3 +165,65 @@ def test_server_and_redirector_fixtures_need_an_async_test_and_name_it(
         result.stdout.fnmatch_lines(
             [f"*the {fixture} fixture needs an asyncio test, but test_sync[[]{test}] is not one*"]
         )
+
+
+def test_only_async_tests_get_the_instrumentation_first_of_their_fixtures(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI.format(mode="strict"))
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def wide():
+            return "session"
+
+        @pytest.fixture
+        def narrow(wide):
+            return "function"
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        INSTRUMENTATION = "_aiotestkit_loop_instrumentation"
+
+        def test_sync(request, narrow):
+            assert not [name for name in request.fixturenames if "aiotestkit" in name]
+
+        @pytest.mark.asyncio
+        async def test_async(request, narrow, loop_instrumentation):
+            names = request.fixturenames
+            # After the session-scoped fixture, before every function-scoped one.
+            assert names.index("wide") < names.index(INSTRUMENTATION)
+            assert names.index(INSTRUMENTATION) < names.index("narrow")
+            assert loop_instrumentation.loop is not None
+
+        @pytest.mark.asyncio
+        @pytest.mark.parametrize("clocked", [
+            pytest.param(True, marks=pytest.mark.virtual_clock(autojump=False)), False
+        ])
+        async def test_markers_per_parameter(request, clocked):
+            assert ("_aiotestkit_virtual_clock" in request.fixturenames) is clocked
+        """
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=4)
+
+
+def test_loading_the_plugin_imports_no_server_sandbox_or_tls_stack(
+    pytester: pytest.Pytester,
+) -> None:
+    code = (
+        "import sys, aiotestkit, aiotestkit.pytest_plugin\n"
+        "heavy = ('trustme', 'cryptography', 'aiohttp.web', 'aiotestkit._network',\n"
+        "         'aiotestkit._servers', 'aiotestkit.testcase', 'aiotestkit._loop._clock')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+        "assert aiotestkit.NetworkSandbox.__module__ == 'aiotestkit'\n"
+        "assert 'aiotestkit._network' in sys.modules and 'trustme' in sys.modules\n"
+        "assert set(aiotestkit.__all__) <= set(dir(aiotestkit))\n"
+    )
+    result = pytester.run(sys.executable, "-c", code)
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["[[]]"])

@@ -32,8 +32,6 @@ from aiotestkit import (
 pytestmark = pytest.mark.asyncio
 
 
-
-
 def free_loopback_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -21,8 +21,6 @@ from aiotestkit import (
 pytestmark = pytest.mark.asyncio
 
 
-
-
 async def answered(server: CaseControlledTestServer, call: Any, text: str = "ok") -> Any:
     task = asyncio.ensure_future(call)
     request = await server.receive_request()

@@ -30,7 +30,6 @@ pytestmark = pytest.mark.asyncio
 CA = default_certificate_authority()
 
 
-
 # -- 1. a closed target is a host that is down -----------------------------------------
 
 

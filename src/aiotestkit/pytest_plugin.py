@@ -18,15 +18,12 @@ import os
 import ssl
 import warnings
 from collections.abc import Callable, Generator, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
-import trustme
-from aiohttp.test_utils import unused_port
 
-from ._core import CertificateAuthority, default_certificate_authority
-from ._loop import LoopInstrumentation, VirtualClock, is_attached
-from ._network import AiohttpRedirector, NetworkSandbox, TransportContext
+import aiotestkit
+
 from ._plugin import (
     NotCovered,
     TestRun,
@@ -39,16 +36,28 @@ from ._plugin import (
     transports_for,
     wants_sandbox,
 )
-from ._servers import (
-    CaseControlledServerFactory,
-    CaseControlledStreamServer,
-    CaseControlledTestServer,
-    CaseControlledWebSocketServer,
-)
 from .errors import HygieneWarning
 
-CaseControlledStreamServerFactory = CaseControlledServerFactory[CaseControlledStreamServer]
-CaseControlledWebSocketServerFactory = CaseControlledServerFactory[CaseControlledWebSocketServer]
+if TYPE_CHECKING:
+    # Imported when a fixture first needs them (through the package face, which
+    # makes their ``__module__`` the public one): loading the plugin imports neither
+    # the servers, the network sandbox nor the TLS stack.
+    import trustme
+
+    from ._core import CertificateAuthority
+    from ._loop import LoopInstrumentation, VirtualClock
+    from ._network import AiohttpRedirector, NetworkSandbox, TransportContext
+    from ._servers import (
+        CaseControlledServerFactory,
+        CaseControlledStreamServer,
+        CaseControlledTestServer,
+        CaseControlledWebSocketServer,
+    )
+
+    CaseControlledStreamServerFactory = CaseControlledServerFactory[CaseControlledStreamServer]
+    CaseControlledWebSocketServerFactory = CaseControlledServerFactory[
+        CaseControlledWebSocketServer
+    ]
 
 _TEST_RUN = pytest.StashKey[TestRun]()
 _NOT_COVERED = pytest.StashKey[dict[str, int]]()
@@ -58,6 +67,7 @@ _LATE_LOOP = (
     "'loop' fixture to their arguments"
 )
 _CLOCK = "_aiotestkit_virtual_clock"
+_INSTRUMENTATION = "_aiotestkit_loop_instrumentation"
 _SANDBOX = "_aiotestkit_network_sandbox"
 
 
@@ -95,25 +105,57 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("transport", transports_for(metafunc), indirect=True)
 
 
+@pytest.hookimpl(trylast=True)  # after other plugins' markers and deselection
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Sandbox the tests marked ``network_sandbox``; with the ini option, every async one."""
+    """Give each async test its instrumentation, and its sandbox and clock if it wants them.
+
+    Which runner runs a test is decided here, once (:func:`runner_for` keeps it in
+    the item's stash); a sync test gets none of aiotestkit's fixtures and costs
+    nothing more to run. The instrumentation fixture comes before the test's other
+    function-scoped fixtures (so it is set up first and torn down last), the sandbox
+    right after it; the virtual clock, marked ``virtual_clock`` (or by the ini option),
+    at the end. Each async test gets its own list of fixture names: parametrized
+    tests share one otherwise, and their markers may differ.
+    """
     for item in items:
         fixturenames: list[str] | None = getattr(item, "fixturenames", None)
-        if fixturenames is not None and _SANDBOX not in fixturenames and wants_sandbox(item):
-            fixturenames.insert(0, _SANDBOX)
+        if fixturenames is None:
+            continue
+        runner = runner_for(item)
+        sandbox = _SANDBOX not in fixturenames and wants_sandbox(item)
+        if runner is None:
+            if sandbox:  # fails at set-up, saying it needs an async test
+                fixturenames.insert(0, _SANDBOX)
+            continue
+        names = list(fixturenames)
+        if _INSTRUMENTATION in names:
+            names.remove(_INSTRUMENTATION)
+        index = _first_function_scoped(item, names)
+        names.insert(index, _INSTRUMENTATION)
+        if sandbox:
+            names.insert(index + 1, _SANDBOX)
+        try:
+            settings = test_settings(item)
+        except ValueError:
+            pass  # reported by _aiotestkit_loop_instrumentation, as the test's error
+        else:
+            if settings.virtual_clock is not None and _CLOCK not in names:
+                names.append(_CLOCK)
+        item.fixturenames = names  # type: ignore[attr-defined]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Give the virtual clock to async tests marked virtual_clock (or all, by ini)."""
-    if not isinstance(item, pytest.Function) or runner_for(item) is None:
-        return
-    try:
-        settings = test_settings(item)
-    except ValueError:
-        return  # reported by _aiotestkit_loop_instrumentation, as the test's error
-    if settings.virtual_clock is not None and _CLOCK not in item.fixturenames:
-        item.fixturenames.append(_CLOCK)
+def _first_function_scoped(item: pytest.Item, names: list[str]) -> int:
+    """The index in ``names`` of the first function-scoped fixture (or of the end).
+
+    Higher-scoped fixtures come first in pytest's order; they stay before the
+    instrumentation, as they would before an autouse function-scoped fixture.
+    """
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for index, name in enumerate(names):
+        fixturedefs = definitions.get(name)
+        if not fixturedefs or fixturedefs[-1].scope == "function":
+            return index
+    return len(names)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -141,12 +183,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 # -- the test's loop and its instrumentation ---------------------------------------------
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _aiotestkit_loop_instrumentation(
     request: pytest.FixtureRequest,
 ) -> Iterator[LoopInstrumentation | None]:
     """Attach a LoopInstrumentation to the loop of every async test; check it at teardown.
 
+    Every async test a known runner runs gets it (``pytest_collection_modifyitems``
+    puts it in the test's fixtures, before the other function-scoped ones); a sync
+    test only through a fixture that needs an async test, and then it gives ``None``.
     It runs before the test's other function-scoped fixtures are set up and after
     they are torn down, while the test's loop is still open, so what the test and its
     fixtures left behind fails this test.
@@ -291,7 +336,7 @@ def tls_certificate_authority() -> CertificateAuthority:
     aiotestkit's servers and clients use when given no SSL context. A project may
     override it with its own :class:`trustme.CA`; aiotestkit's fixtures then use that one.
     """
-    return default_certificate_authority()
+    return aiotestkit.default_certificate_authority()
 
 
 def _trustme_authority(authority: object) -> trustme.CA:
@@ -300,7 +345,11 @@ def _trustme_authority(authority: object) -> trustme.CA:
     A function, not a fixture: the fixtures that need it take ``tls_certificate_authority``
     (session-scoped, set up once) and call it, at no per-test fixture set-up.
     """
-    return authority if isinstance(authority, trustme.CA) else default_certificate_authority()
+    import trustme
+
+    if isinstance(authority, trustme.CA):
+        return authority
+    return aiotestkit.default_certificate_authority()
 
 
 @pytest.fixture(scope="session")
@@ -335,7 +384,7 @@ def aiohttp_redirector(
     ``aiohttp_redirector.session`` into the code under test.
     """
     run = _required_run(_aiotestkit_test_run, "aiohttp_redirector")
-    redirector = AiohttpRedirector(
+    redirector = aiotestkit.AiohttpRedirector(
         certificate_authority=_trustme_authority(tls_certificate_authority)
     )
     # Nothing to run on the loop now: the session is made when the test first uses it.
@@ -368,7 +417,7 @@ def _aiotestkit_network_sandbox(
         _not_covered(request.config, _LATE_LOOP.format(runner=run.runner.name, what="sandbox"))
         yield None
         return
-    sandbox = NetworkSandbox(
+    sandbox = aiotestkit.NetworkSandbox(
         certificate_authority=_trustme_authority(tls_certificate_authority),
         allow_blocked=allow_blocked,
     )
@@ -378,6 +427,8 @@ def _aiotestkit_network_sandbox(
         yield sandbox
     finally:
         run.run("network_sandbox", sandbox.close)
+    from ._loop import is_attached
+
     if not allow_blocked and not is_attached(run.loop):
         # No hygiene checks on this loop to report the refusals in: fail here.
         sandbox.assert_nothing_blocked()
@@ -433,7 +484,7 @@ def transport(
             "the 'transport' fixture is parametrized when tests are collected: name it in "
             "the test's (or a fixture's) arguments instead of request.getfixturevalue()"
         )
-    context = TransportContext(
+    context = aiotestkit.TransportContext(
         name, certificate_authority=_trustme_authority(tls_certificate_authority)
     )
     yield from run.enter("transport", context)
@@ -442,7 +493,7 @@ def transport(
 # -- servers ----------------------------------------------------------------------------------
 
 
-_F = TypeVar("_F", bound=CaseControlledServerFactory[Any])
+_F = TypeVar("_F", bound="CaseControlledServerFactory[Any]")
 
 
 def _factory_fixture(run: TestRun, fixture: str, factory: _F) -> Generator[_F, None, None]:
@@ -454,7 +505,7 @@ def _factory_fixture(run: TestRun, fixture: str, factory: _F) -> Generator[_F, N
         run.run(fixture, factory.close)
 
 
-_SV = TypeVar("_SV", CaseControlledTestServer, CaseControlledWebSocketServer)
+_SV = TypeVar("_SV", "CaseControlledTestServer", "CaseControlledWebSocketServer")
 
 
 def _server_fixture(run: TestRun, fixture: str, server: _SV) -> Generator[_SV, None, None]:
@@ -481,7 +532,7 @@ def case_controlled_server_factory(
     also when the test fails (an :class:`aiotestkit.CaseControlledServerFactory`).
     """
     run = _required_run(_aiotestkit_test_run, "case_controlled_server_factory")
-    factory = CaseControlledServerFactory(CaseControlledTestServer)
+    factory = aiotestkit.CaseControlledServerFactory(aiotestkit.CaseControlledTestServer)
     yield from _factory_fixture(run, "case_controlled_server_factory", factory)
 
 
@@ -491,7 +542,8 @@ def case_controlled_server(
 ) -> Iterator[CaseControlledTestServer]:
     """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
     run = _required_run(_aiotestkit_test_run, "case_controlled_server")
-    yield from _server_fixture(run, "case_controlled_server", CaseControlledTestServer())
+    server = aiotestkit.CaseControlledTestServer()
+    yield from _server_fixture(run, "case_controlled_server", server)
 
 
 @pytest.fixture
@@ -505,7 +557,7 @@ def case_controlled_stream_server_factory(
     closed after the test, also when the test fails, socket files included.
     """
     run = _required_run(_aiotestkit_test_run, "case_controlled_stream_server_factory")
-    factory = CaseControlledServerFactory(CaseControlledStreamServer)
+    factory = aiotestkit.CaseControlledServerFactory(aiotestkit.CaseControlledStreamServer)
     yield from _factory_fixture(run, "case_controlled_stream_server_factory", factory)
 
 
@@ -520,7 +572,7 @@ def case_controlled_websocket_server_factory(
     closed after the test, also when the test fails.
     """
     run = _required_run(_aiotestkit_test_run, "case_controlled_websocket_server_factory")
-    factory = CaseControlledServerFactory(CaseControlledWebSocketServer)
+    factory = aiotestkit.CaseControlledServerFactory(aiotestkit.CaseControlledWebSocketServer)
     yield from _factory_fixture(run, "case_controlled_websocket_server_factory", factory)
 
 
@@ -530,7 +582,7 @@ def case_controlled_websocket_server(
 ) -> Iterator[CaseControlledWebSocketServer]:
     """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
     run = _required_run(_aiotestkit_test_run, "case_controlled_websocket_server")
-    server = CaseControlledWebSocketServer()
+    server = aiotestkit.CaseControlledWebSocketServer()
     yield from _server_fixture(run, "case_controlled_websocket_server", server)
 
 
@@ -554,7 +606,7 @@ def _aiotestkit_virtual_clock(
         return None
     options = test_settings(request.node).virtual_clock or {}
     try:
-        virtual_clock = VirtualClock(**options)
+        virtual_clock = aiotestkit.VirtualClock(**options)
     except (TypeError, ValueError) as error:
         pytest.fail(f"@pytest.mark.virtual_clock: {error}", pytrace=False)
     # Attached now, detached after the hygiene checks, when the instrumentation
@@ -600,4 +652,6 @@ def aiohttp_unused_port() -> Callable[[], int]:
         client = await aiohttp_client(app, server_kwargs={"port": port})
         ```
     """
+    from aiohttp.test_utils import unused_port
+
     return unused_port

@@ -1,7 +1,15 @@
 """The bottom layer: timeouts, the test certificate authority and socket helpers.
 
 Nothing here imports from the layers above (``_loop``, ``_servers``, ``_network``).
+
+The TLS helpers (``_tls``: trustme, cryptography) are imported when one of their
+names is first used (:pep:`562`): the pytest plugin's hooks need none of them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._local_ports import process_listens_on
 from ._sockets import (
@@ -23,17 +31,19 @@ from ._timeouts import (
     set_virtual_time,
     timeout_details,
 )
-from ._tls import (
-    CertificateAuthority,
-    client_context,
-    default_certificate_authority,
-    leaf_certificate,
-    server_context,
-    shared_client_context,
-    shared_server_context,
-    shared_sni_server_context,
-    sni_server_context,
-)
+
+if TYPE_CHECKING:
+    from ._tls import (
+        CertificateAuthority,
+        client_context,
+        default_certificate_authority,
+        leaf_certificate,
+        server_context,
+        shared_client_context,
+        shared_server_context,
+        shared_sni_server_context,
+        sni_server_context,
+    )
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -62,3 +72,25 @@ __all__ = [
     "timeout_details",
     "wait_all",
 ]
+
+_LAZY = frozenset(
+    (
+        "CertificateAuthority",
+        "client_context",
+        "default_certificate_authority",
+        "leaf_certificate",
+        "server_context",
+        "shared_client_context",
+        "shared_server_context",
+        "shared_sni_server_context",
+        "sni_server_context",
+    )
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("._tls", __name__), name)
+    globals()[name] = value
+    return value

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import importlib
 import itertools
 import signal
 import threading
@@ -21,13 +22,28 @@ from types import FrameType
 from typing import Any
 
 from ..errors import HangTimeout
-from ._hygiene import LIBRARY_ADVICE, Advice
+from ._hygiene import DEFAULT_HANG_TIMEOUT, LIBRARY_ADVICE, Advice
 from ._tasks import TaskTracker
 
 __all__ = ["DEFAULT_HANG_TIMEOUT", "HangGuard"]
 
-DEFAULT_HANG_TIMEOUT = 60.0
-"""Seconds an async test may run before the hang guard cancels it."""
+
+def _c_signal() -> Any:
+    """The C functions under :mod:`signal`, or :mod:`signal` itself where there are none.
+
+    The same calls without ``signal``'s enum conversions, which cost more than the
+    system calls: the guard installs and removes its handler for every test.
+    """
+    try:
+        return importlib.import_module("_signal")
+    except ImportError:  # pragma: no cover - an interpreter without it
+        return signal
+
+
+_raw_signal: Any = _c_signal()
+
+_SIGALRM = int(signal.SIGALRM) if hasattr(signal, "SIGALRM") else 0
+_HAS_ITIMER = hasattr(signal, "setitimer")
 
 
 class _ThreadWatchdog:
@@ -93,17 +109,15 @@ class _AlarmWatchdog:
     def usable(self) -> bool:
         if self._deadlines:
             return True  # our handler is installed
-        if not hasattr(signal, "setitimer") or threading.current_thread() is not (
-            threading.main_thread()
-        ):
+        if not _HAS_ITIMER or threading.current_thread() is not threading.main_thread():
             return False
-        handler = signal.getsignal(signal.SIGALRM)
+        handler = _raw_signal.getsignal(_SIGALRM)
         idle_timer = signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
         return idle_timer and handler in (signal.SIG_DFL, signal.SIG_IGN)
 
     def schedule(self, token: int, delay: float, callback: Callable[[], None]) -> None:
         if not self._deadlines:
-            self._previous_handler = signal.signal(signal.SIGALRM, self._on_alarm)
+            self._previous_handler = _raw_signal.signal(_SIGALRM, self._on_alarm)
         self._deadlines[token] = (time.monotonic() + delay, callback)
         self._arm()
 
@@ -116,7 +130,7 @@ class _AlarmWatchdog:
     def _arm(self) -> None:
         if not self._deadlines:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous_handler)
+            _raw_signal.signal(_SIGALRM, self._previous_handler)
             self._previous_handler = None
             return
         earliest = min(deadline for deadline, _ in self._deadlines.values())

@@ -16,6 +16,7 @@ from ..errors import HygieneError, HygieneWarning
 
 __all__ = [
     "CHECKS",
+    "DEFAULT_HANG_TIMEOUT",
     "LIBRARY_ADVICE",
     "MODES",
     "Advice",
@@ -24,6 +25,9 @@ __all__ = [
     "LateIssue",
     "resolve_modes",
 ]
+
+DEFAULT_HANG_TIMEOUT = 60.0
+"""Seconds an async test may run before the hang guard cancels it."""
 
 CHECKS: tuple[str, ...] = (
     "pending_tasks",
@@ -167,6 +171,18 @@ def resolve_modes(
         assert modes["pending_tasks"] == "warn"
         ```
     """
+    if (
+        isinstance(overrides, Mapping)
+        and marker_mode is None
+        and not allow
+        and not warn
+        and len(overrides) == len(CHECKS)
+        and all(overrides.get(check) in MODES for check in CHECKS)
+    ):
+        # Every check given a valid mode already (a test's resolved settings): the
+        # default plays no part, but it is still checked.
+        _check_mode(default, where)
+        return {check: overrides[check] for check in CHECKS}
     modes = dict.fromkeys(CHECKS, _check_mode(default, where))
     pairs: Iterable[tuple[str, str]]
     if isinstance(overrides, Mapping):
@@ -298,6 +314,8 @@ class HygieneReport:
             ```
         """
         __tracebackhide__ = True
+        if not self.issues:
+            return
         warned = self.format("warn")
         if warned:
             warnings.warn(HygieneWarning(warned), stacklevel=3)

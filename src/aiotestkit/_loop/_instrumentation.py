@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
-from aiohttp.http_exceptions import HttpProcessingError
-
 from ..errors import HangTimeout
 from ._compat import keep_task_names, mark_lost_tls_transports_closed
 from ._hang_guard import DEFAULT_HANG_TIMEOUT, HangGuard
@@ -73,6 +71,8 @@ _SETTLE_ITERATIONS = 10
 """Loop iterations given to cancelled tasks and closing transports at the end of a test."""
 
 _SERVER_LOGGER = "aiohttp.server"
+_WARNING_CHECKS = ("unawaited_coroutines", "unclosed_resources")
+"""The checks that Python's warnings report (:mod:`._warning_capture`)."""
 
 _ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 _RESOURCE_KEYS = ("client_session", "connector", "client_connection", "transport")
@@ -236,6 +236,8 @@ def _is_bad_client_input(error: BaseException | None) -> bool:
     that is the server doing its job, often what the test checks, not an exception
     nobody retrieved. A handler that raised is still reported.
     """
+    from aiohttp.http_exceptions import HttpProcessingError  # only aiohttp's server logs
+
     seen = 0
     while error is not None and seen < 10:
         if isinstance(error, HttpProcessingError):
@@ -458,6 +460,9 @@ class LoopInstrumentation:
             raise
 
     def _attach(self, loop: asyncio.AbstractEventLoop, stack: _Undo) -> None:
+        # Only what a check in use needs: with every check off, the loop gets the
+        # task factory (the hang guard claims the test's task), and the process the
+        # bookkeeping that lets later tests blame this one (cheap, or no-ops).
         _active.setdefault(id(loop), []).append(self)
         stack.push(self._unregister, loop)
         register_loop(self._owner, loop)
@@ -476,12 +481,16 @@ class LoopInstrumentation:
             resources = ResourceTracker(self._owner)
             resources.attach(loop)
             stack.push(resources.detach, loop)
-        self._previous_handler = loop.get_exception_handler()
-        loop.set_exception_handler(self._handle_exception)
-        stack.push(loop.set_exception_handler, self._previous_handler)
-        capture = WarningCapture([check for check in CHECKS if self._on(check)], self._on_warning)
-        capture.start()
-        stack.push(capture.stop)
+        if self._on("unretrieved_exceptions") or self._on("unclosed_resources"):
+            # Otherwise the handler would only pass everything on to the previous one.
+            self._previous_handler = loop.get_exception_handler()
+            loop.set_exception_handler(self._handle_exception)
+            stack.push(loop.set_exception_handler, self._previous_handler)
+        captured = [check for check in _WARNING_CHECKS if self._on(check)]
+        if captured:
+            capture = WarningCapture(captured, self._on_warning)
+            capture.start()
+            stack.push(capture.stop)
         if self._on("unretrieved_exceptions"):
             _server_errors.start()
             stack.push(_server_errors.stop)

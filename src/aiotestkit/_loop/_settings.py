@@ -12,10 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._hygiene import LIBRARY_ADVICE, Advice, resolve_modes
-from ._instrumentation import DEFAULT_HANG_TIMEOUT, LoopInstrumentation
+from ._hygiene import DEFAULT_HANG_TIMEOUT, LIBRARY_ADVICE, Advice, resolve_modes
+
+if TYPE_CHECKING:
+    from ._instrumentation import LoopInstrumentation
 
 __all__ = ["GC_OPTIONS", "TestSettings", "parse_timeout"]
 
@@ -255,6 +257,8 @@ class TestSettings:
             instrumentation = settings.instrumentation("tests/test_x.py::test_x")
             ```
         """
+        from ._instrumentation import LoopInstrumentation  # not needed to read settings
+
         return LoopInstrumentation(
             checks=self.checks,
             hang_timeout=self.hang_timeout,

@@ -22,12 +22,15 @@ import unittest
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pytest
 
-from .._loop import LoopInstrumentation, hang_guarded
 from . import _pytest_asyncio
+
+if TYPE_CHECKING:
+    from .._loop import LoopInstrumentation
 
 __all__ = [
     "RUNNERS",
@@ -91,28 +94,41 @@ class TestRunnerAdapter(ABC):
         """
         if attach:
             return _wrapped_test(item, instrumentation, attach=True)
-        return _next_task_guarded(instrumentation)
+        return _NextTaskGuarded(instrumentation)
 
 
-@contextlib.contextmanager
-def _next_task_guarded(instrumentation: LoopInstrumentation) -> Iterator[None]:
-    __tracebackhide__ = True
-    instrumentation.start_hang_guard()
-    try:
-        yield
-    except BaseException:
-        error = instrumentation.stop_hang_guard()
-        if error is not None:
+class _NextTaskGuarded(contextlib.AbstractContextManager[None]):
+    """The hang guard on the next task created, from ``__enter__`` to ``__exit__``.
+
+    A class rather than a generator: it runs around every async test.
+    """
+
+    __slots__ = ("_instrumentation",)
+
+    def __init__(self, instrumentation: LoopInstrumentation) -> None:
+        self._instrumentation = instrumentation
+
+    def __enter__(self) -> None:
+        self._instrumentation.start_hang_guard()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        __tracebackhide__ = True
+        error = self._instrumentation.stop_hang_guard()
+        if exc is not None and error is not None:
             raise error from None
-        raise
-    finally:
-        instrumentation.stop_hang_guard()
 
 
 @contextlib.contextmanager
 def _wrapped_test(
     item: pytest.Function, instrumentation: LoopInstrumentation, *, attach: bool
 ) -> Iterator[None]:
+    from .._loop import hang_guarded
+
     original = item.obj
     item.obj = hang_guarded(original, instrumentation, attach=attach)
     try:
@@ -217,12 +233,26 @@ RUNNERS: tuple[TestRunnerAdapter, ...] = (PytestAsyncioRunner(), AnyioRunner(), 
 """The runners aiotestkit knows, in the order they claim a test."""
 
 
+_RUNNER = pytest.StashKey["TestRunnerAdapter | None"]()
+
+
 def runner_for(item: pytest.Item) -> TestRunnerAdapter | None:
     """The runner that runs ``item``, or ``None`` for a sync test (or an unknown runner).
 
     A :class:`unittest.TestCase`'s tests are run by unittest (an
-    ``IsolatedAsyncioTestCase`` makes its own loop): ``None`` too.
+    ``IsolatedAsyncioTestCase`` makes its own loop): ``None`` too. Decided once per
+    item (when it is collected) and kept in its stash.
     """
+    try:
+        return item.stash[_RUNNER]
+    except KeyError:
+        pass
+    runner = _find_runner(item)
+    item.stash[_RUNNER] = runner
+    return runner
+
+
+def _find_runner(item: pytest.Item) -> TestRunnerAdapter | None:
     if not isinstance(item, pytest.Function):
         return None
     cls = getattr(item, "cls", None)
