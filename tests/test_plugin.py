@@ -188,7 +188,7 @@ def test_only_async_tests_get_the_instrumentation_first_of_their_fixtures(
         """
         import pytest
 
-        INSTRUMENTATION = "_aiotestkit_loop_instrumentation"
+        INSTRUMENTATION = "_aiotestkit_test_run"
 
         def test_sync(request, narrow):
             assert not [name for name in request.fixturenames if "aiotestkit" in name]

@@ -67,7 +67,7 @@ _LATE_LOOP = (
     "'loop' fixture to their arguments"
 )
 _CLOCK = "_aiotestkit_virtual_clock"
-_INSTRUMENTATION = "_aiotestkit_loop_instrumentation"
+_INSTRUMENTATION = "_aiotestkit_test_run"
 _SANDBOX = "_aiotestkit_network_sandbox"
 
 
@@ -137,7 +137,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         try:
             settings = test_settings(item)
         except ValueError:
-            pass  # reported by _aiotestkit_loop_instrumentation, as the test's error
+            pass  # reported by _aiotestkit_test_run, as the test's error
         else:
             if settings.virtual_clock is not None and _CLOCK not in names:
                 names.append(_CLOCK)
@@ -184,10 +184,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 @pytest.fixture
-def _aiotestkit_loop_instrumentation(
-    request: pytest.FixtureRequest,
-) -> Iterator[LoopInstrumentation | None]:
+def _aiotestkit_test_run(request: pytest.FixtureRequest) -> Iterator[TestRun | None]:
     """Attach a LoopInstrumentation to the loop of every async test; check it at teardown.
+
+    It gives the test being run (its runner, instrumentation and loop), or ``None``;
+    every aiotestkit fixture that needs the test's loop takes it.
 
     Every async test a known runner runs gets it (``pytest_collection_modifyitems``
     puts it in the test's fixtures, before the other function-scoped ones); a sync
@@ -216,9 +217,9 @@ def _aiotestkit_loop_instrumentation(
     try:
         if loop is not None:
             instrumentation.attach(loop)
-        item.stash[_TEST_RUN] = TestRun(runner, instrumentation, loop)
+        item.stash[_TEST_RUN] = run = TestRun(runner, instrumentation, loop)
         try:
-            yield instrumentation
+            yield run
         finally:
             del item.stash[_TEST_RUN]
             report = instrumentation.run_finish()
@@ -248,15 +249,6 @@ def _record_late_issues(item: pytest.Item, instrumentation: LoopInstrumentation)
                 "location": None,
             }
         )
-
-
-@pytest.fixture
-def _aiotestkit_test_run(
-    request: pytest.FixtureRequest, _aiotestkit_loop_instrumentation: LoopInstrumentation | None
-) -> TestRun | None:
-    """The async test being run (its runner, instrumentation and loop), or ``None``."""
-    run: TestRun | None = request.node.stash.get(_TEST_RUN, None)
-    return run
 
 
 def _required(
