@@ -186,8 +186,13 @@ def test_only_async_tests_get_the_instrumentation_first_of_their_fixtures(
     )
     pytester.makepyfile(
         """
+        import asyncio
+
         import pytest
 
+        # pytest-asyncio's function-scoped loop starts the run in its set-up; a loop
+        # of a wider scope is shared, so aiotestkit's fixture starts it.
+        LOOP_FIXTURE = "_function_scoped_runner"
         INSTRUMENTATION = "_aiotestkit_test_run"
 
         def test_sync(request, narrow):
@@ -197,9 +202,17 @@ def test_only_async_tests_get_the_instrumentation_first_of_their_fixtures(
         async def test_async(request, narrow, loop_instrumentation):
             names = request.fixturenames
             # After the session-scoped fixture, before every function-scoped one.
+            assert names.index("wide") < names.index(LOOP_FIXTURE)
+            assert names.index(LOOP_FIXTURE) < names.index("narrow")
+            assert INSTRUMENTATION not in names
+            assert loop_instrumentation.loop is asyncio.get_running_loop()
+
+        @pytest.mark.asyncio(loop_scope="module")
+        async def test_async_on_a_module_loop(request, narrow, loop_instrumentation):
+            names = request.fixturenames
             assert names.index("wide") < names.index(INSTRUMENTATION)
             assert names.index(INSTRUMENTATION) < names.index("narrow")
-            assert loop_instrumentation.loop is not None
+            assert loop_instrumentation.loop is asyncio.get_running_loop()
 
         @pytest.mark.asyncio
         @pytest.mark.parametrize("clocked", [
@@ -209,7 +222,7 @@ def test_only_async_tests_get_the_instrumentation_first_of_their_fixtures(
             assert ("_aiotestkit_virtual_clock" in request.fixturenames) is clocked
         """
     )
-    pytester.runpytest_subprocess().assert_outcomes(passed=4)
+    pytester.runpytest_subprocess().assert_outcomes(passed=5)
 
 
 def test_loading_the_plugin_imports_no_server_sandbox_or_tls_stack(

@@ -201,6 +201,43 @@ def test_ini_option_sandboxes_every_async_test_and_the_marker_turns_it_off(
     )
 
 
+def test_ini_option_sandboxes_a_test_once_also_with_a_fixture_named_network_sandbox(
+    pytester: pytest.Pytester,
+) -> None:
+    make_ini(pytester, "aiotestkit_network_sandbox = true")
+    pytester.makepyfile(
+        test_theirs="""
+        import asyncio
+        import pytest
+
+        @pytest.fixture
+        def network_sandbox():
+            return "the project's own"
+
+        @pytest.mark.asyncio
+        async def test_projects_own_fixture_and_the_ini_options_sandbox(network_sandbox):
+            assert network_sandbox == "the project's own"
+            assert "getaddrinfo" in vars(asyncio.get_running_loop())
+        """,
+        test_ours="""
+        import asyncio
+        import pytest
+
+        @pytest.mark.asyncio
+        async def test_ours_is_the_only_sandbox(request, network_sandbox):
+            assert "_aiotestkit_network_sandbox" not in request.fixturenames
+            try:
+                await asyncio.open_connection("api.example.com", 443)
+            except OSError:
+                pass
+        """,
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    # One sandbox: the refused connection is listed once.
+    assert result.stdout.str().count("api.example.com:443") == 1, result.stdout.str()
+
+
 def test_without_ini_option_async_tests_are_not_sandboxed(pytester: pytest.Pytester) -> None:
     make_ini(pytester)
     pytester.makepyfile(

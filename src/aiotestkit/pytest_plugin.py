@@ -13,12 +13,11 @@ a project may define itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-import os
 import ssl
-import warnings
 from collections.abc import Callable, Generator, Iterator
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -27,16 +26,20 @@ import aiotestkit
 from ._plugin import (
     NotCovered,
     TestRun,
+    TestRunnerAdapter,
     add_options,
     configure,
+    finish_test_run,
     quiet_unset_fixture_loop_scope,
+    require_test_run,
     runner_for,
     sandbox_options,
+    start_test_run,
+    test_run_of,
     test_settings,
     transports_for,
     wants_sandbox,
 )
-from .errors import HygieneWarning
 
 if TYPE_CHECKING:
     # Imported when a fixture first needs them (through the package face, which
@@ -59,7 +62,7 @@ if TYPE_CHECKING:
         CaseControlledWebSocketServer
     ]
 
-_TEST_RUN = pytest.StashKey[TestRun]()
+_STARTS_IN_LOOP_FIXTURE = pytest.StashKey[TestRunnerAdapter]()
 _NOT_COVERED = pytest.StashKey[dict[str, int]]()
 _LATE_LOOP = (
     "{runner} makes their loop only when it calls them, too late for the {what} the "
@@ -69,6 +72,8 @@ _LATE_LOOP = (
 _CLOCK = "_aiotestkit_virtual_clock"
 _INSTRUMENTATION = "_aiotestkit_test_run"
 _SANDBOX = "_aiotestkit_network_sandbox"
+# The runners' own fixtures that make a test's loop and start its run (set at collection).
+_LOOP_FIXTURES: set[str] = set()
 
 
 # -- hooks -------------------------------------------------------------------------------
@@ -90,13 +95,28 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(_LoopFixture(), "aiotestkit-loop")
 
 
+def _is_ours(definitions: dict[str, Any], name: str) -> bool:
+    """Whether fixture ``name`` (in ``definitions``) is this plugin's, not the project's."""
+    fixturedefs = definitions.get(name)
+    if not fixturedefs:
+        return True
+    function = inspect.unwrap(fixturedefs[-1].func)
+    return getattr(function, "__module__", None) == __name__
+
+
 def _uses_our_transport(metafunc: pytest.Metafunc) -> bool:
     """Whether ``transport`` is this plugin's fixture, not one of the project's own."""
-    definitions = getattr(metafunc, "_arg2fixturedefs", {}).get("transport")
-    if not definitions:
+    return _is_ours(getattr(metafunc, "_arg2fixturedefs", {}), "transport")
+
+
+def _has_our_sandbox(item: pytest.Item, fixturenames: list[str]) -> bool:
+    """Whether the test's fixtures include this plugin's ``network_sandbox`` (or its own)."""
+    if _SANDBOX in fixturenames:
         return True
-    function = inspect.unwrap(definitions[-1].func)
-    return getattr(function, "__module__", None) == __name__
+    if "network_sandbox" not in fixturenames:
+        return False
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return _is_ours(definitions, "network_sandbox")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -111,9 +131,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     Which runner runs a test is decided here, once (:func:`runner_for` keeps it in
     the item's stash); a sync test gets none of aiotestkit's fixtures and costs
-    nothing more to run. The instrumentation fixture comes before the test's other
-    function-scoped fixtures (so it is set up first and torn down last), the sandbox
-    right after it; the virtual clock, marked ``virtual_clock`` (or by the ini option),
+    nothing more to run. The test's run (its instrumentation) starts before the
+    test's other function-scoped fixtures are set up and finishes after they are
+    torn down: in the set-up and teardown of the runner's own loop fixture where it
+    has one for the test (pytest-asyncio's function-scoped runner, moved to that
+    place), else of aiotestkit's instrumentation fixture, put there. The sandbox comes
+    right after; the virtual clock, marked ``virtual_clock`` (or by the ini option),
     at the end. Each async test gets its own list of fixture names: parametrized
     tests share one otherwise, and their markers may differ.
     """
@@ -122,25 +145,29 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if fixturenames is None:
             continue
         runner = runner_for(item)
-        sandbox = _SANDBOX not in fixturenames and wants_sandbox(item)
+        sandbox = not _has_our_sandbox(item, fixturenames) and wants_sandbox(item)
         if runner is None:
             if sandbox:  # fails at set-up, saying it needs an async test
                 fixturenames.insert(0, _SANDBOX)
             continue
-        names = list(fixturenames)
-        if _INSTRUMENTATION in names:
-            names.remove(_INSTRUMENTATION)
-        index = _first_function_scoped(item, names)
-        names.insert(index, _INSTRUMENTATION)
-        if sandbox:
-            names.insert(index + 1, _SANDBOX)
         try:
             settings = test_settings(item)
         except ValueError:
-            pass  # reported by _aiotestkit_test_run, as the test's error
-        else:
-            if settings.virtual_clock is not None and _CLOCK not in names:
-                names.append(_CLOCK)
+            settings = None  # reported by _aiotestkit_test_run, as the test's error
+        loop_fixture = None
+        if settings is not None and isinstance(item, pytest.Function):
+            loop_fixture = runner.loop_fixture(item)
+        first = loop_fixture or _INSTRUMENTATION
+        names = [name for name in fixturenames if name not in (_INSTRUMENTATION, first)]
+        index = _first_function_scoped(item, names)
+        names.insert(index, first)
+        if loop_fixture is not None:
+            _LOOP_FIXTURES.add(loop_fixture)
+            item.stash[_STARTS_IN_LOOP_FIXTURE] = runner
+        if sandbox:
+            names.insert(index + 1, _SANDBOX)
+        if settings is not None and settings.virtual_clock is not None and _CLOCK not in names:
+            names.append(_CLOCK)
         item.fixturenames = names  # type: ignore[attr-defined]
 
 
@@ -159,10 +186,30 @@ def _first_function_scoped(item: pytest.Item, names: list[str]) -> int:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> Generator[None, object, object]:
+    """Start a test's run in the set-up of its runner's loop fixture; finish it in its teardown.
+
+    Only for the tests given that loop fixture at collection. The run finishes in a
+    finalizer of the loop fixture, which runs after the fixtures that depend on it
+    are torn down and before the fixture closes its loop.
+    """
+    value = yield
+    if fixturedef.argname in _LOOP_FIXTURES and fixturedef.scope == "function":
+        item = request.node
+        runner = item.stash.get(_STARTS_IN_LOOP_FIXTURE, None)
+        if runner is not None and test_run_of(item) is None:
+            run = start_test_run(item, runner, runner.loop_of(value))
+            fixturedef.addfinalizer(functools.partial(finish_test_run, run))
+    return value
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
     """Run an async test under its hang guard; a hang fails it with every task's stack."""
     __tracebackhide__ = True
-    run = pyfuncitem.stash.get(_TEST_RUN, None)
+    run = test_run_of(pyfuncitem)
     if run is None:
         return (yield)
     with run.runner.guard_call(pyfuncitem, run.instrumentation, attach=run.loop is None):
@@ -185,28 +232,26 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 @pytest.fixture
 def _aiotestkit_test_run(request: pytest.FixtureRequest) -> Iterator[TestRun | None]:
-    """Attach a LoopInstrumentation to the loop of every async test; check it at teardown.
+    """Attach a LoopInstrumentation to the loop of an async test; check it at teardown.
 
-    It gives the test being run (its runner, instrumentation and loop), or ``None``;
-    every aiotestkit fixture that needs the test's loop takes it.
+    It gives the test being run (its runner, instrumentation and loop), or ``None``
+    for a sync test or one the runner runs on no asyncio loop.
 
-    Every async test a known runner runs gets it (``pytest_collection_modifyitems``
-    puts it in the test's fixtures, before the other function-scoped ones); a sync
-    test only through a fixture that needs an async test, and then it gives ``None``.
-    It runs before the test's other function-scoped fixtures are set up and after
-    they are torn down, while the test's loop is still open, so what the test and its
-    fixtures left behind fails this test.
+    ``pytest_collection_modifyitems`` puts it in the fixtures of every async test
+    whose runner has no loop fixture of its own to start the run in (see
+    :meth:`aiotestkit._plugin.TestRunnerAdapter.loop_fixture`), before the test's
+    other function-scoped fixtures. It runs before they are set up and after they are
+    torn down, while the test's loop is still open, so what the test and its fixtures
+    left behind fails this test. aiotestkit's other fixtures take the run from
+    :func:`aiotestkit._plugin.current_test_run`.
     """
     __tracebackhide__ = True
     item = request.node
+    run = test_run_of(item)
     runner = runner_for(item)
-    if runner is None:
-        yield None
+    if run is not None or runner is None:  # started in the loop fixture; or a sync test
+        yield run
         return
-    try:
-        instrumentation = test_settings(item).instrumentation(item.nodeid)
-    except ValueError as error:
-        pytest.fail(str(error), pytrace=False)
     try:
         loop_context = runner.open_loop(request)
         loop = loop_context.__enter__()
@@ -215,95 +260,30 @@ def _aiotestkit_test_run(request: pytest.FixtureRequest) -> Iterator[TestRun | N
         yield None
         return
     try:
-        if loop is not None:
-            instrumentation.attach(loop)
-        item.stash[_TEST_RUN] = run = TestRun(runner, instrumentation, loop)
+        run = start_test_run(item, runner, loop)
         try:
             yield run
         finally:
-            del item.stash[_TEST_RUN]
-            report = instrumentation.run_finish()
-            _record_late_issues(item, instrumentation)
+            finish_test_run(run)
     finally:
         loop_context.__exit__(None, None, None)
-    report.raise_or_warn()
-
-
-def _record_late_issues(item: pytest.Item, instrumentation: LoopInstrumentation) -> None:
-    """Put leaks this test found but did not make in the warnings summary, failing no test.
-
-    Each is listed under the test that made it (as a ``HygieneWarning``), or under no
-    test when that is not known. The hook is the one pytest and xdist record warnings
-    through, so no warning filter turns it into an error of this test.
-    """
-    for issue in instrumentation.late_issues:
-        filename, lineno = issue.where or (str(item.path), 0)
-        message = warnings.WarningMessage(
-            HygieneWarning(issue.format()), HygieneWarning, filename, lineno
-        )
-        item.ihook.pytest_warning_recorded.call_historic(
-            kwargs={
-                "warning_message": message,
-                "when": "runtest",
-                "nodeid": issue.test or "",
-                "location": None,
-            }
-        )
-
-
-def _required(
-    request: pytest.FixtureRequest, run: TestRun | None, fixture: str | None = None
-) -> TestRun:
-    """``run``, or a failure naming the fixture that needs an async test."""
-    fixture = fixture or request.fixturename
-    if run is None:
-        _fail_not_async(str(fixture), request.node.name)
-    return run
-
-
-def _required_run(run: TestRun | None, fixture: str) -> TestRun:
-    """:func:`_required` for fixtures that take no ``request``.
-
-    pytest builds a fixture definition (and inspects a signature) each time a fixture
-    asks for ``request``: ~15 µs per fixture per test. The test's name, needed only
-    for the failure, comes from ``PYTEST_CURRENT_TEST`` (``path::name (setup)``).
-    """
-    if run is None:
-        current = os.environ.get("PYTEST_CURRENT_TEST", "")
-        _fail_not_async(fixture, current.rsplit(" (", 1)[0].rsplit("::", 1)[-1] or "the test")
-    return run
-
-
-def _fail_not_async(fixture: str, test: str) -> NoReturn:
-    pytest.fail(
-        f"the {fixture} fixture needs an asyncio test, but {test} is not "
-        "one: make it 'async def' and run it with pytest-asyncio (@pytest.mark.asyncio, "
-        "or asyncio_mode = auto), anyio's plugin (@pytest.mark.anyio) or aiohttp's "
-        "(pytest_plugins = ['aiohttp.pytest_plugin'])",
-        pytrace=False,
-    )
 
 
 @pytest.fixture
-def loop_instrumentation(
-    request: pytest.FixtureRequest, _aiotestkit_test_run: TestRun | None
-) -> LoopInstrumentation:
+def loop_instrumentation() -> LoopInstrumentation:
     """The :class:`aiotestkit.LoopInstrumentation` attached to this async test's loop.
 
     Add loop extensions with ``loop_instrumentation.add_extension(extension)``, or
     report problems with ``loop_instrumentation.add_issue(check, message)``.
     """
-    run = _required(request, _aiotestkit_test_run)
-    return run.instrumentation
+    return require_test_run("loop_instrumentation").instrumentation
 
 
 class _LoopFixture:
     """The ``loop`` fixture, registered only where aiohttp's plugin does not define it."""
 
     @pytest.fixture
-    def loop(
-        self, request: pytest.FixtureRequest, _aiotestkit_test_run: TestRun | None
-    ) -> asyncio.AbstractEventLoop:
+    def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the test runs on, for code written for pytest-aiohttp before 1.0.
 
         Older pytest-aiohttp tests take a ``loop`` fixture, as aiohttp's testing docs
@@ -313,8 +293,7 @@ class _LoopFixture:
         Where ``aiohttp.pytest_plugin`` is loaded, its own ``loop`` fixture is used
         (aiotestkit does not define one), and a project's ``loop`` fixture wins.
         """
-        run = _required(request, _aiotestkit_test_run)
-        return run.require_loop("loop")
+        return require_test_run("loop").require_loop("loop")
 
 
 # -- TLS -----------------------------------------------------------------------------------
@@ -366,16 +345,13 @@ def client_ssl_ctx(tls_certificate_authority: CertificateAuthority) -> ssl.SSLCo
 
 
 @pytest.fixture
-def aiohttp_redirector(
-    _aiotestkit_test_run: TestRun | None,
-    tls_certificate_authority: object,
-) -> Iterator[AiohttpRedirector]:
+def aiohttp_redirector(tls_certificate_authority: object) -> Iterator[AiohttpRedirector]:
     """An open :class:`aiotestkit.AiohttpRedirector`, closed after the test.
 
     Use ``aiohttp_redirector.add_server(host, port, server)`` and inject
     ``aiohttp_redirector.session`` into the code under test.
     """
-    run = _required_run(_aiotestkit_test_run, "aiohttp_redirector")
+    run = require_test_run("aiohttp_redirector")
     redirector = aiotestkit.AiohttpRedirector(
         certificate_authority=_trustme_authority(tls_certificate_authority)
     )
@@ -387,26 +363,26 @@ def aiohttp_redirector(
         run.run("aiohttp_redirector", redirector.close)
 
 
-@pytest.fixture
-def _aiotestkit_network_sandbox(
-    request: pytest.FixtureRequest,
-    _aiotestkit_test_run: TestRun | None,
-    tls_certificate_authority: object,
-) -> Iterator[NetworkSandbox | None]:
-    """The test's open NetworkSandbox; refusals fail the test after it.
+def _sandbox_fixture(
+    fixture: str, tls_certificate_authority: object
+) -> Generator[NetworkSandbox | None, None, None]:
+    """A sandbox fixture's body: open a NetworkSandbox on the test's loop, close it after.
 
-    ``None`` where the ini option or marker asks for a sandbox the runner cannot give
-    (said once at the end of the run); the ``network_sandbox`` fixture never is.
+    For ``network_sandbox`` (named by the test or its fixtures) and for
+    ``_aiotestkit_network_sandbox`` (given by the ini option or marker), one fixture
+    each, never both in one test. The latter gives ``None`` where the runner cannot
+    give a sandbox (said once at the end of the run).
     """
-    run = _required(request, _aiotestkit_test_run)
-    enabled, allow_blocked = sandbox_options(request.node)
+    run = require_test_run(fixture)
+    item = run.item
+    enabled, allow_blocked = sandbox_options(item)
     if enabled is False:
         raise pytest.UsageError(
-            f"{request.node.nodeid} uses the network_sandbox fixture but is marked "
+            f"{item.nodeid} uses the network_sandbox fixture but is marked "
             "network_sandbox(enabled=False); remove one of the two"
         )
-    if run.loop is None and "network_sandbox" not in request.node.fixturenames:
-        _not_covered(request.config, _LATE_LOOP.format(runner=run.runner.name, what="sandbox"))
+    if run.loop is None and fixture == _SANDBOX:
+        _not_covered(item.config, _LATE_LOOP.format(runner=run.runner.name, what="sandbox"))
         yield None
         return
     sandbox = aiotestkit.NetworkSandbox(
@@ -427,7 +403,19 @@ def _aiotestkit_network_sandbox(
 
 
 @pytest.fixture
-def network_sandbox(_aiotestkit_network_sandbox: NetworkSandbox | None) -> NetworkSandbox:
+def _aiotestkit_network_sandbox(
+    tls_certificate_authority: object,
+) -> Iterator[NetworkSandbox | None]:
+    """The test's open NetworkSandbox, for the ini option and the marker.
+
+    ``pytest_collection_modifyitems`` gives it to the tests that want a sandbox
+    without naming ``network_sandbox``; refusals fail the test after it.
+    """
+    yield from _sandbox_fixture(_SANDBOX, tls_certificate_authority)
+
+
+@pytest.fixture
+def network_sandbox(tls_certificate_authority: object) -> Iterator[NetworkSandbox]:
     """An open :class:`aiotestkit.NetworkSandbox` for the test, closed after it.
 
     Route hosts with ``await network_sandbox.route(host, port, server)``. When the
@@ -438,8 +426,9 @@ def network_sandbox(_aiotestkit_network_sandbox: NetworkSandbox | None) -> Netwo
     ``@pytest.mark.network_sandbox(allow_blocked=True)``. It patches the loop the test
     runs on, whatever its scope.
     """
-    assert _aiotestkit_network_sandbox is not None  # the test names it: never None
-    return _aiotestkit_network_sandbox
+    for sandbox in _sandbox_fixture("network_sandbox", tls_certificate_authority):
+        assert sandbox is not None  # only the ini option's sandbox may be missing
+        yield sandbox
 
 
 @pytest.fixture
@@ -459,9 +448,7 @@ def aiotestkit_httpx_mock(request: pytest.FixtureRequest, network_sandbox: Netwo
 
 @pytest.fixture
 def transport(
-    request: pytest.FixtureRequest,
-    _aiotestkit_test_run: TestRun | None,
-    tls_certificate_authority: object,
+    request: pytest.FixtureRequest, tls_certificate_authority: object
 ) -> Iterator[TransportContext]:
     """A :class:`aiotestkit.TransportContext`; the test runs once per transport.
 
@@ -469,7 +456,7 @@ def transport(
     ini option), or those named by ``@pytest.mark.transports(...)``. Everything it
     started is closed after the test; a connection handler that raised fails the test.
     """
-    run = _required(request, _aiotestkit_test_run)
+    run = require_test_run("transport")
     name = getattr(request, "param", None)
     if name is None:
         raise pytest.UsageError(
@@ -514,66 +501,58 @@ def _server_fixture(run: TestRun, fixture: str, server: _SV) -> Generator[_SV, N
 
 
 @pytest.fixture
-def case_controlled_server_factory(
-    _aiotestkit_test_run: TestRun | None,
-) -> Iterator[CaseControlledServerFactory[CaseControlledTestServer]]:
+def case_controlled_server_factory() -> Iterator[
+    CaseControlledServerFactory[CaseControlledTestServer]
+]:
     """A factory that starts :class:`aiotestkit.CaseControlledTestServer` instances.
 
     ``await case_controlled_server_factory(**kwargs)`` takes the server's constructor
     arguments and returns it started. Every server it made is closed after the test,
     also when the test fails (an :class:`aiotestkit.CaseControlledServerFactory`).
     """
-    run = _required_run(_aiotestkit_test_run, "case_controlled_server_factory")
+    run = require_test_run("case_controlled_server_factory")
     factory = aiotestkit.CaseControlledServerFactory(aiotestkit.CaseControlledTestServer)
     yield from _factory_fixture(run, "case_controlled_server_factory", factory)
 
 
 @pytest.fixture
-def case_controlled_server(
-    _aiotestkit_test_run: TestRun | None,
-) -> Iterator[CaseControlledTestServer]:
+def case_controlled_server() -> Iterator[CaseControlledTestServer]:
     """A started plain-HTTP :class:`aiotestkit.CaseControlledTestServer`, closed after the test."""
-    run = _required_run(_aiotestkit_test_run, "case_controlled_server")
+    run = require_test_run("case_controlled_server")
     server = aiotestkit.CaseControlledTestServer()
     yield from _server_fixture(run, "case_controlled_server", server)
 
 
 @pytest.fixture
-def case_controlled_stream_server_factory(
-    _aiotestkit_test_run: TestRun | None,
-) -> Iterator[CaseControlledStreamServerFactory]:
+def case_controlled_stream_server_factory() -> Iterator[CaseControlledStreamServerFactory]:
     """A factory that starts :class:`aiotestkit.CaseControlledStreamServer` instances.
 
     ``await case_controlled_stream_server_factory(transport="tls")`` takes the
     server's constructor arguments and returns it started. Every server it made is
     closed after the test, also when the test fails, socket files included.
     """
-    run = _required_run(_aiotestkit_test_run, "case_controlled_stream_server_factory")
+    run = require_test_run("case_controlled_stream_server_factory")
     factory = aiotestkit.CaseControlledServerFactory(aiotestkit.CaseControlledStreamServer)
     yield from _factory_fixture(run, "case_controlled_stream_server_factory", factory)
 
 
 @pytest.fixture
-def case_controlled_websocket_server_factory(
-    _aiotestkit_test_run: TestRun | None,
-) -> Iterator[CaseControlledWebSocketServerFactory]:
+def case_controlled_websocket_server_factory() -> Iterator[CaseControlledWebSocketServerFactory]:
     """A factory that starts :class:`aiotestkit.CaseControlledWebSocketServer` instances.
 
     ``await case_controlled_websocket_server_factory(scheme="https")`` takes the
     server's constructor arguments and returns it started. Every server it made is
     closed after the test, also when the test fails.
     """
-    run = _required_run(_aiotestkit_test_run, "case_controlled_websocket_server_factory")
+    run = require_test_run("case_controlled_websocket_server_factory")
     factory = aiotestkit.CaseControlledServerFactory(aiotestkit.CaseControlledWebSocketServer)
     yield from _factory_fixture(run, "case_controlled_websocket_server_factory", factory)
 
 
 @pytest.fixture
-def case_controlled_websocket_server(
-    _aiotestkit_test_run: TestRun | None,
-) -> Iterator[CaseControlledWebSocketServer]:
+def case_controlled_websocket_server() -> Iterator[CaseControlledWebSocketServer]:
     """A started ``ws://`` :class:`aiotestkit.CaseControlledWebSocketServer`, closed after."""
-    run = _required_run(_aiotestkit_test_run, "case_controlled_websocket_server")
+    run = require_test_run("case_controlled_websocket_server")
     server = aiotestkit.CaseControlledWebSocketServer()
     yield from _server_fixture(run, "case_controlled_websocket_server", server)
 
@@ -582,21 +561,18 @@ def case_controlled_websocket_server(
 
 
 @pytest.fixture
-def _aiotestkit_virtual_clock(
-    request: pytest.FixtureRequest, _aiotestkit_test_run: TestRun | None
-) -> VirtualClock | None:
+def _aiotestkit_virtual_clock() -> VirtualClock | None:
     """The test's VirtualClock, an extension of its loop instrumentation.
 
     ``None`` where the ini option or marker asks for a clock the runner cannot give
     (said once at the end of the run); the ``clock`` fixture never is.
     """
-    run = _required(request, _aiotestkit_test_run, "clock")
-    if run.loop is None and "clock" not in request.node.fixturenames:
-        _not_covered(
-            request.config, _LATE_LOOP.format(runner=run.runner.name, what="virtual clock")
-        )
+    run = require_test_run("clock")
+    item = run.item
+    if run.loop is None and "clock" not in item.fixturenames:  # type: ignore[attr-defined]
+        _not_covered(item.config, _LATE_LOOP.format(runner=run.runner.name, what="virtual clock"))
         return None
-    options = test_settings(request.node).virtual_clock or {}
+    options = test_settings(item).virtual_clock or {}
     try:
         virtual_clock = aiotestkit.VirtualClock(**options)
     except (TypeError, ValueError) as error:

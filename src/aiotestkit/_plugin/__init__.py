@@ -23,9 +23,16 @@ from ._runners import (
     AnyioRunner,
     NotCovered,
     PytestAsyncioRunner,
-    TestRun,
     TestRunnerAdapter,
     runner_for,
+)
+from ._test_run import (
+    TestRun,
+    current_test_run,
+    finish_test_run,
+    require_test_run,
+    start_test_run,
+    test_run_of,
 )
 
 __all__ = [
@@ -40,10 +47,15 @@ __all__ = [
     "TestRunnerAdapter",
     "add_options",
     "configure",
+    "current_test_run",
+    "finish_test_run",
     "quiet_unset_fixture_loop_scope",
+    "require_test_run",
     "run_settings",
     "runner_for",
     "sandbox_options",
+    "start_test_run",
+    "test_run_of",
     "test_settings",
     "transports_for",
     "wants_sandbox",

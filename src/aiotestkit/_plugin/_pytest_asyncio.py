@@ -18,7 +18,9 @@ import pytest_asyncio
 __all__ = [
     "FIXTURE_LOOP_SCOPE_INI",
     "default_fixture_loop_scope",
+    "function_loop_fixture",
     "is_async_test",
+    "loop_of",
     "loop_scope",
     "quiet_unset_fixture_loop_scope",
     "test_loop",
@@ -68,6 +70,37 @@ def test_loop(request: pytest.FixtureRequest, scope: str) -> asyncio.AbstractEve
         loop: asyncio.AbstractEventLoop = request.getfixturevalue(f"_{scope}_event_loop")
         return loop
     loop = runner.get_loop()
+    return loop
+
+
+# pytest-asyncio >= 1.1: the asyncio.Runner fixture of function-scoped loops.
+_FUNCTION_RUNNER = "_function_scoped_runner"
+
+
+def function_loop_fixture(item: pytest.Item) -> str | None:
+    """The fixture that makes ``item``'s loop if that loop is function-scoped, else ``None``.
+
+    pytest-asyncio (>= 1.1) runs the test on the :class:`asyncio.Runner` of its
+    ``_function_scoped_runner`` fixture, made for the test alone and closed in its
+    teardown. ``None`` for a loop of a wider scope (shared by several tests), and
+    for a pytest-asyncio without that fixture.
+    """
+    if loop_scope(item) != "function":
+        return None
+    plugin = getattr(pytest_asyncio, "plugin", None)
+    return _FUNCTION_RUNNER if hasattr(plugin, _FUNCTION_RUNNER) else None
+
+
+def loop_of(runner: object) -> asyncio.AbstractEventLoop:
+    """The loop of the value of the fixture :func:`function_loop_fixture` names.
+
+    Raises:
+        TypeError: if ``runner`` is not an :class:`asyncio.Runner`.
+    """
+    get_loop = getattr(runner, "get_loop", None)
+    if get_loop is None:
+        raise TypeError(f"pytest-asyncio's {_FUNCTION_RUNNER} gave {runner!r}, not a Runner")
+    loop: asyncio.AbstractEventLoop = get_loop()
     return loop
 
 

@@ -20,10 +20,9 @@ import contextlib
 import inspect
 import unittest
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine, Generator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pytest
 
@@ -38,13 +37,9 @@ __all__ = [
     "AnyioRunner",
     "NotCovered",
     "PytestAsyncioRunner",
-    "TestRun",
     "TestRunnerAdapter",
     "runner_for",
 ]
-
-
-_T = TypeVar("_T")
 
 
 class NotCovered(Exception):
@@ -79,6 +74,24 @@ class TestRunnerAdapter(ABC):
         Raises:
             NotCovered: if the test does not run on an asyncio loop.
         """
+
+    def loop_fixture(self, item: pytest.Function) -> str | None:
+        """The runner's own function-scoped fixture that makes ``item``'s loop, if any.
+
+        When there is one, the test's run starts in that fixture's set-up and finishes
+        in its teardown, before the fixture closes the loop: no aiotestkit fixture is
+        needed (:meth:`loop_of` gives the loop from the fixture's value). ``None``, the
+        default: aiotestkit's instrumentation fixture holds the loop (:meth:`open_loop`).
+        """
+        return None
+
+    def loop_of(self, value: object) -> asyncio.AbstractEventLoop:
+        """The event loop of the value of the fixture :meth:`loop_fixture` names.
+
+        Raises:
+            NotImplementedError: for a runner that names no loop fixture.
+        """
+        raise NotImplementedError(f"{self.name} names no loop fixture")
 
     def guard_call(
         self, item: pytest.Function, instrumentation: LoopInstrumentation, *, attach: bool
@@ -150,6 +163,12 @@ class PytestAsyncioRunner(TestRunnerAdapter):
         self, request: pytest.FixtureRequest
     ) -> Iterator[asyncio.AbstractEventLoop | None]:
         yield _pytest_asyncio.test_loop(request, _pytest_asyncio.loop_scope(request.node))
+
+    def loop_fixture(self, item: pytest.Function) -> str | None:
+        return _pytest_asyncio.function_loop_fixture(item)
+
+    def loop_of(self, value: object) -> asyncio.AbstractEventLoop:
+        return _pytest_asyncio.loop_of(value)
 
 
 _AIOHTTP_PLUGIN = "aiohttp.pytest_plugin"
@@ -262,49 +281,3 @@ def _find_runner(item: pytest.Item) -> TestRunnerAdapter | None:
         if runner.runs(item):
             return runner
     return None
-
-
-@dataclass
-class TestRun:
-    """One async test as aiotestkit runs it: its runner, instrumentation and loop."""
-
-    __test__: ClassVar[bool] = False
-
-    runner: TestRunnerAdapter
-    instrumentation: LoopInstrumentation
-    loop: asyncio.AbstractEventLoop | None
-
-    def require_loop(self, fixture: str) -> asyncio.AbstractEventLoop:
-        """The test's loop, for a fixture that must act on it before the test runs.
-
-        Raises:
-            pytest.UsageError: if the runner makes the loop only when it calls the
-                test (aiohttp's plugin, for a test without its ``loop`` fixture).
-        """
-        if self.loop is None:
-            raise pytest.UsageError(
-                f"the {fixture} fixture needs the test's event loop before the test runs, "
-                f"but {self.runner.name} makes it only when it calls the test: add its "
-                "'loop' fixture to the test's arguments"
-            )
-        return self.loop
-
-    def run(
-        self,
-        fixture: str,
-        function: Callable[..., Coroutine[Any, Any, _T]],
-        *args: Any,
-    ) -> _T:
-        """Run ``function(*args)`` on the test's loop, from a fixture's set-up or teardown."""
-        loop = self.require_loop(fixture)
-        return loop.run_until_complete(function(*args))
-
-    def enter(
-        self, fixture: str, context: contextlib.AbstractAsyncContextManager[_T]
-    ) -> Generator[_T, None, None]:
-        """A fixture's body: enter ``context`` on the test's loop, yield it, exit it."""
-        value = self.run(fixture, context.__aenter__)
-        try:
-            yield value
-        finally:
-            self.run(fixture, context.__aexit__, None, None, None)
