@@ -14,11 +14,17 @@ from collections.abc import Callable, Coroutine
 from contextvars import Context
 from typing import Any
 
-__all__ = ["keep_task_names", "mark_lost_tls_transports_closed"]
+__all__ = ["keep_task_names", "mark_lost_tls_transports_closed", "nothing"]
+
+_TLS_DEFECT = sys.version_info < (3, 11)
+_NAMES_DEFECT = (3, 13, 0) <= sys.version_info[:3] < (3, 13, 3)
 
 
-def _nothing() -> None:
-    """Undo nothing."""
+def nothing() -> None:
+    """Undo nothing: what the functions here return on a release without the defect."""
+
+
+_nothing = nothing
 
 
 _tls_patches = 0
@@ -51,7 +57,7 @@ def mark_lost_tls_transports_closed() -> Callable[[], None]:
             undo()
         ```
     """
-    if sys.version_info >= (3, 11):
+    if not _TLS_DEFECT:
         return _nothing
     global _tls_patches
     original = sslproto.SSLProtocol.connection_lost
@@ -107,7 +113,7 @@ def keep_task_names(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
             undo()
         ```
     """
-    if not (3, 13, 0) <= sys.version_info[:3] < (3, 13, 3):
+    if not _NAMES_DEFECT:
         return _nothing
     create_task: Any = loop.create_task  # its context argument is new in 3.11
 

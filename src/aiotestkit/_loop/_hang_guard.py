@@ -263,7 +263,7 @@ class HangGuard:
         if task is None:
             self._tasks.claim_next(self._claim)
         else:
-            self._tasks.test_tasks.add(task)
+            self._tasks.add_test_task(task)
         timeout = self.timeout if timeout is None else timeout
         if timeout is None:
             return

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import HangTimeout
-from ._compat import keep_task_names, mark_lost_tls_transports_closed
+from ._compat import keep_task_names, mark_lost_tls_transports_closed, nothing
 from ._hang_guard import DEFAULT_HANG_TIMEOUT, HangGuard
 from ._hygiene import (
     CHECKS,
@@ -224,6 +224,8 @@ def register_probe(probe: HygieneProbe, *, loop: asyncio.AbstractEventLoop | Non
     instrumentation = _innermost(loop)
     if instrumentation is None:
         return False
+    if instrumentation._probes is None:
+        instrumentation._probes = weakref.WeakSet()
     instrumentation._probes.add(probe)
     return True
 
@@ -305,6 +307,19 @@ class _Undo:
             raise error
 
 
+def _check_limits(hang_timeout: float | None, gc_generation: int | None) -> None:
+    if hang_timeout is not None and (
+        isinstance(hang_timeout, bool)
+        or not isinstance(hang_timeout, (int, float))
+        or not hang_timeout > 0
+    ):
+        raise ValueError(
+            f"hang_timeout must be a positive number of seconds or None, got {hang_timeout!r}"
+        )
+    if gc_generation not in (None, 0, 1, 2):
+        raise ValueError(f"gc_generation must be 0, 1, 2 or None, got {gc_generation!r}")
+
+
 class LoopInstrumentation:
     """Watch an event loop while a test runs on it, and report what the test left behind.
 
@@ -375,38 +390,59 @@ class LoopInstrumentation:
         advice: Advice = LIBRARY_ADVICE,
     ) -> None:
         if isinstance(checks, str):
-            self.modes = resolve_modes(checks, where="LoopInstrumentation(checks=...)")
+            modes = resolve_modes(checks, where="LoopInstrumentation(checks=...)")
         else:
-            self.modes = resolve_modes("strict", checks, where="LoopInstrumentation(checks=...)")
-        if hang_timeout is not None and (
-            isinstance(hang_timeout, bool)
-            or not isinstance(hang_timeout, (int, float))
-            or not hang_timeout > 0
-        ):
-            raise ValueError(
-                f"hang_timeout must be a positive number of seconds or None, got {hang_timeout!r}"
-            )
-        if gc_generation not in (None, 0, 1, 2):
-            raise ValueError(f"gc_generation must be 0, 1, 2 or None, got {gc_generation!r}")
-        self._checking = any(mode != "off" for mode in self.modes.values())
+            modes = resolve_modes("strict", checks, where="LoopInstrumentation(checks=...)")
+        _check_limits(hang_timeout, gc_generation)
+        self._setup(modes, hang_timeout, extensions, gc_generation, name, advice)
+
+    @classmethod
+    def _checked(
+        cls,
+        modes: dict[str, str],
+        hang_timeout: float | None,
+        gc_generation: int | None,
+        name: str,
+        advice: Advice,
+    ) -> LoopInstrumentation:
+        """An instrumentation from checked modes (:class:`TestSettings`).
+
+        ``modes`` maps every check to its mode and is not copied: pass a new dict.
+        """
+        _check_limits(hang_timeout, gc_generation)
+        self = cls.__new__(cls)
+        self._setup(modes, hang_timeout, (), gc_generation, name, advice)
+        return self
+
+    def _setup(
+        self,
+        modes: dict[str, str],
+        hang_timeout: float | None,
+        extensions: Sequence[LoopExtension],
+        gc_generation: int | None,
+        name: str,
+        advice: Advice,
+    ) -> None:
+        self.modes = modes
+        self._checking = "strict" in modes.values() or "warn" in modes.values()
         self.hang_timeout = hang_timeout
         self.gc_generation = gc_generation
         self.name = name
         self.advice = advice
-        self.report = HygieneReport(name, dict(self.modes), advice=advice)
+        self.report = HygieneReport(name, dict(modes), advice=advice)
         self.late_issues: list[LateIssue] = []
         """Leaks found while this instrumentation was attached that are not this test's:
         made by a test that had ended, or by a test that is not known. They do not
         fail this test; the front end reports them (the pytest plugin in the warnings
         summary, under the test that made them)."""
-        self._owner = Owner(name, self.modes, self.add_issue)
-        self._tasks = TaskTracker(self._owner)
-        self._hang_guard = HangGuard(self._tasks, hang_timeout, name=name, advice=advice)
+        self._owner = owner = Owner(name, modes, self.add_issue)
+        self._tasks = tasks = TaskTracker(owner)
+        self._hang_guard = HangGuard(tasks, hang_timeout, name=name, advice=advice)
         self._extensions: list[LoopExtension] = list(extensions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stack: _Undo | None = None
         self._seen: set[tuple[str, str]] = set()
-        self._probes: weakref.WeakSet[HygieneProbe] = weakref.WeakSet()
+        self._probes: weakref.WeakSet[HygieneProbe] | None = None
         self._baseline_fds: set[int] = set()
         self._previous_handler: _ExceptionHandler | None = None
         self._finished = False
@@ -470,10 +506,14 @@ class LoopInstrumentation:
         if self._on("pending_tasks") or self.hang_timeout is not None:
             self._tasks.attach(loop)
             stack.push(self._tasks.detach, loop)
-            stack.push(keep_task_names(loop))
+            undo = keep_task_names(loop)
+            if undo is not nothing:
+                stack.push(undo)
         self._hang_guard.attach(loop)
         stack.push(self._hang_guard.detach, loop)
-        stack.push(mark_lost_tls_transports_closed())
+        undo = mark_lost_tls_transports_closed()
+        if undo is not nothing:
+            stack.push(undo)
         if self._on("unclosed_resources"):
             selector = getattr(loop, "_selector", None)
             with contextlib.suppress(AttributeError, RuntimeError):
@@ -591,7 +631,7 @@ class LoopInstrumentation:
         if self._on("pending_tasks"):
             pending = self._tasks.pending()
             for task in pending:
-                if task not in self._tasks.test_tasks:
+                if not self._tasks.is_test_task(task):
                     self.add_issue("pending_tasks", self._tasks.describe(task))
                 task.cancel()
         if self._on("unclosed_resources"):
@@ -788,6 +828,8 @@ class LoopInstrumentation:
             collect(self.gc_generation)
 
     def _ask_probes(self) -> None:
+        if self._probes is None:
+            return
         for probe in list(self._probes):
             for check, message in probe.hygiene_issues():
                 self.add_issue(check, message)

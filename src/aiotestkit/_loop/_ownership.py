@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._sites import Site, creation_sites, format_site, short_path
+from ._sites import RawSite, Site, creation_sites, format_site, resolve_sites, short_path
 
 __all__ = ["Blame", "Owner", "blame", "record", "track_collections"]
 
@@ -49,21 +49,27 @@ class Owner:
             method, held weakly); returns True if it was recorded.
     """
 
-    __slots__ = ("__weakref__", "_sink", "finished", "loop", "modes", "name")
+    __slots__ = ("__weakref__", "_function", "_receiver", "finished", "loop", "modes", "name")
 
     def __init__(
         self, name: str, modes: Mapping[str, str], sink: Callable[[str, str], bool]
     ) -> None:
         self.name = name
         self.modes = modes
-        self._sink = weakref.WeakMethod(sink)
+        # What weakref.WeakMethod does, without its Python-level construction (one per
+        # test): the receiver held weakly, the function strongly.
+        receiver = getattr(sink, "__self__", None)
+        self._function: Callable[..., bool] = getattr(sink, "__func__", sink)
+        self._receiver = None if receiver is None else weakref.ref(receiver)
         self.loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self.finished = False
 
     def add_issue(self, check: str, message: str) -> bool:
         """Record an issue in the test's report; False if the test is gone or the check off."""
-        sink = self._sink()
-        return sink is not None and sink(check, message)
+        if self._receiver is None:
+            return self._function(check, message)
+        receiver = self._receiver()
+        return receiver is not None and self._function(receiver, check, message)
 
     def __repr__(self) -> str:
         return f"<Owner {self.name}>"
@@ -72,12 +78,20 @@ class Owner:
 class _Record(weakref.ref):  # type: ignore[type-arg]
     """A weak reference to a created object, with who created it and where."""
 
-    __slots__ = ("key", "owner", "reported", "sites")
+    __slots__ = ("_sites", "key", "owner", "raw_sites", "reported")
 
     key: int
     owner: Owner
-    sites: tuple[Site, ...]
+    raw_sites: tuple[RawSite, ...]
+    _sites: tuple[Site, ...] | None
     reported: bool
+
+    @property
+    def sites(self) -> tuple[Site, ...]:
+        """Where the object was created, innermost first (resolved on first use)."""
+        if self._sites is None:
+            self._sites = resolve_sites(self.raw_sites)
+        return self._sites
 
 
 _records: dict[int, _Record] = {}
@@ -111,7 +125,8 @@ def record(owner: Owner, *objects: object, depth: int = 3) -> None:
             continue
         ref.key = id(obj)
         ref.owner = owner
-        ref.sites = sites
+        ref.raw_sites = sites
+        ref._sites = None
         ref.reported = False
         _records[ref.key] = ref
 
@@ -145,19 +160,19 @@ _users = 0
 
 
 def track_collections() -> Callable[[], None]:
-    """Install the ``gc.callbacks`` hook while a test runs; returns its undo."""
+    """Install the ``gc.callbacks`` hook while a test runs; returns its undo (call it once)."""
     global _users
     _users += 1
     if _users == 1:
         gc.callbacks.append(_on_collection)
+    return _untrack_collections
 
-    def undo() -> None:
-        global _users
-        _users -= 1
-        if _users == 0:
-            gc.callbacks.remove(_on_collection)
 
-    return undo
+def _untrack_collections() -> None:
+    global _users
+    _users -= 1
+    if _users == 0:
+        gc.callbacks.remove(_on_collection)
 
 
 def collect(generation: int) -> None:

@@ -259,10 +259,12 @@ class TestSettings:
         """
         from ._instrumentation import LoopInstrumentation  # not needed to read settings
 
-        return LoopInstrumentation(
-            checks=self.checks,
-            hang_timeout=self.hang_timeout,
-            gc_generation=self.gc_generation,
-            name=name,
-            advice=self.advice,
+        # The settings were checked when they were made: no need to check them again
+        # for every test.
+        return LoopInstrumentation._checked(
+            resolve_modes("strict", self.checks),
+            self.hang_timeout,
+            self.gc_generation,
+            name,
+            self.advice,
         )

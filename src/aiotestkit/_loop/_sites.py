@@ -10,17 +10,53 @@ import asyncio
 import linecache
 import os
 import sys
-from types import FrameType
+from types import CodeType, FrameType
 
-__all__ = ["Site", "await_chain", "creation_sites", "format_frame_line", "format_site"]
+__all__ = [
+    "Site",
+    "await_chain",
+    "creation_sites",
+    "format_frame_line",
+    "format_site",
+    "resolve_sites",
+]
 
 Site = tuple[str, int, str]
 """A frame as ``(filename, line number, function name)``."""
+
+RawSite = tuple[CodeType, int]
+"""A frame as captured: its code object and its last instruction (``f_lasti``, bytes)."""
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _LOOP_DIR = os.path.dirname(__file__) + os.sep
 _SKIPPED = (_ASYNCIO_DIR, _LOOP_DIR)
 _CALLBACK_CODE = asyncio.events.Handle._run.__code__
+
+_SKIP = 1
+"""A frame of asyncio or of this package: skipped on top of the stack."""
+_STOP = 2
+"""A frame of asyncio, or one that hides itself from tracebacks: the walk stops there."""
+_kinds: dict[int, tuple[CodeType, int]] = {}
+"""What :func:`creation_sites` does with a frame, by ``id`` of its code object (kept alive
+by the entry, so that the ``id`` is not reused): reading ``co_varnames`` builds a tuple."""
+_KINDS_LIMIT = 4096
+"""Entries kept at most; the cache starts over beyond (code made by ``exec``, pytester)."""
+
+
+def _kind(code: CodeType) -> int:
+    entry = _kinds.get(id(code))
+    if entry is not None and entry[0] is code:
+        return entry[1]
+    filename = code.co_filename
+    kind = 0
+    if filename.startswith(_SKIPPED):
+        kind |= _SKIP
+    if filename.startswith(_ASYNCIO_DIR) or "__tracebackhide__" in code.co_varnames:
+        kind |= _STOP
+    if len(_kinds) >= _KINDS_LIMIT:
+        _kinds.clear()
+    _kinds[id(code)] = (code, kind)
+    return kind
 
 
 def short_path(filename: str) -> str:
@@ -44,7 +80,7 @@ def format_frame_line(site: Site) -> str:
     return f"{format_site(site)}" + (f": {source}" if source else "")
 
 
-def creation_sites(depth: int = 3) -> tuple[Site, ...]:
+def creation_sites(depth: int = 3) -> tuple[RawSite, ...]:
     """The caller's frames outside asyncio and this package: up to ``depth``, innermost first.
 
     Called by whatever records a creation (the task factory, the transport hooks):
@@ -53,22 +89,41 @@ def creation_sites(depth: int = 3) -> tuple[Site, ...]:
     loop makes by itself in a callback (an accepted connection) has no site: ``()``.
     The walk stops at a frame that hides itself from tracebacks (``__tracebackhide__``,
     pytest's convention): above it is the machinery that runs the test, not its code.
+
+    The frames are kept as code objects and instruction offsets, which hold no
+    frame or local variable alive; :func:`resolve_sites` turns them into
+    :data:`Site` tuples when a report needs them (a line number costs a walk of the
+    code's line table, so it is not computed for every task and transport).
     """
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED):
-        if frame.f_code is _CALLBACK_CODE:
+    while frame is not None:
+        code = frame.f_code
+        if not _kind(code) & _SKIP:
+            break
+        if code is _CALLBACK_CODE:
             return ()
         frame = frame.f_back
-    sites: list[Site] = []
-    while (
-        frame is not None
-        and len(sites) < depth
-        and not frame.f_code.co_filename.startswith(_ASYNCIO_DIR)
-        and "__tracebackhide__" not in frame.f_code.co_varnames
-    ):
-        sites.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+    sites: list[RawSite] = []
+    while frame is not None and len(sites) < depth:
+        code = frame.f_code
+        if _kind(code) & _STOP:
+            break
+        sites.append((code, frame.f_lasti))
         frame = frame.f_back
     return tuple(sites)
+
+
+def _line_of(code: CodeType, offset: int) -> int:
+    """The line of the instruction at ``offset`` (bytes) in ``code``, as ``f_lineno`` gives."""
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line if line is not None else code.co_firstlineno
+    return code.co_firstlineno
+
+
+def resolve_sites(raw: tuple[RawSite, ...]) -> tuple[Site, ...]:
+    """The :data:`Site` tuples of frames captured by :func:`creation_sites`."""
+    return tuple((code.co_filename, _line_of(code, lasti), code.co_name) for code, lasti in raw)
 
 
 def await_chain(awaitable: object) -> tuple[list[Site], object]:

@@ -34,8 +34,9 @@ class TaskTracker:
         self._baseline: Collection[asyncio.Task[Any]] = ()
         self._previous_factory: _TaskFactory | None = None
         self._claim: Callable[[asyncio.Task[Any]], None] | None = None
-        self.test_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-        """The test's own tasks: never reported as leaks, cancelled if still pending."""
+        self._test_tasks: list[weakref.ref[asyncio.Task[Any]]] = []
+        # The test's own tasks (one or two): weak references without callbacks are
+        # cheaper than a WeakSet, and the dead ones are few.
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Install the task factory on ``loop``; the tasks on it now are the baseline."""
@@ -51,6 +52,14 @@ class TaskTracker:
         loop.set_task_factory(self._previous_factory)
         self._loop = None
 
+    def add_test_task(self, task: asyncio.Task[Any]) -> None:
+        """Count ``task`` as the test's own: never reported as a leak, cancelled if pending."""
+        self._test_tasks.append(weakref.ref(task))
+
+    def is_test_task(self, task: asyncio.Task[Any]) -> bool:
+        """Whether ``task`` is one of the test's own tasks (:meth:`add_test_task`)."""
+        return any(ref() is task for ref in self._test_tasks)
+
     def claim_next(self, callback: Callable[[asyncio.Task[Any]], None] | None) -> None:
         """Call ``callback`` with the next task created (the test's own), or stop waiting."""
         self._claim = callback
@@ -58,15 +67,16 @@ class TaskTracker:
     def _task_factory(
         self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
     ) -> asyncio.Future[Any]:
-        if self._previous_factory is not None:
-            task = self._previous_factory(loop, coro, **kwargs)
+        previous = self._previous_factory
+        if previous is not None:
+            task = previous(loop, coro, **kwargs)
         else:
             task = asyncio.Task(coro, loop=loop, **kwargs)
         record(self._owner, task)
         claim = self._claim
         if claim is not None and isinstance(task, asyncio.Task):
             self._claim = None
-            self.test_tasks.add(task)
+            self._test_tasks.append(weakref.ref(task))
             claim(task)
         return task
 
