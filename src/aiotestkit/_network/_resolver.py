@@ -87,7 +87,8 @@ class FakeResolver(AbstractResolver):
     """
 
     def __init__(self) -> None:
-        self._targets: dict[tuple[str, int], tuple[str, int]] = {}
+        # (host, port) -> (address, port, family): the family found once, at add()
+        self._targets: dict[tuple[str, int], tuple[str, int, socket.AddressFamily]] = {}
 
     def add(
         self, host: str, port: int, target_port: int, *, target_host: str = "127.0.0.1"
@@ -112,10 +113,11 @@ class FakeResolver(AbstractResolver):
         """
         key = (normalize_host(host), _check_port("port", port))
         try:
-            address = str(ipaddress.ip_address(target_host))
+            parsed = ipaddress.ip_address(target_host)
         except ValueError:
             raise ValueError(f"target_host must be an IP address, got {target_host!r}") from None
-        self._targets[key] = (address, _check_port("target_port", target_port))
+        family = socket.AF_INET6 if parsed.version == 6 else socket.AF_INET
+        self._targets[key] = (str(parsed), _check_port("target_port", target_port), family)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -141,7 +143,7 @@ class FakeResolver(AbstractResolver):
             ```
         """
         try:
-            address, target_port = self._targets[normalize_host(host), port]
+            address, target_port, target_family = self._targets[normalize_host(host), port]
         except KeyError:
             raise NetworkAccessDenied(
                 f"no test server is known for {host}:{port}; add one with "
@@ -149,13 +151,12 @@ class FakeResolver(AbstractResolver):
                 host=host,
                 port=port,
             ) from None
-        version = ipaddress.ip_address(address).version
         return [
             ResolveResult(
                 hostname=host,
                 host=address,
                 port=target_port,
-                family=socket.AF_INET6 if version == 6 else socket.AF_INET,
+                family=target_family,
                 proto=0,
                 flags=socket.AI_NUMERICHOST,
             )

@@ -764,7 +764,8 @@ class NetworkSandbox:
             return list(
                 await original(host, port, family=family, type=type, proto=proto, flags=flags)
             )
-        await self._complete_routes(host)
+        if self._pending_routes:  # no coroutine to run in the common case
+            await self._complete_routes(host)
         infos = self.routes.resolve(host, port, family=family, type=type, proto=proto)
         if infos is None:
             return list(
@@ -786,7 +787,8 @@ class NetworkSandbox:
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         original = self._original_create_connection
         if sock is None and host is not None and port is not None:
-            await self._complete_routes(host)
+            if self._pending_routes:
+                await self._complete_routes(host)
             route = self.routes.destination(host, port)
             if route is not None:
                 if ssl and server_hostname is None:
@@ -806,14 +808,14 @@ class NetworkSandbox:
         return result
 
     async def _sock_connect(self, sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            await self._complete_routes(address[0])
+        family = sock.family  # a property that converts to the enum: read it once
+        if family == socket.AF_INET or family == socket.AF_INET6:
+            if self._pending_routes:
+                await self._complete_routes(address[0])
             route = self.routes.destination(address[0], port_number(address[1]))
             if route is not None:
                 host, port = route.address
-                address = (
-                    (host, port) if sock.family == socket.AF_INET else (f"::ffff:{host}", port)
-                )
+                address = (host, port) if family == socket.AF_INET else (f"::ffff:{host}", port)
         await self._original_sock_connect(sock, address)
 
     # -- checks ---------------------------------------------------------------------
