@@ -69,6 +69,27 @@ def _check_port(name: str, port: int) -> int:
     return port
 
 
+def _target_address(host: str) -> tuple[str, socket.AddressFamily]:
+    """A target's IP address in compressed form and its family; cached for str.
+
+    Raises:
+        ValueError: if ``host`` is not an IP address (raised each time: not cached).
+    """
+    return _parsed_target(host) if isinstance(host, str) else _parse_target(host)
+
+
+def _parse_target(host: str) -> tuple[str, socket.AddressFamily]:
+    try:
+        parsed = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"target_host must be an IP address, got {host!r}") from None
+    return str(parsed), socket.AF_INET6 if parsed.version == 6 else socket.AF_INET
+
+
+_parsed_target = functools.lru_cache(maxsize=256)(_parse_target)
+""":func:`_parse_target` cached: a run adds servers on one or two addresses."""
+
+
 class FakeResolver(AbstractResolver):
     """An aiohttp resolver that resolves only the host names a test added.
 
@@ -112,12 +133,8 @@ class FakeResolver(AbstractResolver):
             ```
         """
         key = (normalize_host(host), _check_port("port", port))
-        try:
-            parsed = ipaddress.ip_address(target_host)
-        except ValueError:
-            raise ValueError(f"target_host must be an IP address, got {target_host!r}") from None
-        family = socket.AF_INET6 if parsed.version == 6 else socket.AF_INET
-        self._targets[key] = (str(parsed), _check_port("target_port", target_port), family)
+        address, family = _target_address(target_host)
+        self._targets[key] = (address, _check_port("target_port", target_port), family)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET

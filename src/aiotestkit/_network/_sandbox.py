@@ -162,7 +162,7 @@ class NetworkSandbox:
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._patches = _Patches()
         self._pending_routes: dict[tuple[str, int], tuple[Any, bool | None]] = {}
-        self._route_lock = asyncio.Lock()
+        self._route_lock: asyncio.Lock | None = None  # made by the first route_nowait()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._original_getaddrinfo: Callable[..., Awaitable[Any]]
@@ -519,6 +519,8 @@ class NetworkSandbox:
             name = fake_host(normalize_host(host))
         except (TypeError, ValueError):
             return
+        if self._route_lock is None:
+            self._route_lock = asyncio.Lock()
         async with self._route_lock:  # a concurrent lookup waits until the route is up
             for key in [key for key in self._pending_routes if key[0] == name]:
                 target, tls = self._pending_routes.pop(key)
