@@ -58,6 +58,52 @@ async def test_a_closed_target_is_refused_at_once_naming_host_port_and_the_cause
     ]
 
 
+async def test_a_plain_connection_served_after_its_target_closed_is_dropped(
+    sandbox: NetworkSandbox,
+) -> None:
+    # Connected while the server was up; its first byte, which decides TLS or plain,
+    # comes after the server closed: the gateway drops it, as a server going down.
+    server = CaseControlledTestServer()
+    await server.start_server()
+    await sandbox.route("api.example.com", 80, server)
+    reader, writer = await asyncio.open_connection("api.example.com", 80)
+    await server.close()
+    writer.write(b"GET /late HTTP/1.1\r\nHost: api.example.com\r\n\r\n")
+    # Closed with the request unread (the gateway only peeked at it): a reset.
+    with pytest.raises(ConnectionResetError):
+        await reader.read()
+    writer.close()
+    assert server.requests == []
+
+
+async def test_plain_connections_reach_the_server_one_after_another_and_together(
+    sandbox: NetworkSandbox,
+) -> None:
+    # Plain clients are handed to the HTTP server's own protocol: keep-alive requests on
+    # one connection and concurrent connections are all served, each in its order.
+    async with CaseControlledTestServer() as server:
+        await sandbox.route("api.example.com", 80, server)
+        async with aiohttp.ClientSession() as session:
+
+            async def fetch(path: str) -> str:
+                async with session.get(f"http://api.example.com{path}") as response:
+                    return await response.text()
+
+            for number in range(3):  # one keep-alive connection, reused
+                task = asyncio.create_task(fetch(f"/seq/{number}"))
+                request = await server.receive_request()
+                assert (request.path, request.host) == (f"/seq/{number}", "api.example.com")
+                server.send_response(request, text=f"seq {number}")
+                assert await task == f"seq {number}"
+            tasks = [asyncio.create_task(fetch(f"/par/{number}")) for number in range(3)]
+            requests = [await server.receive_request() for _ in tasks]
+            assert sorted(r.path for r in requests) == ["/par/0", "/par/1", "/par/2"]
+            for request in requests:
+                server.send_response(request, text=request.path)
+            assert await asyncio.gather(*tasks) == ["/par/0", "/par/1", "/par/2"]
+    assert sandbox.blocked == []
+
+
 async def test_a_closed_stream_server_refuses_raw_clients(sandbox: NetworkSandbox) -> None:
     server = CaseControlledStreamServer()
     await server.start_server()

@@ -203,12 +203,12 @@ class BlockingSockets:
     def _address(self, sock: socket.socket, address: Any) -> Any:
         """Where a TCP ``sock`` connects for ``address``; raises if the sandbox refuses it."""
         if (
-            sock.family not in (socket.AF_INET, socket.AF_INET6)
+            _checked.get()  # first: the loop's own connections, the common case, stop here
+            or sock.family not in (socket.AF_INET, socket.AF_INET6)
             or sock.type != socket.SOCK_STREAM
             or not isinstance(address, tuple)
             or len(address) < 2
             or not isinstance(address[1], int)
-            or _checked.get()
         ):
             return address  # not TCP, decided by the sandbox already, or bad: as it is
         route = self._routes.destination(address[0], address[1])

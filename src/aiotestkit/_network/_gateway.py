@@ -213,6 +213,9 @@ class Service(Protocol):
     async def serve(self, conn: socket.socket, context: ssl.SSLContext | None) -> None:
         """Serve ``conn``, ending TLS with ``context`` first unless it is ``None``."""
 
+    def serve_nowait(self, conn: socket.socket) -> bool:
+        """Serve plain ``conn`` at once, without a task; ``False`` if :meth:`serve` must."""
+
     def close(self) -> None:
         """Drop the connections the service still holds."""
 
@@ -237,6 +240,21 @@ class Dispatch:
             ssl=context,
             ssl_handshake_timeout=HANDSHAKE_TIMEOUT if context else None,
         )
+
+    def serve_nowait(self, conn: socket.socket) -> bool:
+        """Hand plain ``conn`` to a new protocol now, as a listening asyncio server does.
+
+        What :meth:`serve` does without TLS, without its task and its loop
+        iteration: the loop's transport factory (the one asyncio's own servers use
+        for each accepted connection) makes the transport, which calls the
+        protocol's ``connection_made`` soon. ``False`` on a loop without that
+        factory (uvloop): then :meth:`serve` does it.
+        """
+        make_transport = getattr(asyncio.get_running_loop(), "_make_socket_transport", None)
+        if make_transport is None:
+            return False
+        make_transport(conn, self._factory())
+        return True
 
     def close(self) -> None:
         """Do nothing: the connections belong to the server."""
@@ -282,6 +300,10 @@ class Relay:
             if client_side.transport is not None:
                 client_side.transport.close()
             raise
+
+    def serve_nowait(self, conn: socket.socket) -> bool:
+        """Never: connecting to the target takes a task (:meth:`serve`)."""
+        return False
 
     def close(self) -> None:
         """Close both sides of every relayed connection."""
@@ -390,6 +412,16 @@ class Gateway:
             self._serve(conn, tls)
 
     def _serve(self, conn: socket.socket, tls: bool) -> None:
+        if not tls:
+            if self._target_closed():
+                conn.close()  # as _handle() drops it
+                return
+            try:
+                if self._service.serve_nowait(conn):
+                    return
+            except OSError:
+                conn.close()  # as _handle() does: the client sees the failure itself
+                return
         task = self._loop.create_task(self._handle(conn, tls))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

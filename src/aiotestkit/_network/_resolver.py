@@ -69,6 +69,27 @@ def _check_port(name: str, port: int) -> int:
     return port
 
 
+def _target_address(host: str) -> tuple[str, socket.AddressFamily]:
+    """A target's IP address in compressed form and its family; cached for str.
+
+    Raises:
+        ValueError: if ``host`` is not an IP address (raised each time: not cached).
+    """
+    return _parsed_target(host) if isinstance(host, str) else _parse_target(host)
+
+
+def _parse_target(host: str) -> tuple[str, socket.AddressFamily]:
+    try:
+        parsed = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"target_host must be an IP address, got {host!r}") from None
+    return str(parsed), socket.AF_INET6 if parsed.version == 6 else socket.AF_INET
+
+
+_parsed_target = functools.lru_cache(maxsize=256)(_parse_target)
+""":func:`_parse_target` cached: a run adds servers on one or two addresses."""
+
+
 class FakeResolver(AbstractResolver):
     """An aiohttp resolver that resolves only the host names a test added.
 
@@ -87,7 +108,8 @@ class FakeResolver(AbstractResolver):
     """
 
     def __init__(self) -> None:
-        self._targets: dict[tuple[str, int], tuple[str, int]] = {}
+        # (host, port) -> (address, port, family): the family found once, at add()
+        self._targets: dict[tuple[str, int], tuple[str, int, socket.AddressFamily]] = {}
 
     def add(
         self, host: str, port: int, target_port: int, *, target_host: str = "127.0.0.1"
@@ -111,11 +133,8 @@ class FakeResolver(AbstractResolver):
             ```
         """
         key = (normalize_host(host), _check_port("port", port))
-        try:
-            address = str(ipaddress.ip_address(target_host))
-        except ValueError:
-            raise ValueError(f"target_host must be an IP address, got {target_host!r}") from None
-        self._targets[key] = (address, _check_port("target_port", target_port))
+        address, family = _target_address(target_host)
+        self._targets[key] = (address, _check_port("target_port", target_port), family)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -141,7 +160,7 @@ class FakeResolver(AbstractResolver):
             ```
         """
         try:
-            address, target_port = self._targets[normalize_host(host), port]
+            address, target_port, target_family = self._targets[normalize_host(host), port]
         except KeyError:
             raise NetworkAccessDenied(
                 f"no test server is known for {host}:{port}; add one with "
@@ -149,13 +168,12 @@ class FakeResolver(AbstractResolver):
                 host=host,
                 port=port,
             ) from None
-        version = ipaddress.ip_address(address).version
         return [
             ResolveResult(
                 hostname=host,
                 host=address,
                 port=target_port,
-                family=socket.AF_INET6 if version == 6 else socket.AF_INET,
+                family=target_family,
                 proto=0,
                 flags=socket.AI_NUMERICHOST,
             )

@@ -13,6 +13,7 @@ called from any thread.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import ssl
@@ -75,8 +76,13 @@ def fake_host(address: str) -> str:
     return _fake_hosts.get(address, address)
 
 
+@functools.lru_cache(maxsize=1024)
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` (normalized) is ``localhost`` or a loopback address, IPv4-mapped too."""
+    """Whether ``host`` (normalized) is ``localhost`` or a loopback address, IPv4-mapped too.
+
+    Cached: a routed test asks about the same few names (parsing a name that is not
+    an address raises twice inside :mod:`ipaddress`).
+    """
     if host == "localhost":
         return True
     try:
@@ -88,7 +94,9 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_ip(host: str) -> bool:
+    """Whether ``host`` (normalized) is an IP address; cached as :func:`is_loopback`."""
     try:
         ipaddress.ip_address(host)
     except ValueError:

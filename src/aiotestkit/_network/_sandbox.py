@@ -162,7 +162,7 @@ class NetworkSandbox:
         self._started_for: dict[int, BaseTestServer] = {}  # id(app or handler) -> its server
         self._patches = _Patches()
         self._pending_routes: dict[tuple[str, int], tuple[Any, bool | None]] = {}
-        self._route_lock = asyncio.Lock()
+        self._route_lock: asyncio.Lock | None = None  # made by the first route_nowait()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._original_getaddrinfo: Callable[..., Awaitable[Any]]
@@ -519,6 +519,8 @@ class NetworkSandbox:
             name = fake_host(normalize_host(host))
         except (TypeError, ValueError):
             return
+        if self._route_lock is None:
+            self._route_lock = asyncio.Lock()
         async with self._route_lock:  # a concurrent lookup waits until the route is up
             for key in [key for key in self._pending_routes if key[0] == name]:
                 target, tls = self._pending_routes.pop(key)
@@ -764,7 +766,8 @@ class NetworkSandbox:
             return list(
                 await original(host, port, family=family, type=type, proto=proto, flags=flags)
             )
-        await self._complete_routes(host)
+        if self._pending_routes:  # no coroutine to run in the common case
+            await self._complete_routes(host)
         infos = self.routes.resolve(host, port, family=family, type=type, proto=proto)
         if infos is None:
             return list(
@@ -786,7 +789,8 @@ class NetworkSandbox:
     ) -> tuple[asyncio.BaseTransport, asyncio.BaseProtocol]:
         original = self._original_create_connection
         if sock is None and host is not None and port is not None:
-            await self._complete_routes(host)
+            if self._pending_routes:
+                await self._complete_routes(host)
             route = self.routes.destination(host, port)
             if route is not None:
                 if ssl and server_hostname is None:
@@ -806,14 +810,14 @@ class NetworkSandbox:
         return result
 
     async def _sock_connect(self, sock: socket.socket, address: Any) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            await self._complete_routes(address[0])
+        family = sock.family  # a property that converts to the enum: read it once
+        if family == socket.AF_INET or family == socket.AF_INET6:
+            if self._pending_routes:
+                await self._complete_routes(address[0])
             route = self.routes.destination(address[0], port_number(address[1]))
             if route is not None:
                 host, port = route.address
-                address = (
-                    (host, port) if sock.family == socket.AF_INET else (f"::ffff:{host}", port)
-                )
+                address = (host, port) if family == socket.AF_INET else (f"::ffff:{host}", port)
         await self._original_sock_connect(sock, address)
 
     # -- checks ---------------------------------------------------------------------

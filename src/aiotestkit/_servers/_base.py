@@ -317,11 +317,12 @@ class CaseControlledServerBase(ABC, Generic[H]):
         if self.closed or self._closing:
             return
         self._closing = True
+        unfinished = self._unfinished()
         for _ in range(_SETTLE_ITERATIONS):
-            if not self._unfinished():
+            if not unfinished:
                 break
             await asyncio.sleep(0)  # let the loop see the clients that left
-        unfinished = self._unfinished()
+            unfinished = self._unfinished()
         report = self._leftover_report(unfinished, closing=True) if unfinished else None
         others = self._other_leftovers(closing=True)
         await self._shutdown()

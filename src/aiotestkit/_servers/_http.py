@@ -315,6 +315,8 @@ class CaseControlledTestServer(CaseControlledServerBase[web.BaseRequest], RawTes
 
     def _other_leftovers(self, *, closing: bool) -> list[tuple[str, Warning]]:
         found: list[tuple[str, Warning]] = []
+        if not self._expectations:
+            return found  # nothing declared: nothing unused, nothing unexpected
         name = f"<{type(self).__name__} {self._address or 'never started'}>"
         unused = [e for e in self._expectations if not e._satisfied]
         if unused:
