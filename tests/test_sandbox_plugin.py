@@ -234,8 +234,12 @@ def test_ini_option_sandboxes_a_test_once_also_with_a_fixture_named_network_sand
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)
-    # One sandbox: the refused connection is listed once.
-    assert result.stdout.str().count("api.example.com:443") == 1, result.stdout.str()
+    # One sandbox: one report, with the refused connection listed once.
+    output = result.stdout.str()
+    assert output.count("ERROR at teardown of test_ours_is_the_only_sandbox") == 1, output
+    result.stdout.fnmatch_lines(
+        ["*(refused_connections, 1):", "*- connection to api.example.com:443 *"]
+    )
 
 
 def test_without_ini_option_async_tests_are_not_sandboxed(pytester: pytest.Pytester) -> None:
