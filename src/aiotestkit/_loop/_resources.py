@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ._ownership import Owner, record
 
-__all__ = ["ResourceTracker", "watched_files"]
+__all__ = ["ResourceTracker", "watched_fds", "watched_files"]
 
 _DEPTH = 8
 """Frames kept of a transport's creation site: client libraries call the loop from deep."""
@@ -107,6 +107,30 @@ class ResourceTracker:
                 namespace[name] = previous
 
 
+def _fd_to_key(selector: object) -> dict[int, Any] | None:
+    """The dict behind ``selector.get_map()`` of the stdlib's selectors, else ``None``.
+
+    Their ``get_map()`` is a Python ``Mapping`` view over it: iterating it and looking
+    up each key costs a Python call per file descriptor, at the end of every test.
+    """
+    fd_to_key = getattr(selector, "_fd_to_key", None)
+    return fd_to_key if type(fd_to_key) is dict else None
+
+
+def watched_fds(loop: asyncio.AbstractEventLoop) -> set[int]:
+    """The file descriptors ``loop``'s selector watches now (``set()`` without one)."""
+    selector = getattr(loop, "_selector", None)
+    if selector is None:
+        return set()
+    fd_to_key = _fd_to_key(selector)
+    if fd_to_key is not None:
+        return set(fd_to_key)
+    try:
+        return set(selector.get_map())
+    except (AttributeError, RuntimeError):
+        return set()
+
+
 def watched_files(
     loop: asyncio.AbstractEventLoop, known: set[int] | frozenset[int] = frozenset()
 ) -> dict[int, tuple[str, object]]:
@@ -121,11 +145,17 @@ def watched_files(
     selector = getattr(loop, "_selector", None)
     if selector is None:
         return {}
-    try:
-        mapping = selector.get_map()
-        keys = [mapping[fd] for fd in mapping if fd not in known]
-    except (AttributeError, KeyError, RuntimeError):
-        return {}
+    fd_to_key = _fd_to_key(selector)
+    if fd_to_key is not None:
+        if len(fd_to_key) <= len(known) and known.issuperset(fd_to_key):
+            return {}  # the common case: nothing new
+        keys = [key for fd, key in list(fd_to_key.items()) if fd not in known]
+    else:
+        try:
+            mapping = selector.get_map()
+            keys = [mapping[fd] for fd in mapping if fd not in known]
+        except (AttributeError, KeyError, RuntimeError):
+            return {}
     described: dict[int, tuple[str, object]] = {}
     for key in keys:
         handles = key.data if isinstance(key.data, tuple) else ()
