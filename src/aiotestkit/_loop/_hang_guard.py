@@ -44,6 +44,8 @@ _raw_signal: Any = _c_signal()
 
 _SIGALRM = int(signal.SIGALRM) if hasattr(signal, "SIGALRM") else 0
 _HAS_ITIMER = hasattr(signal, "setitimer")
+_IDLE_HANDLERS = (signal.SIG_DFL, signal.SIG_IGN)
+_IDLE_TIMER = (0.0, 0.0)
 
 
 class _ThreadWatchdog:
@@ -109,11 +111,12 @@ class _AlarmWatchdog:
     def usable(self) -> bool:
         if self._deadlines:
             return True  # our handler is installed
-        if not _HAS_ITIMER or threading.current_thread() is not threading.main_thread():
+        if not _HAS_ITIMER or threading.get_ident() != threading.main_thread().ident:
             return False
-        handler = _raw_signal.getsignal(_SIGALRM)
-        idle_timer = signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-        return idle_timer and handler in (signal.SIG_DFL, signal.SIG_IGN)
+        return (
+            _raw_signal.getsignal(_SIGALRM) in _IDLE_HANDLERS
+            and signal.getitimer(signal.ITIMER_REAL) == _IDLE_TIMER
+        )
 
     def schedule(self, token: int, delay: float, callback: Callable[[], None]) -> None:
         if not self._deadlines:
@@ -133,7 +136,10 @@ class _AlarmWatchdog:
             _raw_signal.signal(_SIGALRM, self._previous_handler)
             self._previous_handler = None
             return
-        earliest = min(deadline for deadline, _ in self._deadlines.values())
+        if len(self._deadlines) == 1:  # the common case: one test's guard
+            [(earliest, _)] = self._deadlines.values()
+        else:
+            earliest = min(deadline for deadline, _ in self._deadlines.values())
         signal.setitimer(signal.ITIMER_REAL, max(earliest - time.monotonic(), 1e-3))
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
@@ -257,17 +263,20 @@ class HangGuard:
         """
         if self._loop is None:
             raise RuntimeError(f"{self!r} is not attached; attach it before the hang guard")
-        self.stop()
+        if self._token is not None:  # what stop() does, and the rest is set below
+            _watchdog.cancel(self._token)
+            self._token = None
+        self._generation += 1
         self.error = None
         self._target = task
         if task is None:
             self._tasks.claim_next(self._claim)
         else:
+            self._tasks.claim_next(None)
             self._tasks.add_test_task(task)
         timeout = self.timeout if timeout is None else timeout
         if timeout is None:
             return
-        self._generation += 1
         generation, loop = self._generation, self._loop
 
         def fire() -> None:

@@ -122,6 +122,18 @@ LIBRARY_ADVICE = Advice()
 """The advice for code that uses :class:`LoopInstrumentation` directly."""
 
 
+_CHECK_SET = frozenset(CHECKS)
+_MODE_SET = frozenset(MODES)
+
+
+def _complete(overrides: Mapping[str, str]) -> bool:
+    """Whether ``overrides`` maps exactly every check to a valid mode (set operations in C)."""
+    try:
+        return _MODE_SET.issuperset(overrides.values()) and overrides.keys() == _CHECK_SET
+    except TypeError:  # an unhashable value: not a mode, the slow path says so
+        return False
+
+
 def _check_mode(mode: object, where: str) -> str:
     if mode not in MODES:
         raise ValueError(f"{where}: hygiene mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -172,16 +184,18 @@ def resolve_modes(
         ```
     """
     if (
-        isinstance(overrides, Mapping)
-        and marker_mode is None
+        marker_mode is None
         and not allow
         and not warn
+        and (type(overrides) is dict or isinstance(overrides, Mapping))
         and len(overrides) == len(CHECKS)
-        and all(overrides.get(check) in MODES for check in CHECKS)
+        and _complete(overrides)
     ):
         # Every check given a valid mode already (a test's resolved settings): the
         # default plays no part, but it is still checked.
         _check_mode(default, where)
+        if type(overrides) is dict and tuple(overrides) == CHECKS:
+            return overrides.copy()  # in the order of CHECKS already: one C copy
         return {check: overrides[check] for check in CHECKS}
     modes = dict.fromkeys(CHECKS, _check_mode(default, where))
     pairs: Iterable[tuple[str, str]]

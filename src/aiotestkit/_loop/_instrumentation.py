@@ -23,7 +23,6 @@ the test: a server still holding unanswered requests).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import traceback
 import warnings
@@ -53,7 +52,7 @@ from ._ownership import (
     register_loop,
     track_collections,
 )
-from ._resources import ResourceTracker, watched_files
+from ._resources import ResourceTracker, watched_fds, watched_files
 from ._sites import short_path
 from ._tasks import TaskTracker
 from ._warning_capture import WarningCapture
@@ -515,9 +514,7 @@ class LoopInstrumentation:
         if undo is not nothing:
             stack.push(undo)
         if self._on("unclosed_resources"):
-            selector = getattr(loop, "_selector", None)
-            with contextlib.suppress(AttributeError, RuntimeError):
-                self._baseline_fds = set(selector.get_map()) if selector is not None else set()
+            self._baseline_fds = watched_fds(loop)
             resources = ResourceTracker(self._owner)
             resources.attach(loop)
             stack.push(resources.detach, loop)

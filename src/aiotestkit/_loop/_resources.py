@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from ._ownership import Owner, record
 
-__all__ = ["ResourceTracker", "watched_files"]
+__all__ = ["ResourceTracker", "watched_fds", "watched_files"]
 
 _DEPTH = 8
 """Frames kept of a transport's creation site: client libraries call the loop from deep."""
@@ -27,6 +28,43 @@ _TRANSPORT_FACTORIES = (
     "_make_ssl_transport",
     "_make_datagram_transport",
 )
+
+
+_MISSING = object()
+"""What :attr:`ResourceTracker._patched` records for a method the loop object did not
+hold itself (it came from the class): detaching removes the wrapper."""
+
+
+def _make_transport(
+    owner: Owner, original: Callable[..., Any], sock: object, *args: Any, **kwargs: Any
+) -> Any:
+    transport = original(sock, *args, **kwargs)
+    if isinstance(sock, socket.socket):
+        record(owner, transport, sock, depth=_DEPTH)
+    else:
+        record(owner, transport, depth=_DEPTH)
+    return transport
+
+
+def _start_serving(
+    owner: Owner,
+    original: Callable[..., Any],
+    protocol_factory: object,
+    sock: object,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    server = kwargs.get("server", args[1] if len(args) > 1 else None)
+    record(owner, *(o for o in (server, sock) if o is not None), depth=_DEPTH)
+    return original(protocol_factory, sock, *args, **kwargs)
+
+
+_WRAPPERS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    *((name, _make_transport) for name in _TRANSPORT_FACTORIES),
+    ("_start_serving", _start_serving),
+)
+"""Each wrapped loop method and its wrapper, bound to the owner and the original with
+:func:`functools.partial` (made in C: cheaper than a closure per method and test)."""
 
 
 class ResourceTracker:
@@ -41,57 +79,56 @@ class ResourceTracker:
 
     def __init__(self, owner: Owner) -> None:
         self._owner = owner
-        self._patched: list[tuple[str, object, bool]] = []
+        self._patched: list[tuple[str, object]] = []
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wrap ``loop``'s transport factories and ``_start_serving``."""
-        for name in _TRANSPORT_FACTORIES:
+        namespace: dict[str, object] | None = getattr(loop, "__dict__", None)
+        if namespace is None:
+            return  # no attributes of its own to set (a loop implemented in C)
+        owner, patched = self._owner, self._patched
+        for name, wrapper in _WRAPPERS:
             original = getattr(loop, name, None)
             if callable(original):
-                self._patch(loop, name, self._wrap_transport_factory(original))
-        start_serving = getattr(loop, "_start_serving", None)
-        if callable(start_serving):
-            self._patch(loop, "_start_serving", self._wrap_start_serving(start_serving))
+                patched.append((name, namespace.get(name, _MISSING)))
+                namespace[name] = partial(wrapper, owner, original)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Put the loop's methods back."""
+        patched = self._patched
+        if not patched:
+            return
         namespace = vars(loop)
-        while self._patched:
-            name, previous, had_own = self._patched.pop()
-            if had_own:
-                namespace[name] = previous
-            else:
+        while patched:
+            name, previous = patched.pop()
+            if previous is _MISSING:
                 namespace.pop(name, None)
-
-    def _patch(self, loop: asyncio.AbstractEventLoop, name: str, value: object) -> None:
-        namespace = vars(loop)
-        self._patched.append((name, namespace.get(name), name in namespace))
-        namespace[name] = value
-
-    def _wrap_transport_factory(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        owner = self._owner
-
-        def make_transport(sock: object, *args: Any, **kwargs: Any) -> Any:
-            transport = original(sock, *args, **kwargs)
-            if isinstance(sock, socket.socket):
-                record(owner, transport, sock, depth=_DEPTH)
             else:
-                record(owner, transport, depth=_DEPTH)
-            return transport
+                namespace[name] = previous
 
-        return make_transport
 
-    def _wrap_start_serving(self, original: Callable[..., Any]) -> Callable[..., Any]:
-        owner = self._owner
+def _fd_to_key(selector: object) -> dict[int, Any] | None:
+    """The dict behind ``selector.get_map()`` of the stdlib's selectors, else ``None``.
 
-        def start_serving(
-            protocol_factory: object, sock: object, *args: Any, **kwargs: Any
-        ) -> Any:
-            server = kwargs.get("server", args[1] if len(args) > 1 else None)
-            record(owner, *(o for o in (server, sock) if o is not None), depth=_DEPTH)
-            return original(protocol_factory, sock, *args, **kwargs)
+    Their ``get_map()`` is a Python ``Mapping`` view over it: iterating it and looking
+    up each key costs a Python call per file descriptor, at the end of every test.
+    """
+    fd_to_key = getattr(selector, "_fd_to_key", None)
+    return fd_to_key if type(fd_to_key) is dict else None
 
-        return start_serving
+
+def watched_fds(loop: asyncio.AbstractEventLoop) -> set[int]:
+    """The file descriptors ``loop``'s selector watches now (``set()`` without one)."""
+    selector = getattr(loop, "_selector", None)
+    if selector is None:
+        return set()
+    fd_to_key = _fd_to_key(selector)
+    if fd_to_key is not None:
+        return set(fd_to_key)
+    try:
+        return set(selector.get_map())
+    except (AttributeError, RuntimeError):
+        return set()
 
 
 def watched_files(
@@ -108,11 +145,17 @@ def watched_files(
     selector = getattr(loop, "_selector", None)
     if selector is None:
         return {}
-    try:
-        mapping = selector.get_map()
-        keys = [mapping[fd] for fd in mapping if fd not in known]
-    except (AttributeError, KeyError, RuntimeError):
-        return {}
+    fd_to_key = _fd_to_key(selector)
+    if fd_to_key is not None:
+        if len(fd_to_key) <= len(known) and known.issuperset(fd_to_key):
+            return {}  # the common case: nothing new
+        keys = [key for fd, key in list(fd_to_key.items()) if fd not in known]
+    else:
+        try:
+            mapping = selector.get_map()
+            keys = [mapping[fd] for fd in mapping if fd not in known]
+        except (AttributeError, KeyError, RuntimeError):
+            return {}
     described: dict[int, tuple[str, object]] = {}
     for key in keys:
         handles = key.data if isinstance(key.data, tuple) else ()
