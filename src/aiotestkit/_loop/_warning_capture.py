@@ -62,17 +62,6 @@ def _finalized_object(message: warnings.WarningMessage) -> object:
     return None
 
 
-_DIRECT = (
-    sys.version_info < (3, 14)
-    and callable(getattr(warnings, "_filters_mutated", None))
-    and hasattr(warnings, "_showwarnmsg_impl")
-    and isinstance(warnings.filters, list)
-)
-"""Whether :class:`WarningCapture` saves and restores the warnings state itself, as
-``warnings.catch_warnings`` does on these Pythons (the same three attributes, the same
-list object put back), at a third of its cost; elsewhere it uses ``catch_warnings``."""
-
-
 def _insert_filters(filters: list[tuple[Any, ...]]) -> None:
     """Put ``filters`` first in ``warnings.filters`` (inside a ``catch_warnings``)."""
     mutated = getattr(warnings, "_filters_mutated", None)
@@ -102,26 +91,14 @@ class WarningCapture:
         self._checks = frozenset(checks)
         self._handler = handler
         self._catcher: warnings.catch_warnings[None] | None = None
-        self._saved: tuple[Any, Any, Any] | None = None
         self._previous_showwarnmsg: Callable[[warnings.WarningMessage], None] | None = None
         self._previous_showwarning: Callable[..., None] | None = None
         self._outer: tuple[object, object] = (None, None)
 
     def start(self) -> None:
-        """Install the filters and the hook (as inside a ``warnings.catch_warnings``)."""
-        filters = [entry for check, entry in _FILTERS if check in self._checks]
-        if _DIRECT:
-            # What catch_warnings saves, saved directly: the filters list object,
-            # showwarning and _showwarnmsg_impl.
-            outer_filters = warnings.filters
-            self._saved = (
-                outer_filters,
-                warnings.showwarning,
-                warnings._showwarnmsg_impl,  # type: ignore[attr-defined]
-            )
-        else:
-            self._catcher = warnings.catch_warnings()
-            self._catcher.__enter__()
+        """Install the filters and the hook (inside a ``warnings.catch_warnings``)."""
+        self._catcher = warnings.catch_warnings()
+        self._catcher.__enter__()
         previous = getattr(warnings, "_showwarnmsg", None)
         if callable(previous):
             self._previous_showwarnmsg = previous
@@ -129,10 +106,8 @@ class WarningCapture:
         else:
             self._previous_showwarning = warnings.showwarning
             warnings.showwarning = self._showwarning
-        if _DIRECT:
-            warnings.filters = [*filters, *outer_filters]
-            warnings._filters_mutated()  # type: ignore[attr-defined]
-        elif filters:
+        filters = [entry for check, entry in _FILTERS if check in self._checks]
+        if filters:
             _insert_filters(filters)
         self._outer = self._recorders()
 
@@ -145,14 +120,6 @@ class WarningCapture:
         if self._previous_showwarnmsg is not None:
             warnings._showwarnmsg = self._previous_showwarnmsg  # type: ignore[attr-defined]
             self._previous_showwarnmsg = None
-        saved, self._saved = self._saved, None
-        if saved is not None:  # as catch_warnings.__exit__
-            (
-                warnings.filters,
-                warnings.showwarning,
-                warnings._showwarnmsg_impl,  # type: ignore[attr-defined]
-            ) = saved
-            warnings._filters_mutated()  # type: ignore[attr-defined]
         catcher, self._catcher = self._catcher, None
         if catcher is not None:
             catcher.__exit__(None, None, None)  # restores showwarning and the filters
