@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 import textwrap
 import warnings
@@ -60,14 +59,9 @@ async def test_clean():
 def run(pytester: pytest.Pytester, body: str, *args: str, ini: str = "") -> pytest.RunResult:
     pytester.makeini(INI.format(extra=ini))
     pytester.makepyfile(test_case=HEADER + textwrap.dedent(body))
-    result = pytester.runpytest("-p", "no:cacheprovider", *args)
-    # The inner tests leak on purpose, in this process. Python 3.10's StreamWriter does not
-    # close its transport when collected (later versions do), so a leaked connection stays
-    # open after its loop closed until the collector frees it, warning in whichever test
-    # runs then. Collect it now: its warnings were reported by the inner run already.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
+    # The inner tests leak on purpose: in a process of their own, so that what they leak
+    # is collected (and warns) there, not in whichever outer test runs next.
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
     return result
 
 
@@ -676,8 +670,6 @@ def test_loop_instrumentation_fixture_needs_an_async_test(pytester: pytest.Pytes
 
 @pytest.mark.asyncio
 async def test_global_state_is_restored_when_the_body_raises() -> None:
-    import warnings
-
     loop = asyncio.get_running_loop()
     before = (
         loop.get_exception_handler(),
@@ -842,7 +834,7 @@ def test_transport_found_by_a_later_collection_is_blamed_with_its_creation_site(
             gc.collect()
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     result.stdout.no_fnmatch_line("test_case.py::test_b_collects")
     result.stdout.fnmatch_lines(
@@ -884,7 +876,7 @@ def test_leak_of_an_unknown_test_fails_no_test_and_says_why(pytester: pytest.Pyt
             gc.collect()
         """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
