@@ -82,7 +82,8 @@ def test_attach_and_detach_restore_the_loop_and_keep_timer_delays() -> None:
         clock = VirtualClock(start=50)
         clock.attach(loop)
         assert loop.time() == 50
-        assert handle.when() - loop.time() == pytest.approx(remaining)
+        # The real time that passed between the two readings (a busy machine) is lost.
+        assert handle.when() - loop.time() == pytest.approx(remaining, abs=0.05)
         assert "time" in vars(loop)
         assert "select" in vars(selector)
         loop.run_until_complete(asyncio.sleep(20))
