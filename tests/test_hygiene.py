@@ -516,6 +516,27 @@ async def test_library_api_hang_guard_cancels_the_guarded_task() -> None:
 
 
 @pytest.mark.asyncio
+async def test_hang_report_names_the_test_that_checked_nothing_as_a_tasks_creator() -> None:
+    # A loop shared by two tests: the first checks nothing, so where it created its
+    # task is not recorded; the second's hang report still says whose task it is.
+    async with LoopInstrumentation(checks="off", name="test_first"):
+        leftover = asyncio.create_task(asyncio.Event().wait(), name="leftover")
+    async with LoopInstrumentation(hang_timeout=None, name="test_second") as instrumentation:
+        task = asyncio.create_task(asyncio.Event().wait(), name="stuck")
+        instrumentation.start_hang_guard(0.1, task=task)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        error = instrumentation.stop_hang_guard()
+    leftover.cancel()
+    assert isinstance(error, HangTimeout)
+    text = str(error)
+    assert "Task 'leftover'" in text
+    assert "created in test_first, which checked nothing (no site recorded)" in text
+    assert "Task 'stuck'" in text
+    assert "tests/test_hygiene.py" in text  # where the second test created its task
+
+
+@pytest.mark.asyncio
 @pytest.mark.hang_timeout(0)  # the plugin's own guard would be armed around this test
 async def test_hang_guard_restores_the_sigalrm_handler_and_the_timer() -> None:
     assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL

@@ -47,7 +47,6 @@ from ._ownership import (
     Owner,
     blame,
     collect,
-    format_sites,
     origin,
     register_loop,
     track_collections,
@@ -636,7 +635,7 @@ class LoopInstrumentation:
                 ref = origin(resource) if resource is not None else None
                 if ref is not None:
                     ref.reported = True  # not reported again when it is collected later
-                    description += "\n" + format_sites(ref.sites)
+                    description += "\n" + ref.describe()
                 self.add_issue("unclosed_resources", description)
         return pending
 

@@ -32,7 +32,14 @@ from typing import Any
 
 from ._sites import RawSite, Site, creation_sites, format_site, resolve_sites, short_path
 
-__all__ = ["Blame", "Owner", "blame", "record", "track_collections"]
+__all__ = [
+    "Blame",
+    "Owner",
+    "blame",
+    "collect",
+    "record",
+    "track_collections",
+]
 
 _LINKS = ("_sock", "_transport", "_ssl_protocol", "_connector")
 """Attributes followed from an unrecorded object to one that may be recorded (a
@@ -49,13 +56,26 @@ class Owner:
             method, held weakly); returns True if it was recorded.
     """
 
-    __slots__ = ("__weakref__", "_function", "_receiver", "finished", "loop", "modes", "name")
+    __slots__ = (
+        "__weakref__",
+        "_function",
+        "_receiver",
+        "checking",
+        "finished",
+        "loop",
+        "modes",
+        "name",
+    )
 
     def __init__(
         self, name: str, modes: Mapping[str, str], sink: Callable[[str, str], bool]
     ) -> None:
         self.name = name
         self.modes = modes
+        self.checking = any(mode != "off" for mode in modes.values())
+        """Whether any check is on: the creation sites of what a test that checks
+        nothing creates are never shown (its leaks are not reported), so they are not
+        captured; its objects are still recorded, so that no later test is blamed."""
         # What weakref.WeakMethod does, without its Python-level construction (one per
         # test): the receiver held weakly, the function strongly.
         receiver = getattr(sink, "__self__", None)
@@ -93,6 +113,12 @@ class _Record(weakref.ref):  # type: ignore[type-arg]
             self._sites = resolve_sites(self.raw_sites)
         return self._sites
 
+    def describe(self) -> str:
+        """Where the object was created, as report lines (:func:`format_sites`)."""
+        if not self.owner.checking:
+            return f"created in {self.owner.name}, which checked nothing (no site recorded)"
+        return format_sites(self.sites)
+
 
 _records: dict[int, _Record] = {}
 _dying: list[_Record] = []
@@ -114,10 +140,11 @@ def _forget(ref: weakref.ref[Any]) -> None:
 def record(owner: Owner, *objects: object, depth: int = 3) -> None:
     """Record that ``owner`` created ``objects`` at the caller's site (``depth`` frames).
 
-    The site is captured once for all of them. Objects that cannot be weakly
-    referenced are not recorded.
+    The site is captured once for all of them, and only if ``owner`` checks
+    something (:attr:`Owner.checking`). Objects that cannot be weakly referenced are
+    not recorded.
     """
-    sites = creation_sites(depth)
+    sites = creation_sites(depth) if owner.checking else ()
     for obj in objects:
         try:
             ref = _Record(obj, _forget)
@@ -287,7 +314,7 @@ def blame(obj: object, current: Owner) -> Blame:
     for candidate in linked:
         ref = origin(candidate)
         if ref is not None:
-            return Blame(ref.owner, format_sites(ref.sites), record=ref)
+            return Blame(ref.owner, ref.describe(), record=ref)
     site = _untracked_site(obj)
     loop = _loop_of(linked)
     if loop is not None:

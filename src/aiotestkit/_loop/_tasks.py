@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
-from ._ownership import Owner, format_sites, origin, record
+from ._ownership import Owner, origin, record
 from ._sites import await_chain, format_frame_line
 
 __all__ = ["TaskTracker"]
@@ -121,7 +121,7 @@ class TaskTracker:
         lines = [f"Task {task.get_name()!r} running {coro_name}()"]
         ref = origin(task)
         if ref is not None:
-            first, *rest = format_sites(ref.sites).splitlines()
+            first, *rest = ref.describe().splitlines()
             lines[0] += f", {first}"
             lines.extend(rest)
         else:

@@ -14,6 +14,7 @@ import pytest
 from .._core import TRANSPORT_NAMES, select_transports
 from .._loop import DEFAULT_HANG_TIMEOUT, MODES, Advice, TestSettings
 from . import _pytest_asyncio
+from ._markers import closest_markers
 from ._runners import runner_for
 
 __all__ = [
@@ -50,6 +51,7 @@ _INI_NAMES = {
 }
 _RUN_SETTINGS = pytest.StashKey[TestSettings]()
 _TEST_SETTINGS = pytest.StashKey[TestSettings]()
+_SETTINGS_MARKERS = ("hygiene", "hang_timeout", "virtual_clock")
 
 _MARKERS = (
     f"transports(*names): run the test over these transports only "
@@ -164,11 +166,9 @@ def test_settings(item: pytest.Item) -> TestSettings:
     if cached is not None:
         return cached
     settings = run_settings(item.config)
-    seen: set[str] = set()
-    for mark in item.iter_markers():  # closest first; one pass for every marker
-        if mark.name in seen:
+    for mark in closest_markers(item).values():
+        if mark.name not in _SETTINGS_MARKERS:
             continue
-        seen.add(mark.name)
         where = f"{item.nodeid}: @pytest.mark.{mark.name}"
         if mark.name == "hygiene":
             if len(mark.args) > 1 or (mark.args and "mode" in mark.kwargs):
@@ -199,7 +199,7 @@ def sandbox_options(item: pytest.Item) -> tuple[bool | None, bool]:
     Raises:
         pytest.UsageError: if the marker has other arguments.
     """
-    marker = item.get_closest_marker(SANDBOX_MARKER)
+    marker = closest_markers(item).get(SANDBOX_MARKER)
     if marker is None:
         return None, False
     unknown = set(marker.kwargs) - {"enabled", "allow_blocked"}

@@ -15,6 +15,8 @@ import warnings
 import pytest
 import pytest_asyncio
 
+from ._markers import closest_markers
+
 __all__ = [
     "FIXTURE_LOOP_SCOPE_INI",
     "default_fixture_loop_scope",
@@ -44,7 +46,7 @@ def loop_scope(item: pytest.Item) -> str:
     The ``loop_scope`` (or older ``scope``) of the closest ``asyncio`` marker, else
     the ``asyncio_default_test_loop_scope`` ini option, else ``function``.
     """
-    marker = item.get_closest_marker("asyncio")
+    marker = closest_markers(item).get("asyncio")
     scope = (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")) if marker else None
     if scope is None:
         try:

@@ -277,7 +277,7 @@ def _find_runner(item: pytest.Item) -> TestRunnerAdapter | None:
     cls = getattr(item, "cls", None)
     if isinstance(cls, type) and issubclass(cls, unittest.TestCase):
         return None
-    if not inspect.iscoroutinefunction(item.function) and not _pytest_asyncio.is_async_test(item):
+    if not _pytest_asyncio.is_async_test(item) and not inspect.iscoroutinefunction(item.function):
         return None  # a sync test (checked once rather than by each runner)
     for runner in RUNNERS:
         if runner.runs(item):
