@@ -16,7 +16,8 @@ Variants (any number, in the order given):
 - ``sync``, ``sync-disabled``: the empty sync test, loaded and disabled;
 - ``TOOL:SCHEME``: a per-test HTTP variant of ``benchmarks/run.py`` (``aiotestkit-redirector``,
   ``aiotestkit-sandbox``, ``pytest-aiohttp``, ...; ``http`` or ``https``); tools other than
-  aiotestkit's run with ``-p no:aiotestkit``, as in ``run.py``.
+  aiotestkit's run with ``-p no:aiotestkit``, as in ``run.py``;
+- any of these with ``+off`` appended: the same with ``-o aiotestkit_hygiene=off``.
 
 Usage::
 
@@ -58,6 +59,9 @@ def suite_of(variant: str) -> tuple[str, list[str]]:
     }
     if variant in simple:
         return simple[variant]
+    if variant.endswith("+off"):
+        body, options = suite_of(variant.removesuffix("+off"))
+        return body, [*options, "-o", "aiotestkit_hygiene=off"]
     tool, _, scheme = variant.partition(":")
     if scheme not in ("http", "https"):
         raise SystemExit(

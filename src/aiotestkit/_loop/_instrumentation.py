@@ -392,24 +392,25 @@ class LoopInstrumentation:
         else:
             modes = resolve_modes("strict", checks, where="LoopInstrumentation(checks=...)")
         _check_limits(hang_timeout, gc_generation)
-        self._setup(modes, hang_timeout, extensions, gc_generation, name, advice)
+        self._setup(modes, hang_timeout, extensions, gc_generation, name, advice, None)
 
     @classmethod
     def _checked(
         cls,
         modes: dict[str, str],
+        checking: bool,
         hang_timeout: float | None,
         gc_generation: int | None,
         name: str,
         advice: Advice,
     ) -> LoopInstrumentation:
-        """An instrumentation from checked modes (:class:`TestSettings`).
+        """An instrumentation from settings checked already (:class:`TestSettings`).
 
-        ``modes`` maps every check to its mode and is not copied: pass a new dict.
+        ``modes`` maps every check to its mode and is not copied: pass a new dict;
+        ``checking`` tells whether any of them is on.
         """
-        _check_limits(hang_timeout, gc_generation)
         self = cls.__new__(cls)
-        self._setup(modes, hang_timeout, (), gc_generation, name, advice)
+        self._setup(modes, hang_timeout, (), gc_generation, name, advice, checking)
         return self
 
     def _setup(
@@ -420,9 +421,12 @@ class LoopInstrumentation:
         gc_generation: int | None,
         name: str,
         advice: Advice,
+        checking: bool | None,
     ) -> None:
         self.modes = modes
-        self._checking = "strict" in modes.values() or "warn" in modes.values()
+        if checking is None:
+            checking = "strict" in modes.values() or "warn" in modes.values()
+        self._checking = checking
         self.hang_timeout = hang_timeout
         self.gc_generation = gc_generation
         self.name = name
@@ -433,7 +437,7 @@ class LoopInstrumentation:
         made by a test that had ended, or by a test that is not known. They do not
         fail this test; the front end reports them (the pytest plugin in the warnings
         summary, under the test that made them)."""
-        self._owner = owner = Owner(name, modes, self.add_issue)
+        self._owner = owner = Owner(name, modes, self.add_issue, checking=checking)
         self._tasks = tasks = TaskTracker(owner)
         self._hang_guard = HangGuard(tasks, hang_timeout, name=name, advice=advice)
         self._extensions: list[LoopExtension] = list(extensions)

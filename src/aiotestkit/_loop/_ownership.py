@@ -54,6 +54,7 @@ class Owner:
         modes: the mode of each check for this test.
         sink: records an issue in the test's report while the test runs (a bound
             method, held weakly); returns True if it was recorded.
+        checking: whether any check of ``modes`` is on, if the caller knows it.
     """
 
     __slots__ = (
@@ -68,11 +69,18 @@ class Owner:
     )
 
     def __init__(
-        self, name: str, modes: Mapping[str, str], sink: Callable[[str, str], bool]
+        self,
+        name: str,
+        modes: Mapping[str, str],
+        sink: Callable[[str, str], bool],
+        *,
+        checking: bool | None = None,
     ) -> None:
         self.name = name
         self.modes = modes
-        self.checking = any(mode != "off" for mode in modes.values())
+        if checking is None:
+            checking = any(mode != "off" for mode in modes.values())
+        self.checking = checking
         """Whether any check is on: the creation sites of what a test that checks
         nothing creates are never shown (its leaks are not reported), so they are not
         captured; its objects are still recorded, so that no later test is blamed."""
@@ -212,25 +220,41 @@ def collect(generation: int) -> None:
         _own_collection = False
 
 
-class _LoopUsers:
-    __slots__ = ("count", "first")
+class _LoopUsers(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a loop, with the first test that ran on it and how many did."""
 
-    def __init__(self, first: Owner) -> None:
-        self.first = first
-        self.count = 1
+    __slots__ = ("count", "first", "key")
+
+    key: int
+    first: Owner
+    count: int
 
 
-_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopUsers] = (
-    weakref.WeakKeyDictionary()
-)
+def _forget_loop(ref: weakref.ref[Any]) -> None:
+    assert isinstance(ref, _LoopUsers)
+    if _loops.get(ref.key) is ref:
+        del _loops[ref.key]
+
+
+_loops: dict[int, _LoopUsers] = {}
+"""The loops tests ran on, by ``id`` (a plain dict: cheaper than a WeakKeyDictionary)."""
+
+
+def _users_of(loop: asyncio.AbstractEventLoop) -> _LoopUsers | None:
+    users = _loops.get(id(loop))
+    return users if users is not None and users() is loop else None
 
 
 def register_loop(owner: Owner, loop: asyncio.AbstractEventLoop) -> None:
     """Record that ``owner`` runs on ``loop``."""
     owner.loop = weakref.ref(loop)
-    users = _loops.get(loop)
+    users = _users_of(loop)
     if users is None:
-        _loops[loop] = _LoopUsers(owner)
+        users = _LoopUsers(loop, _forget_loop)
+        users.key = id(loop)
+        users.first = owner
+        users.count = 1
+        _loops[users.key] = users
     elif users.first is not owner:
         users.count += 1
 
@@ -318,7 +342,7 @@ def blame(obj: object, current: Owner) -> Blame:
     site = _untracked_site(obj)
     loop = _loop_of(linked)
     if loop is not None:
-        users = _loops.get(loop)
+        users = _users_of(loop)
         if users is not None and users.count == 1:
             return Blame(users.first, site)
         current_loop = current.loop() if current.loop is not None else None

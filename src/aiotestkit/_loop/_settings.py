@@ -257,14 +257,21 @@ class TestSettings:
             instrumentation = settings.instrumentation("tests/test_x.py::test_x")
             ```
         """
-        from ._instrumentation import LoopInstrumentation  # not needed to read settings
+        checked = self.__dict__.get("_checked")
+        if checked is None:
+            # Checked once per settings object (the run's is shared by every test
+            # without markers), not for every test.
+            from ._instrumentation import LoopInstrumentation, _check_limits
 
-        # The settings were checked when they were made: no need to check them again
-        # for every test.
-        return LoopInstrumentation._checked(
-            resolve_modes("strict", self.checks),
-            self.hang_timeout,
-            self.gc_generation,
-            name,
-            self.advice,
+            modes = resolve_modes("strict", self.checks)
+            _check_limits(self.hang_timeout, self.gc_generation)
+            checked = (
+                LoopInstrumentation,
+                modes,
+                "strict" in modes.values() or "warn" in modes.values(),
+            )
+            self.__dict__["_checked"] = checked  # frozen: the cache bypasses __setattr__
+        cls, modes, checking = checked
+        return cls._checked(
+            dict(modes), checking, self.hang_timeout, self.gc_generation, name, self.advice
         )
