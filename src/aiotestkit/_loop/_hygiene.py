@@ -220,6 +220,11 @@ def resolve_modes(
     return modes
 
 
+def checks_anything(modes: Mapping[str, str]) -> bool:
+    """Whether any check in ``modes`` (as :func:`resolve_modes` returns them) is on."""
+    return "strict" in modes.values() or "warn" in modes.values()
+
+
 @dataclass(frozen=True)
 class HygieneIssue:
     """One problem a test left behind.

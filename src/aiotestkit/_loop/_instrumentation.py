@@ -41,6 +41,7 @@ from ._hygiene import (
     HygieneIssue,
     HygieneReport,
     LateIssue,
+    checks_anything,
     resolve_modes,
 )
 from ._ownership import (
@@ -392,7 +393,8 @@ class LoopInstrumentation:
         else:
             modes = resolve_modes("strict", checks, where="LoopInstrumentation(checks=...)")
         _check_limits(hang_timeout, gc_generation)
-        self._setup(modes, hang_timeout, extensions, gc_generation, name, advice, None)
+        checking = checks_anything(modes)
+        self._setup(modes, hang_timeout, extensions, gc_generation, name, advice, checking)
 
     @classmethod
     def _checked(
@@ -421,11 +423,9 @@ class LoopInstrumentation:
         gc_generation: int | None,
         name: str,
         advice: Advice,
-        checking: bool | None,
+        checking: bool,
     ) -> None:
         self.modes = modes
-        if checking is None:
-            checking = "strict" in modes.values() or "warn" in modes.values()
         self._checking = checking
         self.hang_timeout = hang_timeout
         self.gc_generation = gc_generation

@@ -54,7 +54,7 @@ class Owner:
         modes: the mode of each check for this test.
         sink: records an issue in the test's report while the test runs (a bound
             method, held weakly); returns True if it was recorded.
-        checking: whether any check of ``modes`` is on, if the caller knows it.
+        checking: whether any check of ``modes`` is on.
     """
 
     __slots__ = (
@@ -74,12 +74,10 @@ class Owner:
         modes: Mapping[str, str],
         sink: Callable[[str, str], bool],
         *,
-        checking: bool | None = None,
+        checking: bool,
     ) -> None:
         self.name = name
         self.modes = modes
-        if checking is None:
-            checking = any(mode != "off" for mode in modes.values())
         self.checking = checking
         """Whether any check is on: the creation sites of what a test that checks
         nothing creates are never shown (its leaks are not reported), so they are not

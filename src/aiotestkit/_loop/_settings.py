@@ -10,11 +10,12 @@ words into the reports, so the core never gives pytest advice to a unittest user
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._hygiene import DEFAULT_HANG_TIMEOUT, LIBRARY_ADVICE, Advice, resolve_modes
+from ._hygiene import DEFAULT_HANG_TIMEOUT, LIBRARY_ADVICE, Advice, checks_anything, resolve_modes
 
 if TYPE_CHECKING:
     from ._instrumentation import LoopInstrumentation
@@ -257,21 +258,24 @@ class TestSettings:
             instrumentation = settings.instrumentation("tests/test_x.py::test_x")
             ```
         """
-        checked = self.__dict__.get("_checked")
-        if checked is None:
-            # Checked once per settings object (the run's is shared by every test
-            # without markers), not for every test.
-            from ._instrumentation import LoopInstrumentation, _check_limits
-
-            modes = resolve_modes("strict", self.checks)
-            _check_limits(self.hang_timeout, self.gc_generation)
-            checked = (
-                LoopInstrumentation,
-                modes,
-                "strict" in modes.values() or "warn" in modes.values(),
-            )
-            self.__dict__["_checked"] = checked  # frozen: the cache bypasses __setattr__
-        cls, modes, checking = checked
+        cls, modes, checking = self._checked_for_instrumentation
         return cls._checked(
             dict(modes), checking, self.hang_timeout, self.gc_generation, name, self.advice
         )
+
+    @functools.cached_property
+    def _checked_for_instrumentation(
+        self,
+    ) -> tuple[type[LoopInstrumentation], dict[str, str], bool]:
+        """What every test with these settings shares, checked once per settings object.
+
+        The run's settings are shared by every test without markers: their modes are
+        resolved, their limits checked and ``LoopInstrumentation`` imported once, not
+        per test. (A cached property writes the instance dict, so it works on this
+        frozen dataclass.)
+        """
+        from ._instrumentation import LoopInstrumentation, _check_limits
+
+        modes = resolve_modes("strict", self.checks)
+        _check_limits(self.hang_timeout, self.gc_generation)
+        return LoopInstrumentation, modes, checks_anything(modes)
