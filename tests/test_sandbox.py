@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import ssl
 from pathlib import Path
+from unittest import mock
 
 import aiohttp
 import httpx
@@ -566,6 +567,7 @@ async def test_close_restores_everything_it_patched_and_closes_owned_servers() -
     loop = asyncio.get_running_loop()
     before = (
         dict(vars(loop)),
+        dict(vars(type(loop))),
         ssl.SSLContext.__dict__["wrap_bio"],
         AsyncResolver.__dict__["resolve"],
     )
@@ -577,7 +579,7 @@ async def test_close_restores_everything_it_patched_and_closes_owned_servers() -
     async def fail_inside_a_sandbox() -> None:
         nonlocal handler_server
         async with NetworkSandbox() as sandbox:
-            assert "getaddrinfo" in vars(loop)
+            assert loop.getaddrinfo.__func__ is not asyncio.BaseEventLoop.getaddrinfo
             handler_server = await sandbox.route("api.example.com", 443, handler)
             raise ZeroDivisionError
 
@@ -585,6 +587,7 @@ async def test_close_restores_everything_it_patched_and_closes_owned_servers() -
         await fail_inside_a_sandbox()
     after = (
         dict(vars(loop)),
+        dict(vars(type(loop))),
         ssl.SSLContext.__dict__["wrap_bio"],
         AsyncResolver.__dict__["resolve"],
     )
@@ -607,6 +610,32 @@ async def test_close_restores_instance_attributes_that_were_there_before() -> No
         assert vars(loop)["sock_connect"] is sentinel_sock_connect
     finally:
         del loop.sock_connect
+
+
+async def test_a_mock_patched_in_a_sandbox_takes_over_and_the_sandbox_comes_back() -> None:
+    loop = asyncio.get_running_loop()
+    async with NetworkSandbox(allow_blocked=True):
+        with mock.patch.object(loop, "getaddrinfo", mock.AsyncMock(return_value=[])) as lookup:
+            assert await loop.getaddrinfo("api.example.com", 443) == []
+        lookup.assert_awaited_once_with("api.example.com", 443)
+        with pytest.raises(NameResolutionDenied):
+            await loop.getaddrinfo("api.example.com", 443)
+    assert loop.getaddrinfo.__func__ is asyncio.BaseEventLoop.getaddrinfo
+
+
+async def test_the_sandbox_patches_the_running_loop_alone() -> None:
+    loop = asyncio.get_running_loop()
+    other = asyncio.new_event_loop()
+    own = {
+        name: getattr(other, name) for name in ("getaddrinfo", "create_connection", "sock_connect")
+    }
+    try:
+        assert type(other) is type(loop)
+        async with NetworkSandbox():
+            assert loop.getaddrinfo.__func__ is not asyncio.BaseEventLoop.getaddrinfo
+            assert {name: getattr(other, name) for name in own} == own
+    finally:
+        other.close()
 
 
 async def test_patching_does_not_scale_with_routes(server: CaseControlledTestServer) -> None:

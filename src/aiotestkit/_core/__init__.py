@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._local_ports import process_listens_on
+from ._method_patches import patch_method
 from ._sockets import (
     CLOSE_TIMEOUT,
     TRANSPORT_NAMES,
@@ -57,6 +58,7 @@ __all__ = [
     "get_within",
     "leaf_certificate",
     "new_socket_path",
+    "patch_method",
     "process_listens_on",
     "record_hint",
     "record_refusal",

@@ -38,7 +38,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .._core import set_virtual_time
+from .._core import patch_method, set_virtual_time
 from ..errors import DeadlockError
 from ._clock_diagnostics import deadlock_message, in_flight, outside_actor
 
@@ -135,7 +135,7 @@ class VirtualClock:
         self.deadlock_timeout = deadlock_timeout
         self._loop: asyncio.BaseEventLoop | None = None
         self._selector: selectors.BaseSelector | None = None
-        self._patched: list[tuple[object, str, object, bool]] = []
+        self._undo: list[Callable[[], None]] = []
         self._original_select: Callable[[float | None], list[Any]] | None = None
         self._original_run_in_executor: Callable[..., asyncio.Future[Any]] | None = None
         self._executor_jobs: set[asyncio.Future[Any]] = set()
@@ -338,18 +338,11 @@ class VirtualClock:
                 )
 
     def _patch(self, owner: object, name: str, value: object) -> None:
-        had_own = name in vars(owner)
-        previous = vars(owner).get(name)
-        setattr(owner, name, value)
-        self._patched.append((owner, name, previous, had_own))
+        self._undo.append(patch_method(owner, name, value))
 
     def _restore(self) -> None:
-        while self._patched:
-            owner, name, previous, had_own = self._patched.pop()
-            if had_own:
-                setattr(owner, name, previous)
-            else:
-                vars(owner).pop(name, None)
+        while self._undo:
+            self._undo.pop()()
 
     @staticmethod
     def _shift_timers(loop: asyncio.AbstractEventLoop, delta: float) -> None:

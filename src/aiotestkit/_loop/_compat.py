@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine
 from contextvars import Context
 from typing import Any
 
+from .._core import patch_method
+
 __all__ = ["keep_task_names", "mark_lost_tls_transports_closed", "nothing"]
 
 _TLS_DEFECT = sys.version_info < (3, 11)
@@ -133,12 +135,6 @@ def keep_task_names(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         return task  # type: ignore[no-any-return]
 
     try:
-        loop.create_task = create_task_keeping_name  # type: ignore[method-assign, assignment]
-    except AttributeError:  # a loop implemented in C (uvloop) has neither the defect nor a dict
+        return patch_method(loop, "create_task", create_task_keeping_name)
+    except TypeError:  # a loop implemented in C (uvloop) has neither the defect nor a dict
         return _nothing
-
-    def undo() -> None:
-        if vars(loop).get("create_task") is create_task_keeping_name:
-            del loop.create_task
-
-    return undo

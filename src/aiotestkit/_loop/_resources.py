@@ -1,7 +1,7 @@
 """Resource tracking: the transports and servers a test opens, and those still open.
 
 :class:`ResourceTracker` wraps the loop's methods that make transports and start
-listening servers (as attributes of the loop object, never its class), so that each
+listening servers (for that loop alone, :func:`.._core.patch_method`), so that each
 transport, server and socket they make is recorded as created by the test, with its
 creation site (:mod:`._ownership`). :func:`watched_files` finds what is still open
 at the end of a test: every transport and server stays registered with the loop's
@@ -16,6 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from .._core import patch_method
 from ._ownership import Owner, record
 
 __all__ = ["ResourceTracker", "watched_fds", "watched_files"]
@@ -28,11 +29,6 @@ _TRANSPORT_FACTORIES = (
     "_make_ssl_transport",
     "_make_datagram_transport",
 )
-
-
-_MISSING = object()
-"""What :attr:`ResourceTracker._patched` records for a method the loop object did not
-hold itself (it came from the class): detaching removes the wrapper."""
 
 
 def _make_transport(
@@ -79,32 +75,25 @@ class ResourceTracker:
 
     def __init__(self, owner: Owner) -> None:
         self._owner = owner
-        self._patched: list[tuple[str, object]] = []
+        self._undo: list[Callable[[], None]] = []
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wrap ``loop``'s transport factories and ``_start_serving``."""
-        namespace: dict[str, object] | None = getattr(loop, "__dict__", None)
-        if namespace is None:
-            return  # no attributes of its own to set (a loop implemented in C)
-        owner, patched = self._owner, self._patched
+        owner, undo = self._owner, self._undo
         for name, wrapper in _WRAPPERS:
             original = getattr(loop, name, None)
-            if callable(original):
-                patched.append((name, namespace.get(name, _MISSING)))
-                namespace[name] = partial(wrapper, owner, original)
+            if not callable(original):
+                continue
+            try:
+                undo.append(patch_method(loop, name, partial(wrapper, owner, original)))
+            except TypeError:
+                return  # no attribute to replace (a loop implemented in C)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Put the loop's methods back."""
-        patched = self._patched
-        if not patched:
-            return
-        namespace = vars(loop)
-        while patched:
-            name, previous = patched.pop()
-            if previous is _MISSING:
-                namespace.pop(name, None)
-            else:
-                namespace[name] = previous
+        undo = self._undo
+        while undo:
+            undo.pop()()
 
 
 def _fd_to_key(selector: object) -> dict[int, Any] | None:

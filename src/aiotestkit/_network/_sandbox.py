@@ -20,6 +20,7 @@ import os
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +32,7 @@ from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
 from .._core import (
     default_certificate_authority,
+    patch_method,
     record_hint,
     record_refusal,
     reset_refusals,
@@ -66,22 +68,29 @@ _TLS_RECORD = b"\x16"
 
 
 class _Patches:
-    """Attribute patches that restore exactly what was there, instance or class."""
+    """Patches, undone in reverse order.
+
+    Attributes of classes and modules are restored exactly (their own or inherited);
+    the methods of one loop are replaced for it alone (:func:`patch_method`).
+    """
 
     def __init__(self) -> None:
-        self._undo: list[tuple[object, str, object]] = []
+        self._undo: list[Callable[[], None]] = []
 
     def set(self, owner: object, name: str, value: object) -> None:
-        self._undo.append((owner, name, vars(owner).get(name, _MISSING)))
+        previous = vars(owner).get(name, _MISSING)
         setattr(owner, name, value)
+        if previous is _MISSING:
+            self._undo.append(partial(delattr, owner, name))
+        else:
+            self._undo.append(partial(setattr, owner, name, previous))
+
+    def set_method(self, instance: object, name: str, value: object) -> None:
+        self._undo.append(patch_method(instance, name, value))
 
     def restore(self) -> None:
         while self._undo:
-            owner, name, previous = self._undo.pop()
-            if previous is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, previous)
+            self._undo.pop()()
 
 
 class NetworkSandbox:
@@ -99,7 +108,7 @@ class NetworkSandbox:
 
     What it patches, all restored by :meth:`close` (also when the test fails or is
     cancelled): the running loop's ``getaddrinfo``, ``create_connection`` and
-    ``sock_connect`` (instance attributes), :meth:`aiohttp.resolver.AsyncResolver.resolve`
+    ``sock_connect`` (for that loop alone), :meth:`aiohttp.resolver.AsyncResolver.resolve`
     and :meth:`ssl.SSLContext.wrap_bio`; for blocking clients in any thread,
     :func:`socket.getaddrinfo`, :func:`socket.gethostbyname` (and ``_ex``),
     :meth:`socket.socket.connect` and ``connect_ex``, and
@@ -301,9 +310,9 @@ class NetworkSandbox:
                 for info in infos
             ]
 
-        self._patches.set(loop, "getaddrinfo", self._getaddrinfo)
-        self._patches.set(loop, "create_connection", self._create_connection)
-        self._patches.set(loop, "sock_connect", self._sock_connect)
+        self._patches.set_method(loop, "getaddrinfo", self._getaddrinfo)
+        self._patches.set_method(loop, "create_connection", self._create_connection)
+        self._patches.set_method(loop, "sock_connect", self._sock_connect)
         self._patches.set(ssl.SSLContext, "wrap_bio", wrap_bio)
         self._patches.set(
             ssl.SSLContext,

@@ -1,0 +1,132 @@
+"""patch_method: a method replaced for one object, the class restored after the last."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+from collections.abc import Iterator
+from unittest import mock
+
+import pytest
+
+from aiotestkit._core import patch_method
+
+
+class Base:
+    def greet(self) -> str:
+        return "base"
+
+
+class Greeter(Base):
+    def wave(self) -> str:
+        return "own"
+
+
+@pytest.fixture
+def greeters() -> Iterator[tuple[Greeter, Greeter]]:
+    before = dict(vars(Greeter))
+    yield Greeter(), Greeter()
+    assert dict(vars(Greeter)) == before, "the class was not restored"
+
+
+def test_one_instance_is_patched_and_the_others_keep_the_class_method(
+    greeters: tuple[Greeter, Greeter],
+) -> None:
+    patched, other = greeters
+    undo = patch_method(patched, "greet", lambda: "patched")
+    assert patched.greet() == "patched"
+    assert other.greet() == "base"
+    assert Greeter.greet is Base.greet  # read from the class: the method itself
+    assert list(inspect.signature(Greeter.greet).parameters) == ["self"]
+    undo()
+    undo()  # a second undo does nothing
+    assert patched.greet() == "base"
+
+
+def test_a_method_the_class_defines_itself_is_put_back(
+    greeters: tuple[Greeter, Greeter],
+) -> None:
+    patched, _ = greeters
+    own = vars(Greeter)["wave"]
+    undo = patch_method(patched, "wave", lambda: "patched")
+    assert patched.wave() == "patched"
+    undo()
+    assert vars(Greeter)["wave"] is own
+    assert patched.wave() == "own"
+
+
+def test_patches_stack_and_each_undo_removes_its_own(greeters: tuple[Greeter, Greeter]) -> None:
+    patched, _ = greeters
+    first = patched.greet
+    undo_outer = patch_method(patched, "greet", lambda: "outer " + first())
+    second = patched.greet
+    undo_inner = patch_method(patched, "greet", lambda: "inner " + second())
+    assert patched.greet() == "inner outer base"
+    undo_outer()  # out of order: the inner one stays, still calling what it wrapped
+    assert patched.greet() == "inner outer base"
+    undo_inner()
+    assert patched.greet() == "base"
+
+
+def test_an_attribute_the_instance_holds_itself_is_replaced_and_put_back(
+    greeters: tuple[Greeter, Greeter],
+) -> None:
+    patched, _ = greeters
+    with mock.patch.object(patched, "greet", return_value="mocked"):
+        undo = patch_method(patched, "greet", lambda: "patched")
+        assert patched.greet() == "patched"
+        undo()
+        assert patched.greet() == "mocked"
+    assert patched.greet() == "base"
+
+
+def test_a_mock_patched_later_takes_over_until_it_ends(greeters: tuple[Greeter, Greeter]) -> None:
+    patched, _ = greeters
+    undo = patch_method(patched, "greet", lambda: "patched")
+    with mock.patch.object(patched, "greet", return_value="mocked"):
+        assert patched.greet() == "mocked"
+    assert patched.greet() == "patched"
+    undo()
+
+
+def test_the_class_is_restored_when_a_patched_object_is_collected_unrestored() -> None:
+    before = dict(vars(Greeter))
+    patched = Greeter()
+    patch_method(patched, "greet", lambda: "patched")
+    assert "greet" in vars(Greeter)
+    del patched
+    gc.collect()
+    assert dict(vars(Greeter)) == before
+    assert Greeter().greet() == "base"
+
+
+def test_an_object_of_a_c_type_gets_an_instance_attribute_or_a_type_error() -> None:
+    def function() -> None: ...
+
+    undo = patch_method(function, "label", "patched")  # a C type with an instance dict
+    assert vars(function)["label"] == "patched"
+    undo()
+    assert not hasattr(function, "label")
+    with pytest.raises(TypeError, match=r"cannot replace 'real' of 1: neither its type int"):
+        patch_method(1, "real", 2)
+
+
+def test_a_loop_runs_with_its_methods_patched_and_comes_back_whole() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        calls: list[float] = []
+        real_time = loop.time
+
+        def time() -> float:
+            calls.append(real_time())
+            return calls[-1]
+
+        undo = patch_method(loop, "time", time)
+        loop.run_until_complete(asyncio.sleep(0.001))
+        assert calls
+        undo()
+        assert loop.time.__func__ is asyncio.BaseEventLoop.time
+        assert "time" not in vars(type(loop))
+    finally:
+        loop.close()
