@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from aiotestkit._core import patch_method
+from aiotestkit._core import patch_method, restore_classes, set_instance_attribute
 
 
 class Base:
@@ -27,6 +27,7 @@ class Greeter(Base):
 def greeters() -> Iterator[tuple[Greeter, Greeter]]:
     before = dict(vars(Greeter))
     yield Greeter(), Greeter()
+    restore_classes()
     assert dict(vars(Greeter)) == before, "the class was not restored"
 
 
@@ -52,6 +53,8 @@ def test_a_method_the_class_defines_itself_is_put_back(
     undo = patch_method(patched, "wave", lambda: "patched")
     assert patched.wave() == "patched"
     undo()
+    assert patched.wave() == "own"
+    restore_classes()
     assert vars(Greeter)["wave"] is own
     assert patched.wave() == "own"
 
@@ -90,6 +93,18 @@ def test_a_mock_patched_later_takes_over_until_it_ends(greeters: tuple[Greeter, 
     undo()
 
 
+def test_the_class_keeps_its_descriptor_while_an_object_is_patched() -> None:
+    patched = Greeter()
+    undo = patch_method(patched, "greet", lambda: "patched")
+    restore_classes()
+    assert patched.greet() == "patched"
+    undo()
+    assert "greet" in vars(Greeter)  # inert until restore_classes()
+    assert patched.greet() == "base"
+    restore_classes()
+    assert "greet" not in vars(Greeter)
+
+
 def test_the_class_is_restored_when_a_patched_object_is_collected_unrestored() -> None:
     before = dict(vars(Greeter))
     patched = Greeter()
@@ -97,8 +112,24 @@ def test_the_class_is_restored_when_a_patched_object_is_collected_unrestored() -
     assert "greet" in vars(Greeter)
     del patched
     gc.collect()
+    restore_classes()
     assert dict(vars(Greeter)) == before
     assert Greeter().greet() == "base"
+
+
+def test_an_instance_attribute_is_set_and_removed_or_put_back() -> None:
+    greeter = Greeter()
+    undo = set_instance_attribute(greeter, "greet", lambda: "patched")
+    assert greeter.greet() == "patched"
+    undo()
+    undo()
+    assert "greet" not in vars(greeter)
+    with mock.patch.object(greeter, "greet", return_value="mocked"):
+        undo = set_instance_attribute(greeter, "greet", lambda: "patched")
+        assert greeter.greet() == "patched"
+        undo()
+        assert greeter.greet() == "mocked"
+    assert greeter.greet() == "base"
 
 
 def test_an_object_of_a_c_type_gets_an_instance_attribute_or_a_type_error() -> None:
@@ -127,6 +158,7 @@ def test_a_loop_runs_with_its_methods_patched_and_comes_back_whole() -> None:
         assert calls
         undo()
         assert loop.time.__func__ is asyncio.BaseEventLoop.time
+        restore_classes()
         assert "time" not in vars(type(loop))
     finally:
         loop.close()

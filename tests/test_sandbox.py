@@ -567,7 +567,10 @@ async def test_close_restores_everything_it_patched_and_closes_owned_servers() -
     loop = asyncio.get_running_loop()
     before = (
         dict(vars(loop)),
-        dict(vars(type(loop))),
+        {
+            name: getattr(loop, name)
+            for name in ("getaddrinfo", "create_connection", "sock_connect")
+        },
         ssl.SSLContext.__dict__["wrap_bio"],
         AsyncResolver.__dict__["resolve"],
     )
@@ -587,7 +590,10 @@ async def test_close_restores_everything_it_patched_and_closes_owned_servers() -
         await fail_inside_a_sandbox()
     after = (
         dict(vars(loop)),
-        dict(vars(type(loop))),
+        {
+            name: getattr(loop, name)
+            for name in ("getaddrinfo", "create_connection", "sock_connect")
+        },
         ssl.SSLContext.__dict__["wrap_bio"],
         AsyncResolver.__dict__["resolve"],
     )

@@ -38,6 +38,7 @@ from ._plugin import (
     test_run_of,
     test_settings,
     transports_for,
+    unconfigure,
     wants_sandbox,
 )
 
@@ -93,6 +94,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_NOT_COVERED] = {}
     if not config.pluginmanager.has_plugin("aiohttp.pytest_plugin"):
         config.pluginmanager.register(_LoopFixture(), "aiotestkit-loop")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Restore the loop classes the run's tests patched methods of, for their loops."""
+    unconfigure()
 
 
 def _is_ours(definitions: dict[str, Any], name: str) -> bool:

@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._local_ports import process_listens_on
-from ._method_patches import patch_method
+from ._method_patches import patch_method, restore_classes, set_instance_attribute
 from ._sockets import (
     CLOSE_TIMEOUT,
     TRANSPORT_NAMES,
@@ -64,8 +64,10 @@ __all__ = [
     "record_refusal",
     "remove_socket",
     "reset_refusals",
+    "restore_classes",
     "select_transports",
     "server_context",
+    "set_instance_attribute",
     "set_virtual_time",
     "shared_client_context",
     "shared_server_context",

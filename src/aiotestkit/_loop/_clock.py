@@ -38,7 +38,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .._core import patch_method, set_virtual_time
+from .._core import set_instance_attribute, set_virtual_time
 from ..errors import DeadlockError
 from ._clock_diagnostics import deadlock_message, in_flight, outside_actor
 
@@ -338,7 +338,7 @@ class VirtualClock:
                 )
 
     def _patch(self, owner: object, name: str, value: object) -> None:
-        self._undo.append(patch_method(owner, name, value))
+        self._undo.append(set_instance_attribute(owner, name, value))
 
     def _restore(self) -> None:
         while self._undo:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from contextvars import Context
 from typing import Any
 
-from .._core import patch_method
+from .._core import set_instance_attribute
 
 __all__ = ["keep_task_names", "mark_lost_tls_transports_closed", "nothing"]
 
@@ -135,6 +135,6 @@ def keep_task_names(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         return task  # type: ignore[no-any-return]
 
     try:
-        return patch_method(loop, "create_task", create_task_keeping_name)
+        return set_instance_attribute(loop, "create_task", create_task_keeping_name)
     except TypeError:  # a loop implemented in C (uvloop) has neither the defect nor a dict
         return _nothing

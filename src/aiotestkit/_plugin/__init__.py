@@ -14,6 +14,7 @@ from ._options import (
     sandbox_options,
     test_settings,
     transports_for,
+    unconfigure,
     wants_sandbox,
 )
 from ._pytest_asyncio import quiet_unset_fixture_loop_scope
@@ -58,5 +59,6 @@ __all__ = [
     "test_run_of",
     "test_settings",
     "transports_for",
+    "unconfigure",
     "wants_sandbox",
 ]

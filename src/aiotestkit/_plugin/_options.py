@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .._core import TRANSPORT_NAMES, select_transports
+from .._core import TRANSPORT_NAMES, restore_classes, select_transports
 from .._loop import DEFAULT_HANG_TIMEOUT, MODES, Advice, TestSettings
 from . import _pytest_asyncio
 from ._markers import closest_markers
@@ -148,6 +148,11 @@ def configure(config: pytest.Config) -> None:
         )
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+
+
+def unconfigure() -> None:
+    """Give the classes whose methods a test replaced for its loop their own back."""
+    restore_classes()
 
 
 def run_settings(config: pytest.Config) -> TestSettings:
