@@ -1,9 +1,10 @@
 """Virtual time for asyncio: the loop's clock jumps to the next timer instead of waiting.
 
 A :class:`VirtualClock` attaches to a running selector event loop (the one
-pytest-asyncio or :func:`asyncio.run` made) by replacing three attributes of that
-loop object, never its class: ``loop.time``, ``loop.run_in_executor`` and the
-``select`` method of the loop's selector. :meth:`VirtualClock.detach` puts them back.
+pytest-asyncio or :func:`asyncio.run` made) by replacing, for that loop alone,
+``loop.time``, ``loop.run_in_executor`` and the ``select`` method of the loop's
+selector (:func:`aiotestkit._core.patch_method` says how, and why the loop's
+``__dict__`` is never read). :meth:`VirtualClock.detach` puts them back.
 
 How time moves. The loop calls ``selector.select(timeout)`` with ``timeout == 0`` while
 callbacks are ready or a timer is due; those calls pass straight through. A call with
@@ -38,7 +39,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .._core import set_instance_attribute, set_virtual_time
+from .._core import patch_method, set_instance_attribute, set_virtual_time
 from ..errors import DeadlockError
 from ._clock_diagnostics import deadlock_message, in_flight, outside_actor
 
@@ -288,9 +289,11 @@ class VirtualClock:
         self._original_select = selector.select
         self._original_run_in_executor = loop.run_in_executor
         try:
-            self._patch(loop, "time", self.time)
-            self._patch(loop, "run_in_executor", self._run_in_executor)
-            self._patch(selector, "select", self._select)
+            # time is read on every iteration: an attribute of the loop object;
+            # run_in_executor seldom: replaced for this loop through its class.
+            self._undo.append(set_instance_attribute(loop, "time", self.time))
+            self._undo.append(patch_method(loop, "run_in_executor", self._run_in_executor))
+            self._undo.append(set_instance_attribute(selector, "select", self._select))
         except BaseException:
             self._restore()
             self._shift_timers(loop, real_now - self._now)
@@ -336,9 +339,6 @@ class VirtualClock:
                 waiter.set_exception(
                     RuntimeError(f"{self!r} was detached while clock.advance() was running")
                 )
-
-    def _patch(self, owner: object, name: str, value: object) -> None:
-        self._undo.append(set_instance_attribute(owner, name, value))
 
     def _restore(self) -> None:
         while self._undo:
