@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from aiotestkit._core import patch_method, restore_classes, set_instance_attribute
+from aiotestkit._core import patch_method, patch_methods, restore_classes, set_instance_attribute
 
 
 class Base:
@@ -70,6 +70,21 @@ def test_patches_stack_and_each_undo_removes_its_own(greeters: tuple[Greeter, Gr
     assert patched.greet() == "inner outer base"
     undo_inner()
     assert patched.greet() == "base"
+
+
+def test_several_methods_are_patched_at_once_and_put_back_by_one_undo(
+    greeters: tuple[Greeter, Greeter],
+) -> None:
+    patched, other = greeters
+    undo = patch_methods(patched, {"greet": lambda: "hello", "wave": lambda: "bye"})
+    assert (patched.greet(), patched.wave()) == ("hello", "bye")
+    assert (other.greet(), other.wave()) == ("base", "own")
+    inner = patch_method(patched, "wave", lambda: "inner")
+    undo()
+    undo()
+    assert (patched.greet(), patched.wave()) == ("base", "inner")
+    inner()
+    assert (patched.greet(), patched.wave()) == ("base", "own")
 
 
 def test_an_attribute_the_instance_holds_itself_is_replaced_and_put_back(

@@ -12,7 +12,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._local_ports import process_listens_on
-from ._method_patches import patch_method, restore_classes, set_instance_attribute
+from ._method_patches import (
+    patch_method,
+    patch_methods,
+    restore_classes,
+    set_instance_attribute,
+)
 from ._sockets import (
     CLOSE_TIMEOUT,
     TRANSPORT_NAMES,
@@ -59,6 +64,7 @@ __all__ = [
     "leaf_certificate",
     "new_socket_path",
     "patch_method",
+    "patch_methods",
     "process_listens_on",
     "record_hint",
     "record_refusal",

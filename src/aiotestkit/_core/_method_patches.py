@@ -30,21 +30,36 @@ So there are two ways here, both undone exactly:
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["patch_method", "restore_classes", "set_instance_attribute"]
+__all__ = ["patch_method", "patch_methods", "restore_classes", "set_instance_attribute"]
 
 _MISSING: Any = object()
 
 
-class _Replacement:
-    """One call of :func:`patch_method`: its value, until undone."""
+class _Patched(weakref.ref):  # type: ignore[type-arg]
+    """A weak reference to a patched object, holding its replacements by name.
 
-    __slots__ = ("value",)
+    The newest replacement of a name comes last. When the object is collected
+    unrestored, its entry leaves :data:`_patched` (:func:`_collected`).
+    """
 
-    def __init__(self, value: object) -> None:
-        self.value = value
+    __slots__ = ("key", "methods")
+
+    def __init__(self, instance: object, callback: Callable[[Any], None]) -> None:
+        # weakref.ref.__new__ took both arguments and made the reference.
+        self.key = id(instance)
+        self.methods: dict[str, list[object]] = {}
+
+
+def _collected(entry: _Patched) -> None:
+    if _patched.get(entry.key) is entry:
+        del _patched[entry.key]
+
+
+_patched: dict[int, _Patched] = {}
+"""The patched objects, by id."""
 
 
 class _PerInstanceMethod:
@@ -60,17 +75,22 @@ class _PerInstanceMethod:
         self.name = name
         self.own = owner.__dict__.get(name, _MISSING)
         """What ``owner`` held itself under ``name``, put back by :func:`restore_classes`."""
-        # id of a patched instance -> a weak reference to it, its replacements (newest last)
-        self.patched: dict[int, tuple[weakref.ref[Any], list[_Replacement]]] = {}
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is not None:
-            entry = self.patched.get(id(instance))
-            if entry is not None and entry[0]() is instance:
-                return entry[1][-1].value
-        inherited = self._inherited()
-        get = getattr(type(inherited), "__get__", None)
-        return inherited if get is None else get(inherited, instance, owner)
+        if instance is None:
+            inherited = self._inherited()
+            get = getattr(type(inherited), "__get__", None)
+            return inherited if get is None else get(inherited, None, owner)
+        entry = _patched.get(id(instance))
+        if entry is not None:
+            replacements = entry.methods.get(self.name)
+            if replacements and entry() is instance:
+                return replacements[-1]
+        if self.own is not _MISSING:
+            get = getattr(type(self.own), "__get__", None)
+            return self.own if get is None else get(self.own, instance, owner)
+        # The next class in the instance's order, looked up in C and bound.
+        return getattr(super(self.owner, instance), self.name)
 
     def _inherited(self) -> Any:
         """The attribute the class would have without this descriptor."""
@@ -81,28 +101,6 @@ class _PerInstanceMethod:
                 return base.__dict__[self.name]
         raise AttributeError(f"{self.owner.__name__!r} object has no attribute {self.name!r}")
 
-    def add(self, instance: object, value: object) -> Callable[[], None]:
-        key = id(instance)
-        entry = self.patched.get(key)
-        if entry is None or entry[0]() is not instance:
-            entry = (weakref.ref(instance, lambda _: self._forget(key, entry)), [])
-            self.patched[key] = entry
-        replacement = _Replacement(value)
-        entry[1].append(replacement)
-
-        def undo() -> None:
-            replacements = entry[1]
-            if replacement in replacements:  # identity: _Replacement has no __eq__
-                replacements.remove(replacement)
-                if not replacements:
-                    self._forget(key, entry)
-
-        return undo
-
-    def _forget(self, key: int, entry: object) -> None:
-        if self.patched.get(key) is entry:
-            del self.patched[key]
-
 
 _installed: dict[tuple[type, str], _PerInstanceMethod] = {}
 """The descriptors on classes, by class and name."""
@@ -111,8 +109,8 @@ _installed: dict[tuple[type, str], _PerInstanceMethod] = {}
 def _descriptor(owner: type, name: str) -> _PerInstanceMethod | None:
     """The descriptor for ``name`` on ``owner``, installed now; ``None`` for a C type."""
     descriptor = _installed.get((owner, name))
-    if descriptor is not None and owner.__dict__.get(name) is descriptor:
-        return descriptor
+    if descriptor is not None:
+        return descriptor  # if the class's attribute was replaced since, it hides this one
     descriptor = _PerInstanceMethod(owner, name)
     try:
         setattr(owner, name, descriptor)
@@ -153,14 +151,67 @@ def patch_method(instance: object, name: str, value: object) -> Callable[[], Non
             undo()
         ```
     """
-    descriptor = _descriptor(type(instance), name)
-    if descriptor is None:
-        return set_instance_attribute(instance, name, value)  # a C type
-    undo = descriptor.add(instance, value)
-    if getattr(instance, name) is value:
-        return undo
-    undo()  # the instance holds the attribute itself, which hides the class's
-    return _set(instance, name, value, getattr(instance, name))
+    return patch_methods(instance, {name: value})
+
+
+def patch_methods(instance: object, replacements: Mapping[str, object]) -> Callable[[], None]:
+    """:func:`patch_method` for several names at once, with one undo for all of them.
+
+    Args:
+        instance: the object (an event loop) whose methods are replaced.
+        replacements: each method's name and what ``instance.name`` gives from now on.
+
+    Returns:
+        The undo callable, which puts every method back; calling it again does nothing.
+
+    Raises:
+        TypeError: as :func:`patch_method`; the names replaced before it are put back.
+
+    Example:
+        ```python
+        undo = patch_methods(loop, {"getaddrinfo": lookup, "sock_connect": connect})
+        ```
+    """
+    entry = _patched.get(id(instance))
+    if entry is None or entry() is not instance:
+        try:
+            entry = _Patched(instance, _collected)
+        except TypeError:  # no weak reference to it (an int, a class with __slots__)
+            return _set_attributes(instance, replacements)
+        _patched[entry.key] = entry
+    pushed: list[tuple[list[object], object]] = []
+    attributes: list[Callable[[], None]] = []
+
+    def undo() -> None:
+        while pushed:
+            stack, value = pushed.pop()
+            for index in range(len(stack) - 1, -1, -1):
+                if stack[index] is value:
+                    del stack[index]
+                    break
+        if not any(entry.methods.values()) and _patched.get(entry.key) is entry:
+            del _patched[entry.key]
+        while attributes:
+            attributes.pop()()
+
+    owner = type(instance)
+    try:
+        for name, value in replacements.items():
+            descriptor = _descriptor(owner, name)
+            if descriptor is None:  # a C type
+                attributes.append(set_instance_attribute(instance, name, value))
+                continue
+            stack = entry.methods.setdefault(name, [])
+            stack.append(value)
+            if getattr(instance, name) is value:
+                pushed.append((stack, value))
+                continue
+            stack.pop()  # the instance holds the attribute itself, which hides the class's
+            attributes.append(_set(instance, name, value, getattr(instance, name)))
+    except BaseException:
+        undo()
+        raise
+    return undo
 
 
 def set_instance_attribute(instance: object, name: str, value: object) -> Callable[[], None]:
@@ -192,6 +243,23 @@ def set_instance_attribute(instance: object, name: str, value: object) -> Callab
     if previous is not _MISSING and previous == _from_class(instance, name):
         previous = _MISSING  # the class's: the undo removes the instance attribute
     return _set(instance, name, value, previous)
+
+
+def _set_attributes(instance: object, replacements: Mapping[str, object]) -> Callable[[], None]:
+    """:func:`set_instance_attribute` for each name; one undo, all or none set."""
+    undos: list[Callable[[], None]] = []
+
+    def undo() -> None:
+        while undos:
+            undos.pop()()
+
+    try:
+        for name, value in replacements.items():
+            undos.append(set_instance_attribute(instance, name, value))
+    except BaseException:
+        undo()
+        raise
+    return undo
 
 
 def _set(instance: object, name: str, value: object, previous: object) -> Callable[[], None]:
@@ -239,8 +307,15 @@ def restore_classes() -> None:
         restore_classes()
         ```
     """
+    in_use = {
+        (type(instance), name)
+        for entry in _patched.values()
+        if (instance := entry()) is not None
+        for name, stack in entry.methods.items()
+        if stack
+    }
     for key, descriptor in list(_installed.items()):
-        if descriptor.patched:
+        if key in in_use:
             continue
         del _installed[key]
         owner, name = key

@@ -11,12 +11,13 @@ selector until it is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from .._core import patch_method
+from .._core import patch_methods
 from ._ownership import Owner, record
 
 __all__ = ["ResourceTracker", "watched_fds", "watched_files"]
@@ -79,15 +80,14 @@ class ResourceTracker:
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Wrap ``loop``'s transport factories and ``_start_serving``."""
-        owner, undo = self._owner, self._undo
+        owner = self._owner
+        wrappers = {}
         for name, wrapper in _WRAPPERS:
             original = getattr(loop, name, None)
-            if not callable(original):
-                continue
-            try:
-                undo.append(patch_method(loop, name, partial(wrapper, owner, original)))
-            except TypeError:
-                return  # no attribute to replace (a loop implemented in C)
+            if callable(original):
+                wrappers[name] = partial(wrapper, owner, original)
+        with contextlib.suppress(TypeError):  # no attribute to replace (a loop in C)
+            self._undo.append(patch_methods(loop, wrappers))
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Put the loop's methods back."""

@@ -32,7 +32,7 @@ from aiohttp.test_utils import BaseTestServer, RawTestServer, TestServer
 
 from .._core import (
     default_certificate_authority,
-    patch_method,
+    patch_methods,
     record_hint,
     record_refusal,
     reset_refusals,
@@ -71,7 +71,7 @@ class _Patches:
     """Patches, undone in reverse order.
 
     Attributes of classes and modules are restored exactly (their own or inherited);
-    the methods of one loop are replaced for it alone (:func:`patch_method`).
+    the methods of one loop are replaced for it alone (:func:`patch_methods`).
     """
 
     def __init__(self) -> None:
@@ -85,8 +85,8 @@ class _Patches:
         else:
             self._undo.append(partial(setattr, owner, name, previous))
 
-    def set_method(self, instance: object, name: str, value: object) -> None:
-        self._undo.append(patch_method(instance, name, value))
+    def set_methods(self, instance: object, replacements: dict[str, object]) -> None:
+        self._undo.append(patch_methods(instance, replacements))
 
     def restore(self) -> None:
         while self._undo:
@@ -310,9 +310,14 @@ class NetworkSandbox:
                 for info in infos
             ]
 
-        self._patches.set_method(loop, "getaddrinfo", self._getaddrinfo)
-        self._patches.set_method(loop, "create_connection", self._create_connection)
-        self._patches.set_method(loop, "sock_connect", self._sock_connect)
+        self._patches.set_methods(
+            loop,
+            {
+                "getaddrinfo": self._getaddrinfo,
+                "create_connection": self._create_connection,
+                "sock_connect": self._sock_connect,
+            },
+        )
         self._patches.set(ssl.SSLContext, "wrap_bio", wrap_bio)
         self._patches.set(
             ssl.SSLContext,
