@@ -8,8 +8,9 @@ ordinary dict for the rest of the object's life, and every attribute read in its
 methods takes the slower path. An event loop reads its attributes dozens of times per
 iteration: ``vars(loop)`` alone made every later ``await asyncio.sleep(0)`` on it cost
 3,800 more instructions (+12 %) on 3.11 and 6,100 more (+17 %) on 3.12; seven new
-names on a fresh loop (24 of its own) 1,800 more (+6 %) on 3.11 (callgrind, 20,000
-iterations; see ``benchmarks/README.md``).
+names on a fresh loop (24 of its own) 1,800 more (+6 %) on 3.11, and four new names
+(26 of its own) 2,150 more on 3.13 (callgrind, 20,000 iterations;
+``benchmarks/loop_attributes.py``, ``benchmarks/README.md``).
 
 Changing a class is no cure when done per test: each change invalidates what the
 interpreter specialised for the class (re-learnt at a cost in every method), and from
