@@ -78,29 +78,37 @@ class _PerInstanceMethod:
         """What ``owner`` held itself under ``name``, put back by :func:`restore_classes`."""
 
     def __get__(self, instance: object, owner: type | None = None) -> Any:
-        if instance is None:
-            inherited = self._inherited()
-            get = getattr(type(inherited), "__get__", None)
-            return inherited if get is None else get(inherited, None, owner)
-        entry = _patched.get(id(instance))
-        if entry is not None:
-            replacements = entry.methods.get(self.name)
-            if replacements and entry() is instance:
-                return replacements[-1]
-        if self.own is not _MISSING:
-            get = getattr(type(self.own), "__get__", None)
-            return self.own if get is None else get(self.own, instance, owner)
-        # The next class in the instance's order, looked up in C and bound.
-        return getattr(super(self.owner, instance), self.name)
+        if instance is not None:
+            entry = _patched.get(id(instance))
+            if entry is not None:
+                replacements = entry.methods.get(self.name)
+                if replacements and entry() is instance:
+                    return replacements[-1]
+            if self.own is _MISSING:
+                # The next class in the instance's order, looked up in C and bound.
+                return getattr(super(self.owner, instance), self.name)
+        inherited = self.own
+        if inherited is _MISSING:
+            inherited = _class_attribute(self.owner.__mro__[1:], self.name)
+            if inherited is _MISSING:
+                raise AttributeError(
+                    f"{self.owner.__name__!r} object has no attribute {self.name!r}"
+                )
+        return _bind(inherited, instance, owner)
 
-    def _inherited(self) -> Any:
-        """The attribute the class would have without this descriptor."""
-        if self.own is not _MISSING:
-            return self.own
-        for base in self.owner.__mro__[1:]:
-            if self.name in base.__dict__:
-                return base.__dict__[self.name]
-        raise AttributeError(f"{self.owner.__name__!r} object has no attribute {self.name!r}")
+
+def _class_attribute(classes: tuple[type, ...], name: str) -> Any:
+    """``name`` as the first of ``classes`` holds it itself (``_MISSING`` if none does)."""
+    for cls in classes:
+        if name in cls.__dict__:
+            return cls.__dict__[name]
+    return _MISSING
+
+
+def _bind(attribute: Any, instance: object, owner: type | None) -> Any:
+    """What reading ``attribute`` from a class gives ``instance`` (the class if ``None``)."""
+    get = getattr(type(attribute), "__get__", None)
+    return attribute if get is None else get(attribute, instance, owner)
 
 
 _installed: dict[tuple[type, str], _PerInstanceMethod] = {}
@@ -289,12 +297,8 @@ def _set(instance: object, name: str, value: object, previous: object) -> Callab
 
 def _from_class(instance: object, name: str) -> Any:
     """What ``instance.name`` would give without an attribute of its own."""
-    for base in type(instance).__mro__:
-        if name in base.__dict__:
-            attribute = base.__dict__[name]
-            get = getattr(type(attribute), "__get__", None)
-            return attribute if get is None else get(attribute, instance, type(instance))
-    return _MISSING
+    attribute = _class_attribute(type(instance).__mro__, name)
+    return _MISSING if attribute is _MISSING else _bind(attribute, instance, type(instance))
 
 
 def restore_classes() -> None:
