@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import textwrap
+import threading
+import time
 import warnings
 
 import pytest
@@ -16,7 +19,7 @@ from aiotestkit import (
     HygieneWarning,
     LoopInstrumentation,
 )
-from aiotestkit._loop import register_probe, report_issue
+from aiotestkit._loop import _hang_guard, register_probe, report_issue
 
 INI = """
 [pytest]
@@ -538,19 +541,7 @@ async def test_hang_report_names_the_test_that_checked_nothing_as_a_tasks_creato
 
 @pytest.mark.asyncio
 @pytest.mark.hang_timeout(0)  # the plugin's own guard would be armed around this test
-async def test_hang_guard_restores_the_sigalrm_handler_and_the_timer() -> None:
-    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
-    async with LoopInstrumentation(hang_timeout=None) as instrumentation:
-        instrumentation.start_hang_guard(5.0, task=asyncio.current_task())
-        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0
-        assert instrumentation.stop_hang_guard() is None
-    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-
-
-@pytest.mark.asyncio
-@pytest.mark.hang_timeout(0)
-async def test_hang_guard_leaves_a_sigalrm_handler_of_the_test_alone() -> None:
+async def test_hang_guard_leaves_signals_and_the_interval_timer_alone() -> None:
     alarms: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
@@ -560,15 +551,63 @@ async def test_hang_guard_leaves_a_sigalrm_handler_of_the_test_alone() -> None:
     try:
         async with LoopInstrumentation(hang_timeout=None) as instrumentation:
             task = asyncio.create_task(asyncio.Event().wait(), name="stuck")
-            instrumentation.start_hang_guard(0.1, task=task)  # falls back to a thread
+            instrumentation.start_hang_guard(0.1, task=task)
+            assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
             with pytest.raises(asyncio.CancelledError):
-                await task
+                await asyncio.wait_for(task, 10)  # the guard, not this bound, cancels it
             error = instrumentation.stop_hang_guard()
         assert isinstance(error, HangTimeout)
         assert signal.getsignal(signal.SIGALRM) is handler
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
         assert alarms == []
     finally:
         signal.signal(signal.SIGALRM, previous)
+
+
+async def _watchdog_sleeps_beyond(seconds: float) -> None:
+    """Wait until the hang guard's watchdog thread sleeps for more than ``seconds``."""
+    deadline = time.monotonic() + 5.0
+    # Its wake-up time is infinite while it is not asleep.
+    while not seconds < _hang_guard._watchdog._wake_at - time.monotonic() < math.inf:
+        assert time.monotonic() < deadline, "the watchdog thread did not go to sleep in 5 s"
+        await asyncio.sleep(0.001)
+
+
+@pytest.mark.asyncio
+@pytest.mark.hang_timeout(0)
+async def test_a_shorter_limit_after_a_longer_one_fires_on_time() -> None:
+    # The watchdog sleeps until the earliest deadline it knows of (here 30 s away,
+    # though disarmed): a shorter limit armed later must wake it.
+    async with LoopInstrumentation(hang_timeout=None) as first:
+        first.start_hang_guard(30.0, task=asyncio.current_task())
+        await _watchdog_sleeps_beyond(25.0)
+        assert first.stop_hang_guard() is None
+    async with LoopInstrumentation(hang_timeout=None) as second:
+        task = asyncio.create_task(asyncio.Event().wait(), name="stuck")
+        second.start_hang_guard(0.1, task=task)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)  # TimeoutError here: the guard slept on
+        error = second.stop_hang_guard()
+    assert isinstance(error, HangTimeout)
+    assert "still ran after 0.1 s" in str(error)
+
+
+def test_hang_guard_fires_for_a_loop_in_another_thread() -> None:
+    async def guarded() -> HangTimeout | None:
+        async with LoopInstrumentation(hang_timeout=None) as instrumentation:
+            task = asyncio.create_task(asyncio.Event().wait(), name="stuck")
+            instrumentation.start_hang_guard(0.1, task=task)
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+            return instrumentation.stop_hang_guard()
+
+    results: list[HangTimeout | None] = []
+    thread = threading.Thread(target=lambda: results.append(asyncio.run(guarded())))
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the loop thread still ran after 30 s"
+    assert len(results) == 1
+    assert isinstance(results[0], HangTimeout)
 
 
 @pytest.mark.asyncio

@@ -1,4 +1,4 @@
-"""patch_method: a method replaced for one object, the class restored after the last."""
+"""patch_method and wrap_methods: methods replaced for one object, or observed for all."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from unittest import mock
 
 import pytest
 
-from aiotestkit._core import patch_method, patch_methods, restore_classes, set_instance_attribute
+from aiotestkit._core import (
+    patch_method,
+    patch_methods,
+    restore_classes,
+    set_instance_attribute,
+    wrap_methods,
+)
 
 
 class Base:
@@ -177,3 +183,60 @@ def test_a_loop_runs_with_its_methods_patched_and_comes_back_whole() -> None:
         assert "time" not in vars(type(loop))
     finally:
         loop.close()
+
+
+# -- wrap_methods: calls observed for every instance of a class -------------------------
+
+
+def _tagged(instance: Greeter, method: object, *args: object) -> str:
+    assert callable(method)
+    return f"{method(*args)} (wrapped for {type(instance).__name__})"
+
+
+def test_wrapped_methods_see_every_call_with_the_method_bound(
+    greeters: tuple[Greeter, Greeter],
+) -> None:
+    first, second = greeters
+    release = wrap_methods(Greeter, {"greet": _tagged, "wave": _tagged})
+    assert first.greet() == "base (wrapped for Greeter)"  # inherited from Base
+    assert second.wave() == "own (wrapped for Greeter)"  # the class's own
+    assert Base().greet() == "base"  # the base class is left alone
+    assert list(inspect.signature(first.greet).parameters) == []
+    assert Greeter.greet.__name__ == "greet"
+    release()
+
+
+def test_wrappers_stay_while_a_use_holds_them_then_the_class_is_restored(
+    greeters: tuple[Greeter, Greeter],
+) -> None:
+    instance, _ = greeters
+    own = vars(Greeter)["wave"]
+    wrappers = {"greet": _tagged, "wave": _tagged}
+    release = wrap_methods(Greeter, wrappers)
+    release_again = wrap_methods(Greeter, wrappers)  # installed already: only counted
+    release()
+    restore_classes()
+    assert instance.wave() == "own (wrapped for Greeter)", "restored while still in use"
+    release_again()
+    restore_classes()
+    assert vars(Greeter)["wave"] is own
+    assert "greet" not in vars(Greeter)
+    assert instance.greet() == "base"
+
+
+def test_mocks_of_the_instance_or_of_a_base_class_still_work(
+    greeters: tuple[Greeter, Greeter],
+) -> None:
+    instance, other = greeters
+    release = wrap_methods(Greeter, {"greet": _tagged})
+    with mock.patch.object(instance, "greet", return_value="mocked"):
+        assert instance.greet() == "mocked"  # the instance's own attribute hides it
+        assert other.greet() == "base (wrapped for Greeter)"
+    with mock.patch.object(Base, "greet", return_value="patched base"):
+        assert instance.greet() == "patched base (wrapped for Greeter)"  # called at once
+    release()
+
+
+def test_a_type_in_c_cannot_be_wrapped() -> None:
+    with pytest.raises(TypeError, match="cannot wrap 'append' of list"):
+        wrap_methods(list, {"append": _tagged})

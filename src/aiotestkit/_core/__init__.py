@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from ._local_ports import process_listens_on
 from ._method_patches import (
+    WRAPPER_FILENAME,
     patch_method,
     patch_methods,
     restore_classes,
     set_instance_attribute,
+    wrap_methods,
 )
 from ._sockets import (
     CLOSE_TIMEOUT,
@@ -55,6 +57,7 @@ __all__ = [
     "CLOSE_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "TRANSPORT_NAMES",
+    "WRAPPER_FILENAME",
     "CertificateAuthority",
     "abort_with_reset",
     "check_timeout",
@@ -81,6 +84,7 @@ __all__ = [
     "sni_server_context",
     "timeout_details",
     "wait_all",
+    "wrap_methods",
 ]
 
 _LAZY = frozenset(

@@ -16,7 +16,7 @@ Changing a class is no cure when done per test: each change invalidates what the
 interpreter specialised for the class (re-learnt at a cost in every method), and from
 3.13 a class changed 1,000 times is never specialised again.
 
-So there are two ways here, both undone exactly:
+So there are three ways here, all undone exactly:
 
 - :func:`patch_method`, for methods called now and then (a loop's transport factories,
   ``create_connection``, ``getaddrinfo``): a descriptor put on the object's class the
@@ -26,15 +26,28 @@ So there are two ways here, both undone exactly:
   descriptors away when no object has a replacement.
 - :func:`set_instance_attribute`, for methods called on every iteration (``time``):
   a plain instance attribute, set and removed without reading ``__dict__``.
+- :func:`wrap_methods`, for observing calls rather than replacing them (the transports
+  a loop makes, for the resource check): a function put on the class the first time
+  calls a wrapper around the method for every instance; the wrapper looks the instance
+  up in a registry of its own. Nothing is done per test but that registration; the
+  class is changed once per name and process, as above.
 """
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["patch_method", "patch_methods", "restore_classes", "set_instance_attribute"]
+__all__ = [
+    "WRAPPER_FILENAME",
+    "patch_method",
+    "patch_methods",
+    "restore_classes",
+    "set_instance_attribute",
+    "wrap_methods",
+]
 
 _MISSING: Any = object()
 
@@ -301,11 +314,115 @@ def _from_class(instance: object, name: str) -> Any:
     return _MISSING if attribute is _MISSING else _bind(attribute, instance, type(instance))
 
 
-def restore_classes() -> None:
-    """Take :func:`patch_method`'s descriptors off the classes no object patches now.
+WRAPPER_FILENAME = __file__
+"""The file of the functions :func:`wrap_methods` puts on classes: a frame of it (in a
+traceback, or above a creation site) is the wrapper's, not its caller's."""
 
-    The pytest plugin calls it when the session ends; each class gets back exactly
-    what it held (its own method, or nothing, so that a base class's shows again).
+MethodWrapper = Callable[..., Any]
+"""``wrapper(instance, method, *args, **kwargs)``: one call of ``instance.method(*args,
+**kwargs)``, with ``method`` bound as the instance would have it without the wrapper."""
+
+
+class _ClassWrapper:
+    """What :func:`wrap_methods` put on a class under one name, and what it replaced."""
+
+    __slots__ = ("function", "name", "own", "owner")
+
+    def __init__(self, owner: type, name: str, wrapper: MethodWrapper) -> None:
+        self.owner = owner
+        self.name = name
+        self.own: Any = owner.__dict__.get(name, _MISSING)
+        """What ``owner`` held itself under ``name``, put back by :func:`restore_classes`."""
+        own = self.own
+        if own is not _MISSING:
+
+            def function(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+                return wrapper(instance, _bind(own, instance, type(instance)), *args, **kwargs)
+
+        else:
+
+            def function(instance: Any, /, *args: Any, **kwargs: Any) -> Any:
+                # The next class in the instance's order, looked up in C and bound.
+                return wrapper(instance, getattr(super(owner, instance), name), *args, **kwargs)
+
+        wrapped = own if own is not _MISSING else _class_attribute(owner.__mro__[1:], name)
+        if callable(wrapped):  # its name, docstring and signature (through __wrapped__)
+            functools.update_wrapper(function, wrapped)
+        self.function = function
+
+
+_wrapped: dict[tuple[type, str], _ClassWrapper] = {}
+"""The functions :func:`wrap_methods` put on classes, by class and name."""
+_wrapped_sets: dict[type, Mapping[str, MethodWrapper]] = {}
+"""Each class's wrappers as last given to :func:`wrap_methods` (found again in one lookup)."""
+_wrapper_users: dict[type, int] = {}
+"""The uses of each class's wrappers not released yet (:func:`restore_classes` keeps them)."""
+
+
+def _release_wrappers(cls: type) -> None:
+    count = _wrapper_users.get(cls, 0) - 1
+    if count > 0:
+        _wrapper_users[cls] = count
+    else:
+        _wrapper_users.pop(cls, None)
+
+
+def wrap_methods(cls: type, wrappers: Mapping[str, MethodWrapper]) -> Callable[[], None]:
+    """Route every call of the methods ``wrappers`` names, on instances of ``cls``, through them.
+
+    Each ``wrappers[name]`` is called as ``wrapper(instance, method, *args, **kwargs)``
+    for every call ``instance.name(*args, **kwargs)`` on an instance of ``cls`` (or of
+    a subclass that does not define ``name`` itself), with ``method`` the method the
+    instance would have without the wrapper, bound; the wrapper's result is the call's.
+    An attribute an instance holds itself (a mock) still hides the class's, as before.
+
+    The wrappers go on the class at the first call, once per class and name for the
+    whole process (a later call with the same mapping costs one lookup), because
+    changing a class costs every method of it its specialisations: they are called
+    for every instance of the class, and must pass the call on unchanged for those
+    they do not concern (keep your own registry of the instances you watch).
+    :func:`restore_classes` takes them away once every use is released.
+
+    Args:
+        cls: the class whose methods are wrapped (the instance's ``type()``).
+        wrappers: each method's name and its wrapper; pass the same mapping each time.
+
+    Returns:
+        The release of this use; call it once, when the caller stops watching.
+
+    Raises:
+        TypeError: if ``cls`` is a type implemented in C (nothing is wrapped then).
+
+    Example:
+        ```python
+        def counted(loop, method, *args, **kwargs):
+            calls[id(loop)] = calls.get(id(loop), 0) + 1
+            return method(*args, **kwargs)
+
+        release = wrap_methods(type(loop), {"_make_socket_transport": counted})
+        ```
+    """
+    if _wrapped_sets.get(cls) is not wrappers:
+        for name, wrapper in wrappers.items():
+            if (cls, name) in _wrapped:
+                continue
+            installed = _ClassWrapper(cls, name, wrapper)
+            try:
+                setattr(cls, name, installed.function)
+            except TypeError as error:  # "cannot set 'name' attribute of immutable type"
+                raise TypeError(f"cannot wrap {name!r} of {cls.__qualname__}: {error}") from None
+            _wrapped[(cls, name)] = installed
+        _wrapped_sets[cls] = wrappers
+    _wrapper_users[cls] = _wrapper_users.get(cls, 0) + 1
+    return functools.partial(_release_wrappers, cls)
+
+
+def restore_classes() -> None:
+    """Take :func:`patch_method`'s descriptors and :func:`wrap_methods`'s wrappers off.
+
+    Only from the classes no object patches now and whose wrappers no use holds. The
+    pytest plugin calls it when the session ends; each class gets back exactly what it
+    held (its own method, or nothing, so that a base class's shows again).
 
     Example:
         ```python
@@ -326,7 +443,20 @@ def restore_classes() -> None:
         owner, name = key
         if owner.__dict__.get(name) is not descriptor:
             continue  # replaced on the class since: the newer attribute stays
-        if descriptor.own is _MISSING:
-            delattr(owner, name)
-        else:
-            setattr(owner, name, descriptor.own)
+        _put_back(owner, name, descriptor.own)
+    for key, wrapper in list(_wrapped.items()):
+        owner, name = key
+        if owner in _wrapper_users:
+            continue
+        del _wrapped[key]
+        _wrapped_sets.pop(owner, None)
+        if owner.__dict__.get(name) is wrapper.function:  # else replaced since: it stays
+            _put_back(owner, name, wrapper.own)
+
+
+def _put_back(owner: type, name: str, own: object) -> None:
+    """Give ``owner`` back what it held under ``name`` (nothing: remove the attribute)."""
+    if own is _MISSING:
+        delattr(owner, name)
+    else:
+        setattr(owner, name, own)

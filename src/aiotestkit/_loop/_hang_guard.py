@@ -3,22 +3,20 @@
 :class:`HangGuard` cancels the guarded task (the test's own) when it still runs
 after ``timeout`` seconds of real time, and keeps a :class:`aiotestkit.HangTimeout`
 that names the limit and shows the stack of every task on the loop. Real time is
-measured by a SIGALRM timer where the main thread may use one, else by one daemon
-thread (:class:`_Watchdog`), so a virtual clock does not move the limit.
+measured by one daemon thread (:class:`_Watchdog`), so a virtual clock does not move
+the limit, and neither signals nor timers of the process are touched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import importlib
 import itertools
-import signal
+import math
+import os
 import threading
 import time
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 from ..errors import HangTimeout
@@ -28,152 +26,79 @@ from ._tasks import TaskTracker
 __all__ = ["DEFAULT_HANG_TIMEOUT", "HangGuard"]
 
 
-def _c_signal() -> Any:
-    """The C functions under :mod:`signal`, or :mod:`signal` itself where there are none.
-
-    The same calls without ``signal``'s enum conversions, which cost more than the
-    system calls: the guard installs and removes its handler for every test.
-    """
-    try:
-        return importlib.import_module("_signal")
-    except ImportError:  # pragma: no cover - an interpreter without it
-        return signal
-
-
-_raw_signal: Any = _c_signal()
-
-_SIGALRM = int(signal.SIGALRM) if hasattr(signal, "SIGALRM") else 0
-_HAS_ITIMER = hasattr(signal, "setitimer")
-_IDLE_HANDLERS = (signal.SIG_DFL, signal.SIG_IGN)
-_IDLE_TIMER = (0.0, 0.0)
-
-
-class _ThreadWatchdog:
-    """One daemon thread that calls callbacks at real-time deadlines.
-
-    The fallback of :class:`_Watchdog`: a live thread costs every test of the
-    process about 0.15 ms (measured on 2,000 trivial async tests), so it is started
-    only where SIGALRM cannot be used.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
-        self._thread: threading.Thread | None = None
-
-    def schedule(self, token: int, delay: float, callback: Callable[[], None]) -> None:
-        with self._condition:
-            entry = (time.monotonic() + delay, token, callback)
-            heapq.heappush(self._heap, entry)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="aiotestkit-hang-guard", daemon=True
-                )
-                self._thread.start()
-            if self._heap[0] is entry:
-                self._condition.notify()
-
-    def cancel(self, token: int) -> None:
-        # Cancelled entries stay in the heap until their deadline: O(1) here, and the
-        # thread is not woken up for each test.
-        with self._condition:
-            self._cancelled.add(token)
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._condition.wait(timeout)
-                _, token, callback = heapq.heappop(self._heap)
-                if token in self._cancelled:
-                    self._cancelled.discard(token)
-                    continue
-            with contextlib.suppress(Exception):
-                callback()
-
-
-class _AlarmWatchdog:
-    """Calls callbacks at real-time deadlines from a SIGALRM handler: no thread.
-
-    Usable in the main thread where ``signal.setitimer`` exists and nobody else uses
-    SIGALRM or the real-time interval timer (pytest-timeout's signal method does).
-    The handler is installed while a deadline is pending, and the previous handler
-    is put back when none is. The callbacks run in the main thread between two
-    bytecodes, so they must only hand work over, as ``loop.call_soon_threadsafe`` does.
-    """
-
-    def __init__(self) -> None:
-        self._deadlines: dict[int, tuple[float, Callable[[], None]]] = {}
-        self._previous_handler: Any = None
-
-    def usable(self) -> bool:
-        if self._deadlines:
-            return True  # our handler is installed
-        if not _HAS_ITIMER or threading.get_ident() != threading.main_thread().ident:
-            return False
-        return (
-            _raw_signal.getsignal(_SIGALRM) in _IDLE_HANDLERS
-            and signal.getitimer(signal.ITIMER_REAL) == _IDLE_TIMER
-        )
-
-    def schedule(self, token: int, delay: float, callback: Callable[[], None]) -> None:
-        if not self._deadlines:
-            self._previous_handler = _raw_signal.signal(_SIGALRM, self._on_alarm)
-        self._deadlines[token] = (time.monotonic() + delay, callback)
-        self._arm()
-
-    def cancel(self, token: int) -> bool:
-        if self._deadlines.pop(token, None) is None:
-            return False
-        self._arm()
-        return True
-
-    def _arm(self) -> None:
-        if not self._deadlines:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            _raw_signal.signal(_SIGALRM, self._previous_handler)
-            self._previous_handler = None
-            return
-        if len(self._deadlines) == 1:  # the common case: one test's guard
-            [(earliest, _)] = self._deadlines.values()
-        else:
-            earliest = min(deadline for deadline, _ in self._deadlines.values())
-        signal.setitimer(signal.ITIMER_REAL, max(earliest - time.monotonic(), 1e-3))
-
-    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        now = time.monotonic()
-        due = [token for token, (deadline, _) in self._deadlines.items() if deadline <= now]
-        callbacks = [self._deadlines.pop(token)[1] for token in due]
-        self._arm()
-        for callback in callbacks:
-            with contextlib.suppress(Exception):
-                callback()
-
-
 class _Watchdog:
-    """Real-time deadlines for the hang guard: SIGALRM where possible, else a thread."""
+    """Calls callbacks at real-time deadlines, from one daemon thread that rarely wakes.
+
+    Arming a deadline and disarming it, once per test, only set and pop a dict entry:
+    no lock, no system call, no wake-up of the thread. The thread sleeps until the
+    earliest deadline it knows of, or, with none armed, for as long as the last
+    delay; a new deadline wakes it only if it falls before that (a test with a
+    shorter limit than the tests before it). A disarmed deadline leaves the thread
+    asleep until its time; then it finds nothing due and sleeps again. With one limit
+    for every test, it wakes about once per limit. An idle thread costs the main
+    thread nothing, where a signal-based timer would cost two system calls per test.
+
+    The callbacks run in the thread, so they must only hand work over, as
+    ``loop.call_soon_threadsafe`` does; one that raises is ignored.
+    """
 
     def __init__(self) -> None:
         self._counter = itertools.count()
-        self._alarm = _AlarmWatchdog()
-        self._thread = _ThreadWatchdog()
+        self._deadlines: dict[int, tuple[float, Callable[[], None]]] = {}
+        self._condition = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        self._idle = 1.0
+        # When the thread wakes up next; infinity while it is not asleep (not started
+        # yet, or looking at the deadlines), so that every new deadline wakes it.
+        self._wake_at = math.inf
 
     def schedule(self, delay: float, callback: Callable[[], None]) -> int:
+        """Call ``callback`` after ``delay`` seconds unless :meth:`cancel` comes first."""
         token = next(self._counter)
-        if self._alarm.usable():
-            self._alarm.schedule(token, delay, callback)
-        else:
-            self._thread.schedule(token, delay, callback)
+        deadline = time.monotonic() + delay
+        self._deadlines[token] = (deadline, callback)  # one atomic step under the GIL
+        self._idle = delay
+        if deadline < self._wake_at:
+            with self._condition:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="aiotestkit-hang-guard", daemon=True
+                    )
+                    self._thread.start()
+                self._condition.notify()
         return token
 
     def cancel(self, token: int) -> None:
-        if not self._alarm.cancel(token):
-            self._thread.cancel(token)
+        """Disarm the deadline ``token``; nothing if it fired already."""
+        self._deadlines.pop(token, None)
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                self._wake_at = math.inf
+                now = time.monotonic()
+                wake = now + self._idle
+                # A copy: the main thread arms and disarms deadlines meanwhile (the
+                # copy is one C call, atomic under the GIL).
+                for token, (deadline, callback) in self._deadlines.copy().items():
+                    if deadline > now:
+                        wake = min(wake, deadline)
+                    elif self._deadlines.pop(token, None) is not None:
+                        with contextlib.suppress(Exception):
+                            callback()
+                self._wake_at = wake
+                self._condition.wait(wake - now)
+
+    def _after_fork(self) -> None:
+        # A forked child has no watchdog thread; it starts one when it needs it.
+        self._condition = threading.Condition(threading.Lock())
+        self._thread = None
+        self._wake_at = math.inf
 
 
 _watchdog = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_watchdog._after_fork)
 
 
 class HangGuard:

@@ -1,23 +1,22 @@
 """Resource tracking: the transports and servers a test opens, and those still open.
 
-:class:`ResourceTracker` wraps the loop's methods that make transports and start
-listening servers (for that loop alone, :func:`.._core.patch_method`), so that each
-transport, server and socket they make is recorded as created by the test, with its
-creation site (:mod:`._ownership`). :func:`watched_files` finds what is still open
-at the end of a test: every transport and server stays registered with the loop's
-selector until it is closed.
+:class:`ResourceTracker` observes the loop's methods that make transports and start
+listening servers (:func:`.._core.wrap_methods`, once per loop class), so that each
+transport, server and socket a tracked loop makes is recorded as created by the test,
+with its creation site (:mod:`._ownership`). :func:`watched_files` finds what is still
+open at the end of a test: every transport and server stays registered with the
+loop's selector until it is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
+import weakref
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from .._core import patch_methods
+from .._core import wrap_methods
 from ._ownership import Owner, record
 
 __all__ = ["ResourceTracker", "watched_fds", "watched_files"]
@@ -25,18 +24,28 @@ __all__ = ["ResourceTracker", "watched_fds", "watched_files"]
 _DEPTH = 8
 """Frames kept of a transport's creation site: client libraries call the loop from deep."""
 
-_TRANSPORT_FACTORIES = (
-    "_make_socket_transport",
-    "_make_ssl_transport",
-    "_make_datagram_transport",
-)
+_tracked: dict[int, list[tuple[weakref.ref[asyncio.AbstractEventLoop], Owner]]] = {}
+"""The tracked loops by ``id``: a weak reference to the loop and its owners, innermost last."""
+
+
+def _owner_of(loop: object) -> Owner | None:
+    """The innermost owner tracking ``loop``, or ``None`` (most loops: one lookup)."""
+    entries = _tracked.get(id(loop))
+    if entries:
+        ref, owner = entries[-1]
+        if ref() is loop:
+            return owner
+    return None
 
 
 def _make_transport(
-    owner: Owner, original: Callable[..., Any], sock: object, *args: Any, **kwargs: Any
+    loop: object, method: Callable[..., Any], sock: object, *args: Any, **kwargs: Any
 ) -> Any:
-    transport = original(sock, *args, **kwargs)
-    if isinstance(sock, socket.socket):
+    transport = method(sock, *args, **kwargs)
+    owner = _owner_of(loop)
+    if owner is None:
+        pass
+    elif isinstance(sock, socket.socket):
         record(owner, transport, sock, depth=_DEPTH)
     else:
         record(owner, transport, depth=_DEPTH)
@@ -44,31 +53,37 @@ def _make_transport(
 
 
 def _start_serving(
-    owner: Owner,
-    original: Callable[..., Any],
+    loop: object,
+    method: Callable[..., Any],
     protocol_factory: object,
     sock: object,
     *args: Any,
     **kwargs: Any,
 ) -> Any:
-    server = kwargs.get("server", args[1] if len(args) > 1 else None)
-    record(owner, *(o for o in (server, sock) if o is not None), depth=_DEPTH)
-    return original(protocol_factory, sock, *args, **kwargs)
+    owner = _owner_of(loop)
+    if owner is not None:
+        server = kwargs.get("server", args[1] if len(args) > 1 else None)
+        record(owner, *(o for o in (server, sock) if o is not None), depth=_DEPTH)
+    return method(protocol_factory, sock, *args, **kwargs)
 
 
-_WRAPPERS: tuple[tuple[str, Callable[..., Any]], ...] = (
-    *((name, _make_transport) for name in _TRANSPORT_FACTORIES),
-    ("_start_serving", _start_serving),
-)
-"""Each wrapped loop method and its wrapper, bound to the owner and the original with
-:func:`functools.partial` (made in C: cheaper than a closure per method and test)."""
+_WRAPPERS: dict[str, Callable[..., Any]] = {
+    "_make_socket_transport": _make_transport,
+    "_make_ssl_transport": _make_transport,
+    "_make_datagram_transport": _make_transport,
+    "_start_serving": _start_serving,
+}
+"""Each observed loop method and its wrapper."""
+
+_wrappers_of: dict[type, dict[str, Callable[..., Any]]] = {}
+"""The wrappers of each loop class: those of :data:`_WRAPPERS` it has methods for."""
 
 
 class ResourceTracker:
     """Records the transports, servers and sockets a loop makes while a test runs.
 
-    Loops without these methods (uvloop) are left alone: their objects are then
-    blamed by their loop (see :func:`._ownership.blame`).
+    Loops without these methods, or of a class implemented in C (uvloop), are left
+    alone: their objects are then blamed by their loop (see :func:`._ownership.blame`).
 
     Args:
         owner: the test, recorded as their creator.
@@ -76,24 +91,39 @@ class ResourceTracker:
 
     def __init__(self, owner: Owner) -> None:
         self._owner = owner
-        self._undo: list[Callable[[], None]] = []
+        self._release: Callable[[], None] | None = None
+        self._entry: tuple[weakref.ref[asyncio.AbstractEventLoop], Owner] | None = None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wrap ``loop``'s transport factories and ``_start_serving``."""
-        owner = self._owner
-        wrappers = {}
-        for name, wrapper in _WRAPPERS:
-            original = getattr(loop, name, None)
-            if callable(original):
-                wrappers[name] = partial(wrapper, owner, original)
-        with contextlib.suppress(TypeError):  # no attribute to replace (a loop in C)
-            self._undo.append(patch_methods(loop, wrappers))
+        """Record what ``loop`` makes from now on, as the owner's."""
+        cls = type(loop)
+        wrappers = _wrappers_of.get(cls)
+        if wrappers is None:
+            wrappers = {
+                name: w for name, w in _WRAPPERS.items() if callable(getattr(cls, name, None))
+            }
+            _wrappers_of[cls] = wrappers
+        if not wrappers:
+            return
+        try:
+            self._release = wrap_methods(cls, wrappers)
+        except TypeError:  # a loop class in C
+            return
+        self._entry = entry = (weakref.ref(loop), self._owner)
+        _tracked.setdefault(id(loop), []).append(entry)
 
     def detach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Put the loop's methods back."""
-        undo = self._undo
-        while undo:
-            undo.pop()()
+        """Stop recording what ``loop`` makes."""
+        entry, self._entry = self._entry, None
+        if entry is not None:
+            entries = _tracked.get(id(loop), [])
+            if entry in entries:
+                entries.remove(entry)
+            if not entries:
+                _tracked.pop(id(loop), None)
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 def _fd_to_key(selector: object) -> dict[int, Any] | None:

@@ -12,6 +12,8 @@ import os
 import sys
 from types import CodeType, FrameType
 
+from .._core import WRAPPER_FILENAME
+
 __all__ = [
     "Site",
     "await_chain",
@@ -29,7 +31,8 @@ RawSite = tuple[CodeType, int]
 
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _LOOP_DIR = os.path.dirname(__file__) + os.sep
-_SKIPPED = (_ASYNCIO_DIR, _LOOP_DIR)
+# The functions ``wrap_methods`` puts on loop classes call the resource tracker's.
+_SKIPPED = (_ASYNCIO_DIR, _LOOP_DIR, WRAPPER_FILENAME)
 _CALLBACK_CODE = asyncio.events.Handle._run.__code__
 
 _SKIP = 1

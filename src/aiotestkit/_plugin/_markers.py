@@ -2,8 +2,9 @@
 
 pytest's ``item.get_closest_marker(name)`` walks the test's node chain (function,
 class, module, packages, session) once per call; aiotestkit reads five markers of
-every async test at collection, so it reads them all in one walk instead, and keeps
-the result in the item's stash.
+every async test at collection, so it reads them all at once instead, and keeps the
+result in the item's stash; what the item's parents contribute is kept in theirs, so
+the tests of one module do not walk the same chain again.
 """
 
 from __future__ import annotations
@@ -27,15 +28,27 @@ def closest_markers(item: pytest.Item) -> Mapping[str, pytest.Mark]:
 
     What ``item.get_closest_marker(name)`` returns for each name (the marker nearest
     the test function), read once per item; names the item is not marked with are
-    absent.
+    absent. The mapping may be shared with other items: do not change it.
     """
+    return _closest_of(item)
+
+
+def _closest_of(node: pytest.Item | pytest.Collector) -> Mapping[str, pytest.Mark]:
+    # A node's own markers on top of its parent's closest ones. The parents' are
+    # read once per collector, not once per test: the tests of one module (one
+    # class) share them.
     try:
-        return item.stash[_CLOSEST]
+        return node.stash[_CLOSEST]
     except KeyError:
         pass
-    found: dict[str, pytest.Mark] = {}
-    for mark in item.iter_markers():  # closest first
-        if mark.name in READ_MARKERS and mark.name not in found:
-            found[mark.name] = mark
-    item.stash[_CLOSEST] = found
+    parent = node.parent
+    inherited = _closest_of(parent) if parent is not None else {}
+    own = [mark for mark in node.own_markers if mark.name in READ_MARKERS]
+    found: Mapping[str, pytest.Mark] = inherited
+    if own:
+        closest: dict[str, pytest.Mark] = {}
+        for mark in own:  # in pytest's order: the first of a name is the closest
+            closest.setdefault(mark.name, mark)
+        found = {**inherited, **closest}
+    node.stash[_CLOSEST] = found
     return found

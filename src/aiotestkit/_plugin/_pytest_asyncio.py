@@ -49,11 +49,24 @@ def loop_scope(item: pytest.Item) -> str:
     marker = closest_markers(item).get("asyncio")
     scope = (marker.kwargs.get("loop_scope") or marker.kwargs.get("scope")) if marker else None
     if scope is None:
-        try:
-            scope = item.config.getini("asyncio_default_test_loop_scope")
-        except ValueError:  # a pytest-asyncio without that option
-            scope = None
-    return str(scope or "function")
+        return _default_loop_scope(item.config)
+    return str(scope)
+
+
+_DEFAULT_LOOP_SCOPE = pytest.StashKey[str]()
+
+
+def _default_loop_scope(config: pytest.Config) -> str:
+    try:
+        return config.stash[_DEFAULT_LOOP_SCOPE]
+    except KeyError:
+        pass
+    try:
+        scope = config.getini("asyncio_default_test_loop_scope")
+    except ValueError:  # a pytest-asyncio without that option
+        scope = None
+    config.stash[_DEFAULT_LOOP_SCOPE] = default = str(scope or "function")
+    return default
 
 
 def test_loop(request: pytest.FixtureRequest, scope: str) -> asyncio.AbstractEventLoop:
@@ -77,6 +90,7 @@ def test_loop(request: pytest.FixtureRequest, scope: str) -> asyncio.AbstractEve
 
 # pytest-asyncio >= 1.1: the asyncio.Runner fixture of function-scoped loops.
 _FUNCTION_RUNNER = "_function_scoped_runner"
+_HAS_FUNCTION_RUNNER = hasattr(getattr(pytest_asyncio, "plugin", None), _FUNCTION_RUNNER)
 
 
 def function_loop_fixture(item: pytest.Item) -> str | None:
@@ -89,8 +103,7 @@ def function_loop_fixture(item: pytest.Item) -> str | None:
     """
     if loop_scope(item) != "function":
         return None
-    plugin = getattr(pytest_asyncio, "plugin", None)
-    return _FUNCTION_RUNNER if hasattr(plugin, _FUNCTION_RUNNER) else None
+    return _FUNCTION_RUNNER if _HAS_FUNCTION_RUNNER else None
 
 
 def loop_of(runner: object) -> asyncio.AbstractEventLoop:

@@ -274,8 +274,9 @@ def runner_for(item: pytest.Item) -> TestRunnerAdapter | None:
 def _find_runner(item: pytest.Item) -> TestRunnerAdapter | None:
     if not isinstance(item, pytest.Function):
         return None
-    cls = getattr(item, "cls", None)
-    if isinstance(cls, type) and issubclass(cls, unittest.TestCase):
+    # ``item.cls`` would walk the node chain: a test method's parent is its class.
+    parent = item.parent
+    if isinstance(parent, pytest.Class) and issubclass(parent.obj, unittest.TestCase):
         return None
     if not _pytest_asyncio.is_async_test(item) and not inspect.iscoroutinefunction(item.function):
         return None  # a sync test (checked once rather than by each runner)
