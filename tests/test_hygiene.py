@@ -370,7 +370,7 @@ def test_hang_guard_fails_the_test_with_every_task_stack(pytester: pytest.Pytest
             " cancelled it.*",
             "*Tasks on the loop (2):*",
             # Python 3.13.0 names a task made by a task factory 'None', not 'Task-<n>'.
-            "*Task '*' running test_hangs(), created at *",
+            "*Task '*' running test_hangs(), the task test_case.py::test_hangs runs in",
             "*test_case.py:* in test_hangs: await asyncio.Event().wait()*",
             "*Task 'helper' running sleeper(), created at test_case.py:* in test_hangs*",
         ],

@@ -38,6 +38,7 @@ __all__ = [
     "blame",
     "collect",
     "record",
+    "record_test_task",
     "track_collections",
 ]
 
@@ -126,6 +127,15 @@ class _Record(weakref.ref):  # type: ignore[type-arg]
         return format_sites(self.sites)
 
 
+class _TestTaskRecord(_Record):
+    """The record of the task a test runs in: its site is the runner's, so none is kept."""
+
+    __slots__ = ()
+
+    def describe(self) -> str:
+        return f"the task {self.owner.name} runs in"
+
+
 _records: dict[int, _Record] = {}
 _dying: list[_Record] = []
 _collections = 0
@@ -156,12 +166,25 @@ def record(owner: Owner, *objects: object, depth: int = 3) -> None:
             ref = _Record(obj, _forget)
         except TypeError:
             continue
-        ref.key = id(obj)
-        ref.owner = owner
-        ref.raw_sites = sites
-        ref._sites = None
-        ref.reported = False
-        _records[ref.key] = ref
+        _keep(ref, obj, owner, sites)
+
+
+def record_test_task(owner: Owner, task: object) -> None:
+    """Record ``task`` as the one ``owner``'s test runs in, with no site.
+
+    It is never reported as a leak, and where it was created is the runner's code, not
+    the test's: a report that lists it (a hang report) names it as the test's task.
+    """
+    _keep(_TestTaskRecord(task, _forget), task, owner, ())
+
+
+def _keep(ref: _Record, obj: object, owner: Owner, sites: tuple[RawSite, ...]) -> None:
+    ref.key = id(obj)
+    ref.owner = owner
+    ref.raw_sites = sites
+    ref._sites = None
+    ref.reported = False
+    _records[ref.key] = ref
 
 
 def origin(obj: object) -> _Record | None:

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
-from ._ownership import Owner, origin, record
+from ._ownership import Owner, origin, record, record_test_task
 from ._sites import await_chain, format_frame_line
 
 __all__ = ["TaskTracker"]
@@ -95,12 +95,14 @@ class TaskTracker:
             task = previous(loop, coro, **kwargs)
         else:
             task = asyncio.Task(coro, loop=loop, **kwargs)
-        record(self._owner, task)
         claim = self._claim
         if claim is not None and isinstance(task, asyncio.Task):
             self._claim = None
+            record_test_task(self._owner, task)
             self._test_tasks.append(weakref.ref(task))
             claim(task)
+        else:
+            record(self._owner, task)
         return task
 
     def pending(self) -> list[asyncio.Task[Any]]:
