@@ -98,10 +98,14 @@ def creation_sites(depth: int = 3) -> tuple[RawSite, ...]:
     :data:`Site` tuples when a report needs them (a line number costs a walk of the
     code's line table, so it is not computed for every task and transport).
     """
+    # The cache is read inline (a call per frame would cost more than the lookup).
+    kinds = _kinds
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        if not _kind(code) & _SKIP:
+        entry = kinds.get(id(code))
+        kind = entry[1] if entry is not None and entry[0] is code else _kind(code)
+        if not kind & _SKIP:
             break
         if code is _CALLBACK_CODE:
             return ()
@@ -109,7 +113,9 @@ def creation_sites(depth: int = 3) -> tuple[RawSite, ...]:
     sites: list[RawSite] = []
     while frame is not None and len(sites) < depth:
         code = frame.f_code
-        if _kind(code) & _STOP:
+        entry = kinds.get(id(code))
+        kind = entry[1] if entry is not None and entry[0] is code else _kind(code)
+        if kind & _STOP:
             break
         sites.append((code, frame.f_lasti))
         frame = frame.f_back
