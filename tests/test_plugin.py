@@ -240,3 +240,39 @@ def test_loading_the_plugin_imports_no_server_sandbox_or_tls_stack(
     result = pytester.run(sys.executable, "-c", code)
     assert result.ret == 0, result.stderr.str()
     result.stdout.fnmatch_lines(["[[]]"])
+
+
+def test_the_closest_marker_wins_across_function_class_and_module(
+    pytester: pytest.Pytester,
+) -> None:
+    # Markers are read once per module and class and merged per test: a test's own
+    # marker beats its class's, which beats its module's.
+    pytester.makeini(INI.format(mode="strict"))
+    pytester.makepyfile(
+        test_case="""
+        import asyncio
+        import pytest
+
+        pytestmark = [pytest.mark.asyncio, pytest.mark.hygiene("off", reason="module")]
+
+
+        async def test_module_says_off():
+            asyncio.create_task(asyncio.sleep(10), name="module-leak")
+
+
+        @pytest.mark.hygiene("strict")
+        class TestStrict:
+            async def test_class_says_strict(self):
+                asyncio.create_task(asyncio.sleep(10), name="class-leak")
+
+            @pytest.mark.hygiene("off", reason="function")
+            async def test_function_says_off(self):
+                asyncio.create_task(asyncio.sleep(10), name="function-leak")
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of TestStrict.test_class_says_strict*"])
+    result.stdout.fnmatch_lines(["*Task 'class-leak'*"])
+    result.stdout.no_fnmatch_line("*module-leak*")
+    result.stdout.no_fnmatch_line("*function-leak*")
