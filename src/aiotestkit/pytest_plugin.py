@@ -73,8 +73,7 @@ _LATE_LOOP = (
 _CLOCK = "_aiotestkit_virtual_clock"
 _INSTRUMENTATION = "_aiotestkit_test_run"
 _SANDBOX = "_aiotestkit_network_sandbox"
-# The runners' own fixtures that make a test's loop and start its run (set at collection).
-_LOOP_FIXTURES: set[str] = set()
+_LOOP_FIXTURE_HOOK = "aiotestkit-loop-fixtures"
 
 
 # -- hooks -------------------------------------------------------------------------------
@@ -132,7 +131,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.hookimpl(trylast=True)  # after other plugins' markers and deselection
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give each async test its instrumentation, and its sandbox and clock if it wants them.
 
     Which runner runs a test is decided here, once (:func:`runner_for` keeps it in
@@ -146,6 +145,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     at the end. Each async test gets its own list of fixture names: parametrized
     tests share one otherwise, and their markers may differ.
     """
+    loop_fixtures: set[str] = set()
     for item in items:
         fixturenames: list[str] | None = getattr(item, "fixturenames", None)
         if fixturenames is None:
@@ -168,13 +168,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         index = _first_function_scoped(item, names)
         names.insert(index, first)
         if loop_fixture is not None:
-            _LOOP_FIXTURES.add(loop_fixture)
+            loop_fixtures.add(loop_fixture)
             item.stash[_STARTS_IN_LOOP_FIXTURE] = runner
         if sandbox:
             names.insert(index + 1, _SANDBOX)
         if settings is not None and settings.virtual_clock is not None and _CLOCK not in names:
             names.append(_CLOCK)
         item.fixturenames = names  # type: ignore[attr-defined]
+    if loop_fixtures:
+        hook = config.pluginmanager.get_plugin(_LOOP_FIXTURE_HOOK)
+        if hook is None:
+            hook = _LoopFixtureHook()
+            config.pluginmanager.register(hook, _LOOP_FIXTURE_HOOK)
+        hook.fixtures |= loop_fixtures
 
 
 def _first_function_scoped(item: pytest.Item, names: list[str]) -> int:
@@ -191,24 +197,34 @@ def _first_function_scoped(item: pytest.Item, names: list[str]) -> int:
     return len(names)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
-) -> Generator[None, object, object]:
-    """Start a test's run in the set-up of its runner's loop fixture; finish it in its teardown.
+class _LoopFixtureHook:
+    """Starts a test's run in the set-up of its runner's loop fixture, finishes it in its teardown.
 
-    Only for the tests given that loop fixture at collection. The run finishes in a
-    finalizer of the loop fixture, which runs after the fixtures that depend on it
-    are torn down and before the fixture closes its loop.
+    A plugin of its own, registered at collection only when a test is given such a
+    fixture: a run with no such test (sync tests only) pays nothing per fixture set-up.
     """
-    value = yield
-    if fixturedef.argname in _LOOP_FIXTURES and fixturedef.scope == "function":
-        item = request.node
-        runner = item.stash.get(_STARTS_IN_LOOP_FIXTURE, None)
-        if runner is not None and test_run_of(item) is None:
-            run = start_test_run(item, runner, runner.loop_of(value))
-            fixturedef.addfinalizer(functools.partial(finish_test_run, run))
-    return value
+
+    def __init__(self) -> None:
+        self.fixtures: set[str] = set()
+        """The runners' loop fixtures the collected tests start their runs in."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        """Start the run after the loop fixture's set-up, for the tests given it at collection.
+
+        The run finishes in a finalizer of the loop fixture, which runs after the
+        fixtures that depend on it are torn down and before the fixture closes its loop.
+        """
+        value = yield
+        if fixturedef.argname in self.fixtures and fixturedef.scope == "function":
+            item = request.node
+            runner = item.stash.get(_STARTS_IN_LOOP_FIXTURE, None)
+            if runner is not None and test_run_of(item) is None:
+                run = start_test_run(item, runner, runner.loop_of(value))
+                fixturedef.addfinalizer(functools.partial(finish_test_run, run))
+        return value
 
 
 @pytest.hookimpl(wrapper=True)

@@ -8,8 +8,9 @@ fixtures are torn down, while the loop is still open: the hygiene report fails t
 test, and leaks it found that earlier tests made go to the warnings summary.
 
 Where pytest-asyncio runs the test on a function-scoped loop, the run starts in the
-set-up of pytest-asyncio's own loop fixture and finishes in its teardown (the
-plugin's ``pytest_fixture_setup`` hook), at no fixture of aiotestkit's; for every
+set-up of pytest-asyncio's own loop fixture and finishes in its teardown (a
+``pytest_fixture_setup`` hook the plugin registers at collection when such a test is
+collected), at no fixture of aiotestkit's; for every
 other runner and loop scope, in the set-up and teardown of the plugin's
 instrumentation fixture.
 """
