@@ -73,7 +73,7 @@ _LATE_LOOP = (
 _CLOCK = "_aiotestkit_virtual_clock"
 _INSTRUMENTATION = "_aiotestkit_test_run"
 _SANDBOX = "_aiotestkit_network_sandbox"
-_LOOP_FIXTURE_HOOK = "aiotestkit-loop-fixtures"
+_ASYNC_TEST_HOOKS = "aiotestkit-async-tests"
 
 
 # -- hooks -------------------------------------------------------------------------------
@@ -146,6 +146,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     tests share one otherwise, and their markers may differ.
     """
     loop_fixtures: set[str] = set()
+    async_tests = False
     for item in items:
         fixturenames: list[str] | None = getattr(item, "fixturenames", None)
         if fixturenames is None:
@@ -156,6 +157,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if sandbox:  # fails at set-up, saying it needs an async test
                 fixturenames.insert(0, _SANDBOX)
             continue
+        async_tests = True
         try:
             settings = test_settings(item)
         except ValueError:
@@ -175,12 +177,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if settings is not None and settings.virtual_clock is not None and _CLOCK not in names:
             names.append(_CLOCK)
         item.fixturenames = names  # type: ignore[attr-defined]
-    if loop_fixtures:
-        hook = config.pluginmanager.get_plugin(_LOOP_FIXTURE_HOOK)
-        if hook is None:
-            hook = _LoopFixtureHook()
-            config.pluginmanager.register(hook, _LOOP_FIXTURE_HOOK)
-        hook.fixtures |= loop_fixtures
+    if async_tests:
+        hooks = config.pluginmanager.get_plugin(_ASYNC_TEST_HOOKS)
+        if hooks is None:
+            hooks = _AsyncTestHooks()
+            config.pluginmanager.register(hooks, _ASYNC_TEST_HOOKS)
+        hooks.loop_fixtures |= loop_fixtures
 
 
 def _first_function_scoped(item: pytest.Item, names: list[str]) -> int:
@@ -197,28 +199,30 @@ def _first_function_scoped(item: pytest.Item, names: list[str]) -> int:
     return len(names)
 
 
-class _LoopFixtureHook:
-    """Starts a test's run in the set-up of its runner's loop fixture, finishes it in its teardown.
+class _AsyncTestHooks:
+    """The hooks that act on async tests while they run: a plugin of its own.
 
-    A plugin of its own, registered at collection only when a test is given such a
-    fixture: a run with no such test (sync tests only) pays nothing per fixture set-up.
+    Registered at collection only when an async test that a runner aiotestkit knows
+    runs is collected, so that a run of sync tests pays nothing per test or per
+    fixture set-up.
     """
 
     def __init__(self) -> None:
-        self.fixtures: set[str] = set()
-        """The runners' loop fixtures the collected tests start their runs in."""
+        self.loop_fixtures: set[str] = set()
+        """The runners' loop fixtures that collected tests start their runs in."""
 
     @pytest.hookimpl(wrapper=True)
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None, object, object]:
-        """Start the run after the loop fixture's set-up, for the tests given it at collection.
+        """Start a test's run in the set-up of its runner's loop fixture; finish it after.
 
-        The run finishes in a finalizer of the loop fixture, which runs after the
-        fixtures that depend on it are torn down and before the fixture closes its loop.
+        Only for the tests given that loop fixture at collection. The run finishes in
+        a finalizer of the loop fixture, which runs after the fixtures that depend on it
+        are torn down and before the fixture closes its loop.
         """
         value = yield
-        if fixturedef.argname in self.fixtures and fixturedef.scope == "function":
+        if fixturedef.argname in self.loop_fixtures and fixturedef.scope == "function":
             item = request.node
             runner = item.stash.get(_STARTS_IN_LOOP_FIXTURE, None)
             if runner is not None and test_run_of(item) is None:
@@ -226,16 +230,15 @@ class _LoopFixtureHook:
                 fixturedef.addfinalizer(functools.partial(finish_test_run, run))
         return value
 
-
-@pytest.hookimpl(wrapper=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
-    """Run an async test under its hang guard; a hang fails it with every task's stack."""
-    __tracebackhide__ = True
-    run = test_run_of(pyfuncitem)
-    if run is None:
-        return (yield)
-    with run.runner.guard_call(pyfuncitem, run.instrumentation, attach=run.loop is None):
-        return (yield)
+    @pytest.hookimpl(wrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+        """Run an async test under its hang guard; a hang fails it with every task's stack."""
+        __tracebackhide__ = True
+        run = test_run_of(pyfuncitem)
+        if run is None:
+            return (yield)
+        with run.runner.guard_call(pyfuncitem, run.instrumentation, attach=run.loop is None):
+            return (yield)
 
 
 def _not_covered(config: pytest.Config, reason: str) -> None:

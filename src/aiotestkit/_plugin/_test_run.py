@@ -9,7 +9,7 @@ test, and leaks it found that earlier tests made go to the warnings summary.
 
 Where pytest-asyncio runs the test on a function-scoped loop, the run starts in the
 set-up of pytest-asyncio's own loop fixture and finishes in its teardown (a
-``pytest_fixture_setup`` hook the plugin registers at collection when such a test is
+``pytest_fixture_setup`` hook the plugin registers at collection when an async test is
 collected), at no fixture of aiotestkit's; for every
 other runner and loop scope, in the set-up and teardown of the plugin's
 instrumentation fixture.
