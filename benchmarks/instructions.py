@@ -17,13 +17,16 @@ Variants (any number, in the order given):
 - ``TOOL:SCHEME``: a per-test HTTP variant of ``benchmarks/run.py`` (``aiotestkit-redirector``,
   ``aiotestkit-sandbox``, ``pytest-aiohttp``, ...; ``http`` or ``https``); tools other than
   aiotestkit's run with ``-p no:aiotestkit``, as in ``run.py``;
-- any of these with ``+off`` appended: the same with ``-o aiotestkit_hygiene=off``.
+- any of these with ``+off`` appended: the same with ``-o aiotestkit_hygiene=off``;
+- any of these with ``@NAME=VALUE`` appended (more than once if need be): the same with
+  ``-o NAME=VALUE``, e.g. ``aiotestkit-sandbox:http@aiotestkit_hygiene_gc=off``.
 
 Usage::
 
     python benchmarks/instructions.py trivial trivial-off trivial-disabled
     python benchmarks/instructions.py pytest-aiohttp:http aiotestkit-redirector:http
     python benchmarks/instructions.py --src /tmp/old/src trivial   # another checkout's code
+    python benchmarks/instructions.py trivial trivial@aiotestkit_hygiene_gc=off   # an ini option
 
 Needs ``valgrind`` on the ``PATH``. Each run is about 50 times slower than without
 valgrind: a pair of trivial suites takes about a minute, a pair of HTTPS suites several.
@@ -59,6 +62,14 @@ def suite_of(variant: str) -> tuple[str, list[str]]:
     }
     if variant in simple:
         return simple[variant]
+    if "@" in variant:
+        base, *settings = variant.split("@")
+        body, options = suite_of(base)
+        for setting in settings:
+            if "=" not in setting:
+                raise SystemExit(f"{variant!r}: expected @NAME=VALUE, got @{setting}")
+            options = [*options, "-o", setting]
+        return body, options
     if variant.endswith("+off"):
         body, options = suite_of(variant.removesuffix("+off"))
         return body, [*options, "-o", "aiotestkit_hygiene=off"]

@@ -118,3 +118,16 @@ def test_quick_run_measures_every_scenario(tmp_path: Path) -> None:
         for cells in _rows(targets, target, part=True):
             assert "not measured" not in cells[2], cells
             assert cells[-1] == "not shown (fewer than 2 rounds)", cells  # one round only
+
+
+def test_routed_pieces_run_every_flow() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "routed_pieces.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    ran = {line.removesuffix(": ran") for line in completed.stdout.splitlines()}
+    assert {"plain", "sandbox", "sandbox+instrumented", "case-controlled+instrumented"} <= ran

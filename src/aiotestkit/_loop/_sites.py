@@ -39,17 +39,18 @@ _SKIP = 1
 """A frame of asyncio or of this package: skipped on top of the stack."""
 _STOP = 2
 """A frame of asyncio, or one that hides itself from tracebacks: the walk stops there."""
-_kinds: dict[int, tuple[CodeType, int]] = {}
-"""What :func:`creation_sites` does with a frame, by ``id`` of its code object (kept alive
-by the entry, so that the ``id`` is not reused): reading ``co_varnames`` builds a tuple."""
+_kinds: dict[int, int] = {}
+"""What :func:`creation_sites` does with a frame, by ``id`` of its code object: reading
+``co_varnames`` builds a tuple, so it is read once per code object."""
+_kept: list[CodeType] = []
+"""The code objects :data:`_kinds` has entries for, kept alive so that no other object
+takes an ``id`` it holds."""
 _KINDS_LIMIT = 4096
 """Entries kept at most; the cache starts over beyond (code made by ``exec``, pytester)."""
 
 
 def _kind(code: CodeType) -> int:
-    entry = _kinds.get(id(code))
-    if entry is not None and entry[0] is code:
-        return entry[1]
+    """The kind of ``code`` (:data:`_SKIP`, :data:`_STOP`), worked out and cached."""
     filename = code.co_filename
     kind = 0
     if filename.startswith(_SKIPPED):
@@ -58,7 +59,9 @@ def _kind(code: CodeType) -> int:
         kind |= _STOP
     if len(_kinds) >= _KINDS_LIMIT:
         _kinds.clear()
-    _kinds[id(code)] = (code, kind)
+        _kept.clear()
+    _kinds[id(code)] = kind
+    _kept.append(code)
     return kind
 
 
@@ -98,26 +101,32 @@ def creation_sites(depth: int = 3) -> tuple[RawSite, ...]:
     :data:`Site` tuples when a report needs them (a line number costs a walk of the
     code's line table, so it is not computed for every task and transport).
     """
+    if depth < 1:
+        return ()
     # The cache is read inline (a call per frame would cost more than the lookup).
     kinds = _kinds
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        entry = kinds.get(id(code))
-        kind = entry[1] if entry is not None and entry[0] is code else _kind(code)
+        kind = kinds.get(id(code))
+        if kind is None:
+            kind = _kind(code)
         if not kind & _SKIP:
             break
         if code is _CALLBACK_CODE:
             return ()
         frame = frame.f_back
     sites: list[RawSite] = []
-    while frame is not None and len(sites) < depth:
+    while frame is not None:
         code = frame.f_code
-        entry = kinds.get(id(code))
-        kind = entry[1] if entry is not None and entry[0] is code else _kind(code)
+        kind = kinds.get(id(code))
+        if kind is None:
+            kind = _kind(code)
         if kind & _STOP:
             break
         sites.append((code, frame.f_lasti))
+        if len(sites) == depth:
+            break
         frame = frame.f_back
     return tuple(sites)
 

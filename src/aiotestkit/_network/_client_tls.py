@@ -121,7 +121,10 @@ def sni_server_context_with_alpn(authority: trustme.CA, alpn: tuple[str, ...]) -
     raw stream): a client that asks for ``h2`` then negotiates HTTP/1.1, as it would
     with the real server.
     """
-    cache = _server_contexts.setdefault(authority, {})
+    # ``get`` first: ``setdefault`` makes a weak reference and a dict on every call.
+    cache = _server_contexts.get(authority)
+    if cache is None:
+        cache = _server_contexts.setdefault(authority, {})
     context = cache.get(alpn)
     if context is None:
         context = cache.setdefault(alpn, sni_server_context(authority, alpn=alpn))
