@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,16 @@ def suite_of(variant: str) -> tuple[str, list[str]]:
     return body, ([] if tool.startswith("aiotestkit") else DISABLED)
 
 
+def _sigint_default() -> None:
+    """In the child before it runs: SIGINT handled as in a terminal, however we were started.
+
+    A shell starts a background job with SIGINT ignored, which its children inherit; then
+    ``asyncio.Runner`` installs no SIGINT handler of its own, and every test (every
+    iteration) counts about 0.16 M instructions fewer than in the foreground.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def count(directory: Path, options: list[str], env: dict[str, str]) -> int:
     """Instructions of one pytest run of ``directory`` under callgrind."""
     out = directory / "callgrind.out"
@@ -95,6 +106,7 @@ def count(directory: Path, options: list[str], env: dict[str, str]) -> int:
         capture_output=True,
         text=True,
         timeout=3600,
+        preexec_fn=_sigint_default,
     )
     if completed.returncode != 0:
         raise SystemExit(f"{directory}: pytest failed under valgrind:\n{completed.stdout[-2000:]}")

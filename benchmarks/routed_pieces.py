@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -139,6 +140,16 @@ def _run(name: str, iterations: int) -> None:
             runner.run(flow())
 
 
+def _sigint_default() -> None:
+    """In the child before it runs: SIGINT handled as in a terminal, however we were started.
+
+    A shell starts a background job with SIGINT ignored, which its children inherit; then
+    ``asyncio.Runner`` installs no SIGINT handler of its own, and every test (every
+    iteration) counts about 0.16 M instructions fewer than in the foreground.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _count(name: str, iterations: int, directory: Path) -> int:
     out = directory / f"callgrind-{iterations}.out"
     env = dict(os.environ, PYTHONHASHSEED="0")
@@ -152,6 +163,7 @@ def _count(name: str, iterations: int, directory: Path) -> int:
         check=True,
         capture_output=True,
         timeout=3600,
+        preexec_fn=_sigint_default,
     )
     match = re.search(r"^summary:\s*(\d+)", out.read_text(), re.MULTILINE)
     if match is None:
