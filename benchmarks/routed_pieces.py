@@ -136,8 +136,7 @@ def _run(name: str, iterations: int) -> None:
     """The child's work: ``iterations`` of the flow, each on a new loop."""
     flow = _flow(name)
     for _ in range(iterations):
-        with asyncio.Runner() as runner:
-            runner.run(flow())
+        asyncio.run(flow())
 
 
 def _sigint_default() -> None:
