@@ -93,15 +93,22 @@ def _sigint_default() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def count(directory: Path, options: list[str], env: dict[str, str]) -> int:
-    """Instructions of one pytest run of ``directory`` under callgrind."""
-    out = directory / "callgrind.out"
-    command = [sys.executable, "-m", "pytest", *FLAGS, *options, str(directory)]
-    # Once without valgrind: checks the suite passes and writes the bytecode caches.
-    subprocess.run(command, cwd=directory, env=env, check=True, capture_output=True, timeout=600)
+def callgrind_count(
+    command: list[str], out: Path, *, env: dict[str, str], cwd: Path | None = None
+) -> int:
+    """Instructions of one run of ``command`` under callgrind, its output file ``out``.
+
+    Runs ``command`` once without valgrind first (it must pass, and it writes the bytecode
+    caches), then under callgrind with SIGINT handled as in a terminal.
+
+    Raises:
+        SystemExit: if either run fails (with the end of its output), or ``out`` has no
+            ``summary:`` line.
+    """
+    subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True, timeout=600)
     completed = subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
-        cwd=directory,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -109,11 +116,17 @@ def count(directory: Path, options: list[str], env: dict[str, str]) -> int:
         preexec_fn=_sigint_default,
     )
     if completed.returncode != 0:
-        raise SystemExit(f"{directory}: pytest failed under valgrind:\n{completed.stdout[-2000:]}")
+        raise SystemExit(f"{command}: failed under valgrind:\n{completed.stdout[-2000:]}")
     match = re.search(r"^summary:\s*(\d+)", out.read_text(), re.MULTILINE)
     if match is None:
         raise SystemExit(f"{out}: no 'summary:' line")
     return int(match.group(1))
+
+
+def count(directory: Path, options: list[str], env: dict[str, str]) -> int:
+    """Instructions of one pytest run of ``directory`` under callgrind."""
+    command = [sys.executable, "-m", "pytest", *FLAGS, *options, str(directory)]
+    return callgrind_count(command, directory / "callgrind.out", env=env, cwd=directory)
 
 
 def main() -> None:

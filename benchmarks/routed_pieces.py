@@ -35,13 +35,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from instructions import callgrind_count
 
 HOST = "api.example.com"
 PAYLOAD = {"result": {"price": "3602.2", "volume": 17}, "error": []}
@@ -139,35 +140,11 @@ def _run(name: str, iterations: int) -> None:
         asyncio.run(flow())
 
 
-def _sigint_default() -> None:
-    """In the child before it runs: SIGINT handled as in a terminal, however we were started.
-
-    A shell starts a background job with SIGINT ignored, which its children inherit; then
-    ``asyncio.Runner`` installs no SIGINT handler of its own, and every test (every
-    iteration) counts about 0.16 M instructions fewer than in the foreground.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _count(name: str, iterations: int, directory: Path) -> int:
-    out = directory / f"callgrind-{iterations}.out"
     env = dict(os.environ, PYTHONHASHSEED="0")
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     command = [sys.executable, __file__, "--child", name, str(iterations)]
-    # Once without valgrind: checks the flow runs and writes the bytecode caches.
-    subprocess.run([*command[:-1], "2"], env=env, check=True, timeout=600)
-    subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=3600,
-        preexec_fn=_sigint_default,
-    )
-    match = re.search(r"^summary:\s*(\d+)", out.read_text(), re.MULTILINE)
-    if match is None:
-        raise SystemExit(f"{out}: no 'summary:' line")
-    return int(match.group(1))
+    return callgrind_count(command, directory / f"callgrind-{iterations}.out", env=env)
 
 
 def main() -> None:
